@@ -1,0 +1,337 @@
+//! Wirings: which neuron talks to which, and with what polarity.
+//!
+//! A wiring fixes the sparse connectivity of an LTC or CfC cell: a
+//! neuron-to-neuron [`SynapseMatrix`] of `units x units` entries and, once
+//! [built](Wiring::build) with the input size, a sensory matrix of
+//! `input_dim x units` entries, each `-1` (inhibitory), `0` (none) or `+1`
+//! (excitatory), indexed `[src][dest]`. The first `output_dim` neurons are
+//! the motor neurons whose states are the cell's output.
+//!
+//! | wiring | upstream | connectivity |
+//! |---|---|---|
+//! | [`FullyConnected`] | `FullyConnected(units, output_dim, erev_init_seed=1111, self_connections=True)` | every synapse |
+//! | [`Random`] | `Random(units, output_dim, sparsity_level=0.0, random_seed=1111)` | a random fraction |
+//! | [`NCP`] | `NCP(inter, command, motor, sensory_fanout, inter_fanout, recurrent_command_synapses, motor_fanin, seed=22222)` | sensory → inter → command → motor layers |
+//! | [`AutoNCP`] | `AutoNCP(units, output_size, sparsity_level=0.5, seed=22222)` | an NCP sized from two numbers |
+//! | [`Custom`] | `Wiring(units)` with `add_synapse` | any matrices you give |
+//!
+//! All random draws come from a seeded ChaCha8 stream: the same arguments give
+//! the same matrices on every platform and every run. (Upstream draws with
+//! numpy, so the matrices differ from upstream's for the same seed; import
+//! upstream's matrices with [`Custom`] or [`AnyWiring::from_json`].)
+//!
+//! # Trait and enum
+//! [`Wiring`] is an object-safe trait: every wiring answers the same
+//! questions (`units`, matrices, neuron types, layers, masks), and a user can
+//! write a wiring of their own. A trait object cannot be serialized or stored
+//! in a Burn `Config`, so [`AnyWiring`] closes the set: an enum of the
+//! built-in wirings (and [`Custom`] for anything else) that implements
+//! `Wiring` by delegation and has the lossless JSON form. Models take
+//! `impl Into<AnyWiring>`.
+//!
+//! ```
+//! use ncps::wirings::{AutoNCP, NeuronType, Wiring};
+//!
+//! let mut wiring = AutoNCP::new(16, 1)?;
+//! wiring.build(2)?;
+//! assert_eq!(wiring.units(), 16);
+//! assert_eq!(wiring.input_dim(), Some(2));
+//! assert_eq!(wiring.neuron_type(0), NeuronType::Motor);
+//! assert_eq!(wiring.layers().len(), 3); // inter, command, motor
+//! println!("{} synapses, {} sensory synapses", wiring.synapse_count(), wiring.sensory_synapse_count());
+//! # Ok::<(), ncps::wirings::WiringError>(())
+//! ```
+
+mod any;
+mod auto_ncp;
+mod custom;
+mod draw;
+mod error;
+mod fully_connected;
+mod graph;
+mod layout;
+mod matrix;
+mod ncp;
+mod random;
+mod rng;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use any::AnyWiring;
+pub use auto_ncp::AutoNCP;
+pub use custom::Custom;
+pub use draw::{Color, DrawOptions, NeuronColors, SynapseColors};
+pub use error::WiringError;
+pub use fully_connected::FullyConnected;
+pub use graph::{GraphNode, NodeKind, WiringGraph};
+pub use layout::Layout;
+pub use matrix::{Polarity, SynapseMatrix};
+pub use ncp::NCP;
+pub use random::Random;
+
+/// The role of a neuron in a wiring.
+///
+/// Plain wirings have motor neurons (the outputs, ids `0..output_dim`) and
+/// inter neurons; [`NCP`] adds command neurons between them.
+///
+/// ```
+/// use ncps::wirings::NeuronType;
+///
+/// assert_eq!(NeuronType::Command.name(), "command");
+/// assert_eq!(NeuronType::Motor.legend_label(), "Motor neurons");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeuronType {
+    /// Receives sensory input (first NCP layer), or any non-motor neuron of
+    /// a plain wiring.
+    Inter,
+    /// The recurrent middle layer of an NCP.
+    Command,
+    /// An output neuron.
+    Motor,
+}
+
+impl NeuronType {
+    /// `"inter"`, `"command"` or `"motor"`, upstream's names.
+    pub fn name(self) -> &'static str {
+        match self {
+            NeuronType::Inter => "inter",
+            NeuronType::Command => "command",
+            NeuronType::Motor => "motor",
+        }
+    }
+
+    /// The legend entry upstream's `draw_graph` returns, e.g. `"Inter neurons"`.
+    pub fn legend_label(self) -> &'static str {
+        match self {
+            NeuronType::Inter => "Inter neurons",
+            NeuronType::Command => "Command neurons",
+            NeuronType::Motor => "Motor neurons",
+        }
+    }
+}
+
+impl fmt::Display for NeuronType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The connectivity of a neural circuit: what every wiring answers.
+///
+/// Required are the matrices, `output_dim` and `build`; neuron types and
+/// layers default to upstream's plain wiring (motor below `output_dim`, else
+/// inter; one layer of all neurons). Everything else is derived.
+///
+/// ```
+/// use ncps::wirings::{Random, Wiring};
+///
+/// let mut wiring = Random::new(8, 1, 0.75)?;
+/// assert_eq!(wiring.synapse_count(), 16); // round(64 * 0.25)
+/// assert!(!wiring.is_built());
+/// wiring.build(2)?;
+/// assert_eq!(wiring.sensory_synapse_count(), 4); // round(2 * 8 * 0.25)
+/// assert_eq!(wiring.sparsity_mask().len(), 64);
+/// # Ok::<(), ncps::wirings::WiringError>(())
+/// ```
+pub trait Wiring: fmt::Debug + Send + Sync {
+    /// The neuron-to-neuron synapses, `[units, units]`, indexed `[src][dest]`.
+    fn adjacency_matrix(&self) -> &SynapseMatrix;
+
+    /// The input-to-neuron synapses, `[input_dim, units]`, once built.
+    fn sensory_adjacency_matrix(&self) -> Option<&SynapseMatrix>;
+
+    /// Number of motor (output) neurons; they are neurons `0..output_dim`.
+    fn output_dim(&self) -> usize;
+
+    /// Draws the sensory synapses for `input_dim` inputs.
+    ///
+    /// Building again with the same size does nothing; with another size it
+    /// fails with [`WiringError::InputDimConflict`]. `input_dim` must be at
+    /// least 1.
+    fn build(&mut self, input_dim: usize) -> Result<(), WiringError>;
+
+    /// Number of neurons: the state size of a cell using this wiring.
+    fn units(&self) -> usize {
+        self.adjacency_matrix().rows()
+    }
+
+    /// The input size the wiring was built with; `None` before `build`.
+    fn input_dim(&self) -> Option<usize> {
+        self.sensory_adjacency_matrix().map(SynapseMatrix::rows)
+    }
+
+    /// Whether `build` has drawn the sensory synapses.
+    fn is_built(&self) -> bool {
+        self.input_dim().is_some()
+    }
+
+    /// The role of neuron `id` (motor below `output_dim`, else inter).
+    ///
+    /// # Panics
+    /// When `id >= units`.
+    fn neuron_type(&self, id: usize) -> NeuronType {
+        plain_neuron_type(id, self.units(), self.output_dim())
+    }
+
+    /// The neuron ids of each layer, first layer first (one layer of all
+    /// neurons unless the wiring is layered).
+    fn layers(&self) -> Vec<Vec<usize>> {
+        vec![(0..self.units()).collect()]
+    }
+
+    /// Number of layers.
+    fn num_layers(&self) -> usize {
+        self.layers().len()
+    }
+
+    /// `neuron_type` of every neuron, by id.
+    fn neuron_types(&self) -> Vec<NeuronType> {
+        (0..self.units()).map(|id| self.neuron_type(id)).collect()
+    }
+
+    /// Number of neuron-to-neuron synapses.
+    fn synapse_count(&self) -> usize {
+        self.adjacency_matrix().synapse_count()
+    }
+
+    /// Number of input-to-neuron synapses (0 before `build`).
+    fn sensory_synapse_count(&self) -> usize {
+        self.sensory_adjacency_matrix()
+            .map_or(0, SynapseMatrix::synapse_count)
+    }
+
+    /// The polarities as floats, `[units, units]` row-major: the initial
+    /// reversal potentials `erev` of an LTC cell.
+    fn erev_init(&self) -> Vec<f32> {
+        self.adjacency_matrix().to_f32()
+    }
+
+    /// The sensory polarities as floats, `[input_dim, units]` row-major
+    /// (`sensory_erev`); `None` before `build`.
+    fn sensory_erev_init(&self) -> Option<Vec<f32>> {
+        self.sensory_adjacency_matrix().map(SynapseMatrix::to_f32)
+    }
+
+    /// `1.0` where a synapse exists, `[units, units]` row-major.
+    fn sparsity_mask(&self) -> Vec<f32> {
+        self.adjacency_matrix().mask_f32()
+    }
+
+    /// `1.0` where a sensory synapse exists, `[input_dim, units]` row-major;
+    /// `None` before `build`.
+    fn sensory_sparsity_mask(&self) -> Option<Vec<f32>> {
+        self.sensory_adjacency_matrix().map(SynapseMatrix::mask_f32)
+    }
+
+    /// The circuit as a petgraph [`WiringGraph`]: one node per neuron (node
+    /// index = neuron id), then one per input, one edge per synapse weighted
+    /// with its [`Polarity`] (upstream's `get_graph`). Fails before `build`.
+    ///
+    /// ```
+    /// use ncps::wirings::{FullyConnected, Wiring};
+    ///
+    /// let mut wiring = FullyConnected::new(4, 1)?;
+    /// wiring.build(2)?;
+    /// let graph = wiring.to_graph()?;
+    /// assert_eq!(graph.node_count(), 4 + 2);
+    /// assert_eq!(graph.edge_count(), 16 + 8);
+    /// # Ok::<(), ncps::wirings::WiringError>(())
+    /// ```
+    fn to_graph(&self) -> Result<WiringGraph, WiringError> {
+        graph::to_graph(self)
+    }
+
+    /// Renders the circuit as an SVG document: one circle per neuron and
+    /// input colored by type, one arrow per synapse colored by polarity, and
+    /// a legend naming each neuron type present. Fails before `build`.
+    ///
+    /// ```
+    /// use ncps::wirings::{AutoNCP, DrawOptions, Layout, Wiring};
+    ///
+    /// let mut wiring = AutoNCP::new(16, 1)?;
+    /// wiring.build(2)?;
+    /// let svg = wiring.draw_graph(&DrawOptions::default().with_layout(Layout::KamadaKawai))?;
+    /// assert!(svg.contains("Command neurons"));
+    /// # Ok::<(), ncps::wirings::WiringError>(())
+    /// ```
+    fn draw_graph(&self, options: &DrawOptions) -> Result<String, WiringError> {
+        draw::draw_svg(self, options)
+    }
+
+    /// [`draw_graph`](Self::draw_graph) written to an SVG file.
+    fn save_svg(&self, path: &std::path::Path, options: &DrawOptions) -> Result<(), WiringError> {
+        draw::write_svg(path, &self.draw_graph(options)?)
+    }
+}
+
+/// The synapses every wiring holds: the matrices and the build step shared
+/// by all of them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Synapses {
+    pub(crate) adjacency: SynapseMatrix,
+    pub(crate) sensory: Option<SynapseMatrix>,
+}
+
+impl Synapses {
+    pub(crate) fn new(units: usize) -> Self {
+        Self {
+            adjacency: SynapseMatrix::zeros(units, units),
+            sensory: None,
+        }
+    }
+
+    pub(crate) fn units(&self) -> usize {
+        self.adjacency.rows()
+    }
+
+    /// Checks `input_dim` against a previous build. `Ok(true)` when the
+    /// sensory synapses still have to be drawn (and an empty sensory matrix
+    /// is in place), `Ok(false)` when the wiring was already built with this
+    /// size.
+    pub(crate) fn start_build(&mut self, input_dim: usize) -> Result<bool, WiringError> {
+        if input_dim == 0 {
+            return Err(WiringError::invalid("input_dim", 0, "at least 1"));
+        }
+        match &self.sensory {
+            Some(s) if s.rows() == input_dim => Ok(false),
+            Some(s) => Err(WiringError::InputDimConflict {
+                built: s.rows(),
+                requested: input_dim,
+            }),
+            None => {
+                self.sensory = Some(SynapseMatrix::zeros(input_dim, self.units()));
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Upstream's plain neuron types: motor below `output_dim`, else inter.
+pub(crate) fn plain_neuron_type(id: usize, units: usize, output_dim: usize) -> NeuronType {
+    assert!(id < units, "neuron id {id} out of range for {units} units");
+    if id < output_dim {
+        NeuronType::Motor
+    } else {
+        NeuronType::Inter
+    }
+}
+
+/// Checks `units >= 1` and `1 <= output_dim <= units`, the arguments every
+/// plain wiring shares.
+pub(crate) fn check_units(units: usize, output_dim: usize) -> Result<(), WiringError> {
+    if units == 0 {
+        return Err(WiringError::invalid("units", 0, "at least 1"));
+    }
+    if output_dim == 0 || output_dim > units {
+        return Err(WiringError::invalid(
+            "output_dim",
+            output_dim,
+            format!("between 1 and units = {units}"),
+        ));
+    }
+    Ok(())
+}
