@@ -2,17 +2,38 @@
 //!
 //! Liquid time-constant (LTC) and closed-form continuous-time (CfC) recurrent
 //! networks with sparse, C. elegans-inspired wirings: a port of the Python
-//! package [`ncps`](https://github.com/mlech26l/ncps) to the
-//! [Burn](https://burn.dev) deep-learning framework.
+//! package [`ncps`](https://github.com/mlech26l/ncps) 1.0.1 to the
+//! [Burn](https://burn.dev) deep-learning framework, generic over Burn's
+//! `Backend`.
 //!
 //! - [`wirings`]: which neuron talks to which ([`wirings::FullyConnected`],
 //!   [`wirings::Random`], [`wirings::NCP`], [`wirings::AutoNCP`]), their
 //!   graphs and drawings.
+//! - [`cells`]: one time step ([`cells::LTCCell`], [`cells::CfCCell`],
+//!   [`cells::WiredCfCCell`], and the [`cells::LSTMCell`] of mixed memory).
+//! - [`rnn`]: the sequence models [`rnn::LTC`] and [`rnn::CfC`].
+//! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
+//!   `.pt`).
 #![warn(missing_docs)]
 // Type names follow upstream ncps (`NCP`, `LTC`, `CfC`) so Python users find them.
 #![allow(clippy::upper_case_acronyms)]
 
+pub mod cells;
+mod error;
+pub mod import;
+pub mod rnn;
 pub mod wirings;
+
+pub use error::ConfigError;
+
+/// The names most programs need: `use ncps::prelude::*;`.
+pub mod prelude {
+    pub use crate::ConfigError;
+    pub use crate::cells::RecurrentCell;
+    pub use crate::import::{LoadStateDict, StateDict};
+    pub use crate::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
+    pub use crate::wirings::{AutoNCP, FullyConnected, NCP, Random, Wiring};
+}
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -78,7 +78,8 @@ impl fmt::Display for Polarity {
 /// assert_eq!(m.to_rows(), vec![vec![0, 0, -1], vec![1, 0, 0]]);
 /// assert_eq!(m.mask_f32(), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "Vec<Vec<i8>>", try_from = "Vec<Vec<i8>>")]
 pub struct SynapseMatrix {
     rows: usize,
     cols: usize,
@@ -227,5 +228,21 @@ impl fmt::Debug for SynapseMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SynapseMatrix {}x{} ", self.rows, self.cols)?;
         f.debug_list().entries(self.to_rows()).finish()
+    }
+}
+
+impl From<SynapseMatrix> for Vec<Vec<i8>> {
+    fn from(matrix: SynapseMatrix) -> Self {
+        matrix.to_rows()
+    }
+}
+
+impl TryFrom<Vec<Vec<i8>>> for SynapseMatrix {
+    type Error = WiringError;
+
+    /// The rows of a matrix; all must be as long as the first.
+    fn try_from(rows: Vec<Vec<i8>>) -> Result<Self, WiringError> {
+        let cols = rows.first().map_or(0, Vec::len);
+        Self::from_rows("synapse matrix", &rows, cols)
     }
 }

@@ -1,0 +1,307 @@
+//! The closed-form continuous-time cell.
+
+use burn::module::{Initializer, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid, silu, tanh};
+use burn::tensor::module::linear;
+use serde::{Deserialize, Serialize};
+
+use super::RecurrentCell;
+use crate::ConfigError;
+use crate::wirings::SynapseMatrix;
+
+/// How a [`CfCCell`] turns its heads into the next state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CfCMode {
+    /// `h = tanh(ff1) * (1 - t) + t * tanh(ff2)`, `t = sigmoid(time_a * ts + time_b)`.
+    #[default]
+    Default,
+    /// The direct closed-form solution: `h = -A * exp(-ts * (|w_tau| + |ff1|)) * ff1 + A`.
+    Pure,
+    /// `h = tanh(ff1) + t * tanh(ff2)`.
+    NoGate,
+}
+
+/// The backbone's activation function.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// `1.7159 * tanh(0.666 * x)` (default).
+    #[default]
+    LecunTanh,
+    /// `x * sigmoid(x)`.
+    Silu,
+    /// `max(x, 0)`.
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+    /// The exact (erf) GELU, as `torch.nn.GELU()`.
+    Gelu,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Activation::LecunTanh => tanh(x * 0.666) * 1.7159,
+            Activation::Silu => silu(x),
+            Activation::Relu => relu(x),
+            Activation::Tanh => tanh(x),
+            // Burn 0.21's `gelu` differentiates the tanh approximation; the
+            // erf form keeps forward and gradient exact, as torch's.
+            Activation::Gelu => x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5,
+        }
+    }
+}
+
+/// Configuration of a [`CfCCell`]. Defaults are upstream's `CfCCell`'s.
+#[derive(Config, Debug)]
+pub struct CfCCellConfig {
+    /// Features of one input step.
+    pub input_size: usize,
+    /// Hidden units (the state size).
+    pub hidden_size: usize,
+    /// Default: [`CfCMode::Default`].
+    #[config(default = "CfCMode::Default")]
+    pub mode: CfCMode,
+    /// Backbone activation. Default: [`Activation::LecunTanh`].
+    #[config(default = "Activation::LecunTanh")]
+    pub activation: Activation,
+    /// Width of each backbone layer. Default: 128.
+    #[config(default = 128)]
+    pub backbone_units: usize,
+    /// Backbone layers; 0 feeds `[input, state]` to the heads directly.
+    /// Default: 1.
+    #[config(default = 1)]
+    pub backbone_layers: usize,
+    /// Dropout after backbone layers 2 and later (as upstream). Default: 0.
+    #[config(default = 0.0)]
+    pub backbone_dropout: f64,
+    /// Sparsity mask of the `ff1`/`ff2` heads, `[input_size + hidden_size,
+    /// hidden_size]`, `[src][dest]` (absolute values are used); needs
+    /// `backbone_layers = 0`. Default: none.
+    #[config(default = "None")]
+    pub sparsity_mask: Option<SynapseMatrix>,
+}
+
+/// A closed-form continuous-time cell (Hasani et al., Nature Machine
+/// Intelligence 2022): a backbone MLP over `[input, state]` feeds heads whose
+/// time-gated mix approximates the LTC ODE's solution in closed form.
+///
+/// Every 2-D weight is initialised Xavier-uniform, biases as PyTorch's
+/// `nn.Linear` (U(±1/√fan_in)); pure mode's `w_tau [1, H]` starts at 0 and
+/// `a [1, H]` (upstream's `A`) at 1.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::cells::{Activation, CfCCellConfig, CfCMode, RecurrentCell};
+///
+/// let device = Default::default();
+/// let cell = CfCCellConfig::new(3, 16)
+///     .with_mode(CfCMode::NoGate)
+///     .with_activation(Activation::Silu)
+///     .with_backbone_layers(2)
+///     .init::<NdArray>(&device)?;
+/// let (output, state) = cell.forward(Tensor::zeros([5, 3], &device), Tensor::zeros([5, 16], &device), Tensor::ones([5], &device));
+/// assert_eq!(output.dims(), [5, 16]);
+/// # let _ = state;
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct CfCCell<B: Backend> {
+    /// Backbone layers, `[input + hidden → units]`, then `[units → units]`.
+    pub backbone: Vec<Linear<B>>,
+    /// Dropout after backbone layers 2 and later.
+    pub dropout: Dropout,
+    /// First head `[cat → hidden]`.
+    pub ff1: Linear<B>,
+    /// Second head (not in pure mode).
+    pub ff2: Option<Linear<B>>,
+    /// Time gate slope head (not in pure mode).
+    pub time_a: Option<Linear<B>>,
+    /// Time gate offset head (not in pure mode).
+    pub time_b: Option<Linear<B>>,
+    /// Pure mode's time constants `[1, hidden]`.
+    pub w_tau: Option<Param<Tensor<B, 2>>>,
+    /// Pure mode's amplitude `[1, hidden]` (upstream's `A`).
+    pub a: Option<Param<Tensor<B, 2>>>,
+    /// Sparsity mask of `ff1`/`ff2`, `[cat, hidden]` (constant).
+    pub sparsity_mask: Option<Tensor<B, 2>>,
+    /// The state-update rule.
+    #[module(skip)]
+    pub mode: CfCMode,
+    /// The backbone activation.
+    #[module(skip)]
+    pub activation: Activation,
+    /// Features of one input step.
+    pub input_size: usize,
+    /// Hidden units.
+    pub hidden_size: usize,
+}
+
+/// A `Linear` with upstream's CfC initialisation: Xavier-uniform weight,
+/// PyTorch's default bias.
+pub(crate) fn xavier_linear<B: Backend>(
+    d_input: usize,
+    d_output: usize,
+    device: &B::Device,
+) -> Linear<B> {
+    let mut layer = LinearConfig::new(d_input, d_output).init(device);
+    layer.weight = Initializer::XavierUniform { gain: 1.0 }.init_with(
+        [d_input, d_output],
+        Some(d_input),
+        Some(d_output),
+        device,
+    );
+    layer
+}
+
+impl CfCCellConfig {
+    /// Initialises the cell on `device`.
+    ///
+    /// Fails when a size is 0, `backbone_dropout` is outside `[0, 1)`, or a
+    /// sparsity mask is given with a backbone or of the wrong shape.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CfCCell<B>, ConfigError> {
+        if self.input_size == 0 {
+            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
+        }
+        if self.hidden_size == 0 {
+            return Err(ConfigError::invalid("hidden_size", 0, "at least 1"));
+        }
+        if self.backbone_layers > 0 && self.backbone_units == 0 {
+            return Err(ConfigError::invalid(
+                "backbone_units",
+                0,
+                "at least 1 when backbone_layers > 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.backbone_dropout) {
+            return Err(ConfigError::invalid(
+                "backbone_dropout",
+                self.backbone_dropout,
+                "in [0, 1)",
+            ));
+        }
+        let cat = self.input_size + self.hidden_size;
+        let sparsity_mask = match &self.sparsity_mask {
+            None => None,
+            Some(_) if self.backbone_layers > 0 => {
+                return Err(ConfigError::invalid(
+                    "sparsity_mask",
+                    "a mask",
+                    "used with backbone_layers = 0 only",
+                ));
+            }
+            Some(mask) if mask.shape() != [cat, self.hidden_size] => {
+                return Err(ConfigError::invalid(
+                    "sparsity_mask",
+                    format!("{:?}", mask.shape()),
+                    format!(
+                        "of shape [input_size + hidden_size, hidden_size] = [{cat}, {}]",
+                        self.hidden_size
+                    ),
+                ));
+            }
+            Some(mask) => Some(Tensor::from_data(
+                burn::tensor::TensorData::new(mask.mask_f32(), mask.shape()),
+                device,
+            )),
+        };
+        let backbone: Vec<Linear<B>> = (0..self.backbone_layers)
+            .map(|i| {
+                let d_input = if i == 0 { cat } else { self.backbone_units };
+                xavier_linear(d_input, self.backbone_units, device)
+            })
+            .collect();
+        let head_input = if self.backbone_layers == 0 {
+            cat
+        } else {
+            self.backbone_units
+        };
+        let head = || xavier_linear(head_input, self.hidden_size, device);
+        let gated = self.mode != CfCMode::Pure;
+        Ok(CfCCell {
+            backbone,
+            dropout: DropoutConfig::new(self.backbone_dropout).init(),
+            ff1: head(),
+            ff2: gated.then(head),
+            time_a: gated.then(head),
+            time_b: gated.then(head),
+            w_tau: (!gated).then(|| Initializer::Zeros.init([1, self.hidden_size], device)),
+            a: (!gated).then(|| Initializer::Ones.init([1, self.hidden_size], device)),
+            sparsity_mask,
+            mode: self.mode,
+            activation: self.activation,
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+        })
+    }
+}
+
+impl<B: Backend> CfCCell<B> {
+    /// A head, its weight multiplied by the sparsity mask when there is one.
+    fn head(&self, layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match &self.sparsity_mask {
+            Some(mask) => linear(
+                x,
+                layer.weight.val() * mask.clone(),
+                layer.bias.as_ref().map(Param::val),
+            ),
+            None => layer.forward(x),
+        }
+    }
+}
+
+impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
+    type Prepared = ();
+
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    fn state_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn output_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn prepare(&self) {}
+
+    fn step(
+        &self,
+        _: &(),
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let mut x = Tensor::cat(vec![input, state], 1);
+        for (i, layer) in self.backbone.iter().enumerate() {
+            x = self.activation.apply(layer.forward(x));
+            if i > 0 {
+                x = self.dropout.forward(x);
+            }
+        }
+        let ff1 = self.head(&self.ff1, x.clone());
+        let hidden = match (&self.ff2, &self.time_a, &self.time_b, &self.w_tau, &self.a) {
+            (Some(ff2), Some(time_a), Some(time_b), _, _) => {
+                let ff2 = tanh(self.head(ff2, x.clone()));
+                let ff1 = tanh(ff1);
+                let t = sigmoid(time_a.forward(x.clone()) * elapsed + time_b.forward(x));
+                match self.mode {
+                    CfCMode::NoGate => ff1 + t * ff2,
+                    _ => ff1 * (t.clone().neg() + 1.0) + t * ff2,
+                }
+            }
+            (_, _, _, Some(w_tau), Some(a)) => {
+                let a = a.val();
+                let decay = (elapsed.neg() * (w_tau.val().abs() + ff1.clone().abs())).exp();
+                a.clone().neg() * decay * ff1 + a
+            }
+            _ => unreachable!("init() gives gated heads or pure parameters"),
+        };
+        (hidden.clone(), hidden)
+    }
+}

@@ -1,0 +1,95 @@
+//! The LSTM cell of mixed memory.
+
+use burn::module::Initializer;
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{sigmoid, tanh};
+
+use super::cfc::xavier_linear;
+use crate::ConfigError;
+
+/// Configuration of an [`LSTMCell`].
+#[derive(Config, Debug)]
+pub struct LSTMCellConfig {
+    /// Features of one input step.
+    pub input_size: usize,
+    /// Size of `h` and `c`.
+    pub hidden_size: usize,
+}
+
+/// The LSTM cell that mixed-memory models run before their ODE cell at every
+/// step (upstream's `ncps.torch.LSTMCell`): `z = input_map(x) +
+/// recurrent_map(h)` (no recurrent bias), gates `i, ig, fg, og` = the four
+/// chunks of `z`, `c' = c·σ(fg + 1) + tanh(i)·σ(ig)`, `h' = tanh(c')·σ(og)`.
+///
+/// Initialisation as upstream: `input_map` weight Xavier-uniform,
+/// `recurrent_map` weight orthogonal, biases U(-0.1, 0.1).
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::cells::LSTMCellConfig;
+///
+/// let device = Default::default();
+/// let lstm = LSTMCellConfig::new(3, 8).init::<NdArray>(&device)?;
+/// let (h, c) = lstm.forward(Tensor::zeros([2, 3], &device), Tensor::zeros([2, 8], &device), Tensor::zeros([2, 8], &device));
+/// assert_eq!((h.dims(), c.dims()), ([2, 8], [2, 8]));
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct LSTMCell<B: Backend> {
+    /// `[input → 4·hidden]`, with bias.
+    pub input_map: Linear<B>,
+    /// `[hidden → 4·hidden]`, without bias.
+    pub recurrent_map: Linear<B>,
+}
+
+impl LSTMCellConfig {
+    /// Initialises the cell on `device`. Fails when a size is 0.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LSTMCell<B>, ConfigError> {
+        if self.input_size == 0 {
+            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
+        }
+        if self.hidden_size == 0 {
+            return Err(ConfigError::invalid("hidden_size", 0, "at least 1"));
+        }
+        let gates = 4 * self.hidden_size;
+        let mut input_map = xavier_linear(self.input_size, gates, device);
+        input_map.bias = Some(
+            Initializer::Uniform {
+                min: -0.1,
+                max: 0.1,
+            }
+            .init([gates], device),
+        );
+        let recurrent_map = LinearConfig::new(self.hidden_size, gates)
+            .with_bias(false)
+            .with_initializer(Initializer::Orthogonal { gain: 1.0 })
+            .init(device);
+        Ok(LSTMCell {
+            input_map,
+            recurrent_map,
+        })
+    }
+}
+
+impl<B: Backend> LSTMCell<B> {
+    /// One step.
+    ///
+    /// # Shapes
+    /// - input: `[batch, input_size]`
+    /// - h, c: `[batch, hidden_size]`
+    /// - returns: `(h', c')`, each `[batch, hidden_size]`
+    pub fn forward(
+        &self,
+        input: Tensor<B, 2>,
+        h: Tensor<B, 2>,
+        c: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let z = self.input_map.forward(input) + self.recurrent_map.forward(h);
+        let [i, ig, fg, og]: [Tensor<B, 2>; 4] = z.chunk(4, 1).try_into().expect("4 gates");
+        let c = c * sigmoid(fg + 1.0) + tanh(i) * sigmoid(ig);
+        let h = tanh(c.clone()) * sigmoid(og);
+        (h, c)
+    }
+}

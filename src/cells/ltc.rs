@@ -1,0 +1,355 @@
+//! The liquid time-constant cell.
+
+use burn::module::{Initializer, Param};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::{relu, sigmoid, softplus};
+use serde::{Deserialize, Serialize};
+
+use super::RecurrentCell;
+use crate::ConfigError;
+use crate::wirings::{AnyWiring, Wiring};
+
+/// An elementwise affine map on the inputs or outputs of an [`LTCCell`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mapping {
+    /// `x * w + b`, with `w` initialised to ones and `b` to zeros (default).
+    #[default]
+    Affine,
+    /// `x * w`.
+    Linear,
+    /// No map (upstream's `None`).
+    Identity,
+}
+
+impl Mapping {
+    fn has_weight(self) -> bool {
+        self != Mapping::Identity
+    }
+
+    fn has_bias(self) -> bool {
+        self == Mapping::Affine
+    }
+}
+
+/// Configuration of an [`LTCCell`]. Defaults are upstream's `LTCCell`'s.
+#[derive(Config, Debug)]
+pub struct LTCCellConfig {
+    /// The wiring; it must be built with the input size (`wiring.build(n)`).
+    pub wiring: AnyWiring,
+    /// Map applied to the inputs. Default: [`Mapping::Affine`].
+    #[config(default = "Mapping::Affine")]
+    pub input_mapping: Mapping,
+    /// Map applied to the motor neurons' states. Default: [`Mapping::Affine`].
+    #[config(default = "Mapping::Affine")]
+    pub output_mapping: Mapping,
+    /// Steps of the fused ODE solver per time step. Default: 6.
+    #[config(default = 6)]
+    pub ode_unfolds: usize,
+    /// Added to the solver's denominator. Default: 1e-8.
+    #[config(default = 1e-8)]
+    pub epsilon: f64,
+    /// Keep `w`, `sensory_w`, `cm` and `gleak` positive with a softplus
+    /// (`true`), or use them as they are and clamp them with
+    /// [`LTCCell::apply_weight_constraints`] after each optimizer step
+    /// (`false`, the cell's default; the [`LTC`](crate::rnn::LTC) sequence
+    /// module defaults to `true`).
+    #[config(default = false)]
+    pub implicit_param_constraints: bool,
+}
+
+/// A liquid time-constant cell (Hasani et al., AAAI 2021): each neuron is a
+/// leaky membrane whose synapses (conductance `w`, sigmoid `mu`, `sigma`,
+/// reversal potential `erev`) follow the wiring's sparsity mask; a step
+/// solves the ODE with `ode_unfolds` fused semi-implicit Euler steps.
+///
+/// Parameters, for `N` neurons, `S` inputs and `M` motor neurons, initialised
+/// as upstream: `gleak [N]` U(0.001, 1), `vleak [N]` U(-0.2, 0.2), `cm [N]`
+/// U(0.4, 0.6), `sigma [N, N]` U(3, 8), `mu [N, N]` U(0.3, 0.8), `w [N, N]`
+/// U(0.001, 1), `erev [N, N]` = the wiring's polarities, and the same for the
+/// sensory synapses `[S, N]`; `input_w [S]` = 1, `input_b [S]` = 0,
+/// `output_w [M]` = 1, `output_b [M]` = 0. The sparsity masks are constants
+/// (not trained, not in records: they come from the wiring).
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::cells::{LTCCellConfig, RecurrentCell};
+/// use ncps::wirings::{AutoNCP, Wiring};
+///
+/// let device = Default::default();
+/// let mut wiring = AutoNCP::new(12, 2)?;
+/// wiring.build(3)?;
+/// let cell = LTCCellConfig::new(wiring.into()).init::<NdArray>(&device)?;
+/// let (output, state) = cell.forward(
+///     Tensor::zeros([4, 3], &device), // input [batch, inputs]
+///     Tensor::zeros([4, 12], &device), // state [batch, units]
+///     Tensor::ones([4], &device),      // elapsed time [batch]
+/// );
+/// assert_eq!(output.dims(), [4, 2]); // the 2 motor neurons
+/// assert_eq!(state.dims(), [4, 12]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct LTCCell<B: Backend> {
+    /// Leak conductance `[N]`.
+    pub gleak: Param<Tensor<B, 1>>,
+    /// Leak (resting) potential `[N]`.
+    pub vleak: Param<Tensor<B, 1>>,
+    /// Membrane capacitance `[N]`.
+    pub cm: Param<Tensor<B, 1>>,
+    /// Synapse sigmoid slopes `[N, N]`, `[src, dest]`.
+    pub sigma: Param<Tensor<B, 2>>,
+    /// Synapse sigmoid centres `[N, N]`.
+    pub mu: Param<Tensor<B, 2>>,
+    /// Synapse conductances `[N, N]`.
+    pub w: Param<Tensor<B, 2>>,
+    /// Synapse reversal potentials `[N, N]`.
+    pub erev: Param<Tensor<B, 2>>,
+    /// Sensory synapse sigmoid slopes `[S, N]`.
+    pub sensory_sigma: Param<Tensor<B, 2>>,
+    /// Sensory synapse sigmoid centres `[S, N]`.
+    pub sensory_mu: Param<Tensor<B, 2>>,
+    /// Sensory synapse conductances `[S, N]`.
+    pub sensory_w: Param<Tensor<B, 2>>,
+    /// Sensory synapse reversal potentials `[S, N]`.
+    pub sensory_erev: Param<Tensor<B, 2>>,
+    /// Input map weight `[S]` (absent with [`Mapping::Identity`]).
+    pub input_w: Option<Param<Tensor<B, 1>>>,
+    /// Input map bias `[S]` (only with [`Mapping::Affine`]).
+    pub input_b: Option<Param<Tensor<B, 1>>>,
+    /// Output map weight `[M]`.
+    pub output_w: Option<Param<Tensor<B, 1>>>,
+    /// Output map bias `[M]`.
+    pub output_b: Option<Param<Tensor<B, 1>>>,
+    /// `|adjacency|` `[N, N]`: 1 where a synapse exists (constant).
+    pub sparsity_mask: Tensor<B, 2>,
+    /// `|sensory adjacency|` `[S, N]` (constant).
+    pub sensory_sparsity_mask: Tensor<B, 2>,
+    /// ODE solver steps per time step.
+    pub ode_unfolds: usize,
+    /// Added to the solver's denominator.
+    pub epsilon: f64,
+    /// Softplus on the positive parameters.
+    pub implicit_param_constraints: bool,
+    /// Number of motor neurons (the output size).
+    pub motor_size: usize,
+}
+
+/// What an [`LTCCell`] derives once per sequence.
+#[derive(Clone, Debug)]
+pub struct LTCPrepared<B: Backend> {
+    w: Tensor<B, 3>,
+    w_erev: Tensor<B, 3>,
+    sigma: Tensor<B, 3>,
+    mu: Tensor<B, 3>,
+    sensory_w: Tensor<B, 3>,
+    sensory_w_erev: Tensor<B, 3>,
+    sensory_sigma: Tensor<B, 3>,
+    sensory_mu: Tensor<B, 3>,
+    cm: Tensor<B, 2>,
+    gleak: Tensor<B, 2>,
+    gleak_vleak: Tensor<B, 2>,
+}
+
+fn from_floats<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+impl LTCCellConfig {
+    /// Initialises the cell's parameters on `device`.
+    ///
+    /// Fails when the wiring is not built, or when `ode_unfolds` is 0 or
+    /// `epsilon` negative.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LTCCell<B>, ConfigError> {
+        let wiring = &self.wiring;
+        let sensory = wiring
+            .sensory_adjacency_matrix()
+            .ok_or(ConfigError::WiringNotBuilt)?;
+        if self.ode_unfolds == 0 {
+            return Err(ConfigError::invalid("ode_unfolds", 0, "at least 1"));
+        }
+        if self.epsilon.is_nan() || self.epsilon < 0.0 {
+            return Err(ConfigError::invalid("epsilon", self.epsilon, "at least 0"));
+        }
+        let (n, s, m) = (wiring.units(), sensory.rows(), wiring.output_dim());
+        let uniform = |min: f64, max: f64| Initializer::Uniform { min, max };
+        let ones = |len: usize, used: bool| used.then(|| Initializer::Ones.init([len], device));
+        let zeros = |len: usize, used: bool| used.then(|| Initializer::Zeros.init([len], device));
+        Ok(LTCCell {
+            gleak: uniform(0.001, 1.0).init([n], device),
+            vleak: uniform(-0.2, 0.2).init([n], device),
+            cm: uniform(0.4, 0.6).init([n], device),
+            sigma: uniform(3.0, 8.0).init([n, n], device),
+            mu: uniform(0.3, 0.8).init([n, n], device),
+            w: uniform(0.001, 1.0).init([n, n], device),
+            erev: Param::from_tensor(from_floats(wiring.erev_init(), [n, n], device)),
+            sensory_sigma: uniform(3.0, 8.0).init([s, n], device),
+            sensory_mu: uniform(0.3, 0.8).init([s, n], device),
+            sensory_w: uniform(0.001, 1.0).init([s, n], device),
+            sensory_erev: Param::from_tensor(from_floats(sensory.to_f32(), [s, n], device)),
+            input_w: ones(s, self.input_mapping.has_weight()),
+            input_b: zeros(s, self.input_mapping.has_bias()),
+            output_w: ones(m, self.output_mapping.has_weight()),
+            output_b: zeros(m, self.output_mapping.has_bias()),
+            sparsity_mask: from_floats(wiring.sparsity_mask(), [n, n], device),
+            sensory_sparsity_mask: from_floats(sensory.mask_f32(), [s, n], device),
+            ode_unfolds: self.ode_unfolds,
+            epsilon: self.epsilon,
+            implicit_param_constraints: self.implicit_param_constraints,
+            motor_size: m,
+        })
+    }
+}
+
+impl<B: Backend> LTCCell<B> {
+    /// `softplus(p)` with implicit constraints, else `p`.
+    fn positive<const D: usize>(&self, p: &Param<Tensor<B, D>>) -> Tensor<B, D> {
+        if self.implicit_param_constraints {
+            softplus(p.val(), 1.0)
+        } else {
+            p.val()
+        }
+    }
+
+    /// Clamps `w`, `sensory_w`, `cm` and `gleak` at 0 (upstream's
+    /// `apply_weight_constraints`): call it after every optimizer step when
+    /// `implicit_param_constraints` is `false`. With implicit constraints it
+    /// returns the cell unchanged.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::module::Param;
+    /// use burn::prelude::*;
+    /// use ncps::cells::LTCCellConfig;
+    /// use ncps::wirings::{FullyConnected, Wiring};
+    ///
+    /// let device = Default::default();
+    /// let mut wiring = FullyConnected::new(4, 1)?;
+    /// wiring.build(2)?;
+    /// let mut cell = LTCCellConfig::new(wiring.into()).init::<NdArray>(&device)?;
+    /// cell.cm = Param::from_tensor(Tensor::from_floats([-1.0, 0.5, -0.1, 2.0], &device));
+    /// let cell = cell.apply_weight_constraints();
+    /// assert_eq!(cell.cm.val().into_data().to_vec::<f32>()?, vec![0.0, 0.5, 0.0, 2.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply_weight_constraints(mut self) -> Self {
+        if !self.implicit_param_constraints {
+            self.w = self.w.map(relu);
+            self.sensory_w = self.sensory_w.map(relu);
+            self.cm = self.cm.map(relu);
+            self.gleak = self.gleak.map(relu);
+        }
+        self
+    }
+
+    fn map_inputs(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        let input = match &self.input_w {
+            Some(w) => input * w.val().unsqueeze_dim(0),
+            None => input,
+        };
+        match &self.input_b {
+            Some(b) => input + b.val().unsqueeze_dim(0),
+            None => input,
+        }
+    }
+
+    fn map_outputs(&self, state: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [batch, _] = state.dims();
+        let output = state.slice([0..batch, 0..self.motor_size]);
+        let output = match &self.output_w {
+            Some(w) => output * w.val().unsqueeze_dim(0),
+            None => output,
+        };
+        match &self.output_b {
+            Some(b) => output + b.val().unsqueeze_dim(0),
+            None => output,
+        }
+    }
+}
+
+/// `sigmoid(sigma * (v_pre - mu))` for every synapse: `[batch, src, dest]`.
+fn synapse_activation<B: Backend>(
+    v_pre: Tensor<B, 2>,
+    mu: Tensor<B, 3>,
+    sigma: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    sigmoid((v_pre.unsqueeze_dim::<3>(2) - mu) * sigma)
+}
+
+/// Sums `[batch, src, dest]` over the presynaptic axis: `[batch, dest]`.
+fn sum_presynaptic<B: Backend>(t: Tensor<B, 3>) -> Tensor<B, 2> {
+    t.sum_dim(1).squeeze_dim(1)
+}
+
+impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
+    type Prepared = LTCPrepared<B>;
+
+    fn input_size(&self) -> usize {
+        self.sensory_sparsity_mask.dims()[0]
+    }
+
+    fn state_size(&self) -> usize {
+        self.sparsity_mask.dims()[0]
+    }
+
+    fn output_size(&self) -> usize {
+        self.motor_size
+    }
+
+    fn prepare(&self) -> LTCPrepared<B> {
+        let w = (self.positive(&self.w) * self.sparsity_mask.clone()).unsqueeze_dim::<3>(0);
+        let sensory_w = (self.positive(&self.sensory_w) * self.sensory_sparsity_mask.clone())
+            .unsqueeze_dim::<3>(0);
+        let gleak = self.positive(&self.gleak).unsqueeze_dim::<2>(0);
+        LTCPrepared {
+            w_erev: w.clone() * self.erev.val().unsqueeze_dim(0),
+            w,
+            sigma: self.sigma.val().unsqueeze_dim(0),
+            mu: self.mu.val().unsqueeze_dim(0),
+            sensory_w_erev: sensory_w.clone() * self.sensory_erev.val().unsqueeze_dim(0),
+            sensory_w,
+            sensory_sigma: self.sensory_sigma.val().unsqueeze_dim(0),
+            sensory_mu: self.sensory_mu.val().unsqueeze_dim(0),
+            cm: self.positive(&self.cm).unsqueeze_dim(0),
+            gleak_vleak: gleak.clone() * self.vleak.val().unsqueeze_dim(0),
+            gleak,
+        }
+    }
+
+    fn step(
+        &self,
+        p: &LTCPrepared<B>,
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let input = self.map_inputs(input);
+
+        // Sensory synapses: constant over the unfolds.
+        let a = synapse_activation(input, p.sensory_mu.clone(), p.sensory_sigma.clone());
+        let numerator_sensory = sum_presynaptic(a.clone() * p.sensory_w_erev.clone());
+        let denominator_sensory = sum_presynaptic(a * p.sensory_w.clone());
+
+        // cm / (elapsed / unfolds): [batch, N]
+        let cm_t = p.cm.clone() / (elapsed / self.ode_unfolds as f64);
+        let numerator_leak = p.gleak_vleak.clone() + numerator_sensory;
+        let denominator_leak = p.gleak.clone() + denominator_sensory + self.epsilon;
+
+        let mut v = state;
+        for _ in 0..self.ode_unfolds {
+            let a = synapse_activation(v.clone(), p.mu.clone(), p.sigma.clone());
+            let numerator = cm_t.clone() * v
+                + numerator_leak.clone()
+                + sum_presynaptic(a.clone() * p.w_erev.clone());
+            let denominator =
+                cm_t.clone() + denominator_leak.clone() + sum_presynaptic(a * p.w.clone());
+            v = numerator / denominator;
+        }
+        (self.map_outputs(v.clone()), v)
+    }
+}

@@ -1,0 +1,124 @@
+//! Recurrent cells: one time step of a model.
+//!
+//! | cell | upstream | state |
+//! |---|---|---|
+//! | [`LTCCell`] | `ncps.torch.LTCCell` | membrane potentials of the wiring's neurons |
+//! | [`CfCCell`] | `ncps.torch.CfCCell` | `hidden_size` units |
+//! | [`WiredCfCCell`] | `ncps.torch.WiredCfCCell` | the wiring's neurons, layer after layer |
+//! | [`LSTMCell`] | `ncps.torch.LSTMCell` (mixed memory) | `(h, c)` |
+//!
+//! Every cell but the LSTM implements [`RecurrentCell`]: one step maps an
+//! input `[batch, input_size]`, a state `[batch, state_size]` and the elapsed
+//! time of the step `[batch]` to an output `[batch, output_size]` and the next
+//! state. The sequence modules of [`crate::rnn`] drive any `RecurrentCell`
+//! through time with one shared loop.
+
+mod cfc;
+mod lstm;
+mod ltc;
+mod wired_cfc;
+
+use burn::prelude::*;
+
+pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode};
+pub use lstm::{LSTMCell, LSTMCellConfig};
+pub use ltc::{LTCCell, LTCCellConfig, Mapping};
+pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
+
+/// One time step of a continuous-time recurrent cell.
+///
+/// Implementors provide [`prepare`](Self::prepare), which derives from the
+/// parameters what every step of a sequence reuses (masked, constrained
+/// weights), and [`step`](Self::step), which advances the state by one
+/// observation. [`forward`](Self::forward) is both for a single step, with
+/// its shapes checked.
+pub trait RecurrentCell<B: Backend> {
+    /// What [`prepare`](Self::prepare) derives once per sequence.
+    type Prepared;
+
+    /// Features of one input step.
+    fn input_size(&self) -> usize;
+
+    /// Size of the state (the number of neurons or hidden units).
+    fn state_size(&self) -> usize;
+
+    /// Features of one output step (the motor neurons of a wiring).
+    fn output_size(&self) -> usize;
+
+    /// Derives the per-sequence constants from the parameters.
+    fn prepare(&self) -> Self::Prepared;
+
+    /// Advances one step without shape checks (the sequence modules check
+    /// once per sequence).
+    ///
+    /// # Shapes
+    /// - input: `[batch, input_size]`
+    /// - state: `[batch, state_size]`
+    /// - elapsed: `[batch, 1]`, the time since the previous step
+    /// - returns: output `[batch, output_size]`, next state `[batch, state_size]`
+    fn step(
+        &self,
+        prepared: &Self::Prepared,
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>);
+
+    /// One step with checked shapes: upstream's `cell(input, hx, ts)`.
+    ///
+    /// # Shapes
+    /// - input: `[batch, input_size]`
+    /// - state: `[batch, state_size]`
+    /// - elapsed: `[batch]`, the time since the previous step (1.0 for
+    ///   regularly sampled data)
+    /// - returns: output `[batch, output_size]`, next state `[batch, state_size]`
+    ///
+    /// # Panics
+    /// With a message naming the argument when a shape does not fit.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::cells::{CfCCellConfig, RecurrentCell};
+    ///
+    /// let device = Default::default();
+    /// let cell = CfCCellConfig::new(3, 8).init::<NdArray>(&device)?;
+    /// let (output, state) = cell.forward(
+    ///     Tensor::zeros([2, 3], &device),
+    ///     Tensor::zeros([2, 8], &device),
+    ///     Tensor::ones([2], &device),
+    /// );
+    /// assert_eq!(output.dims(), [2, 8]);
+    /// assert_eq!(state.dims(), [2, 8]);
+    /// # Ok::<(), ncps::ConfigError>(())
+    /// ```
+    fn forward(
+        &self,
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 1>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let [batch, features] = input.dims();
+        check_features("input", features, self.input_size());
+        check_shape("state", &state.dims(), &[batch, self.state_size()]);
+        check_shape("elapsed", &elapsed.dims(), &[batch]);
+        let prepared = self.prepare();
+        self.step(&prepared, input, state, elapsed.unsqueeze_dim(1))
+    }
+}
+
+/// Panics unless an input's feature size is the expected one.
+pub(crate) fn check_features(argument: &str, found: usize, expected: usize) {
+    assert!(
+        found == expected,
+        "{argument} has {found} features, but the model expects {expected} (its input_size)"
+    );
+}
+
+/// Panics unless `dims` equals `expected`, naming the argument.
+pub(crate) fn check_shape(argument: &str, dims: &[usize], expected: &[usize]) {
+    assert!(
+        dims == expected,
+        "{argument} has shape {dims:?}, but {expected:?} was expected"
+    );
+}

@@ -1,0 +1,135 @@
+//! The wired CfC: one CfC cell per wiring layer.
+
+use burn::prelude::*;
+
+use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell};
+use crate::ConfigError;
+use crate::wirings::{AnyWiring, SynapseMatrix, Wiring};
+
+/// Configuration of a [`WiredCfCCell`].
+#[derive(Config, Debug)]
+pub struct WiredCfCCellConfig {
+    /// The wiring; it must be built with the input size.
+    pub wiring: AnyWiring,
+    /// Default: [`CfCMode::Default`].
+    #[config(default = "CfCMode::Default")]
+    pub mode: CfCMode,
+}
+
+/// A CfC shaped by a wiring (upstream's `WiredCfCCell`): one backbone-free
+/// [`CfCCell`] per wiring layer, layer `l` reading the outputs of layer
+/// `l - 1` (layer 0 reads the input) through a sparsity mask made of the
+/// wiring's synapses into its neurons, plus all-to-all recurrence within the
+/// layer. The output is the last layer's state (the motor neurons).
+///
+/// The state is the layers' states concatenated in layer order (`layers()[0]`
+/// first), not in neuron-id order, as upstream.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::cells::{RecurrentCell, WiredCfCCellConfig};
+/// use ncps::wirings::{AutoNCP, Wiring};
+///
+/// let device = Default::default();
+/// let mut wiring = AutoNCP::new(12, 2)?;
+/// wiring.build(3)?;
+/// let cell = WiredCfCCellConfig::new(wiring.into()).init::<NdArray>(&device)?;
+/// assert_eq!(cell.layer_sizes, vec![6, 4, 2]);
+/// let (output, state) = cell.forward(Tensor::zeros([1, 3], &device), Tensor::zeros([1, 12], &device), Tensor::ones([1], &device));
+/// assert_eq!((output.dims(), state.dims()), ([1, 2], [1, 12]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct WiredCfCCell<B: Backend> {
+    /// One cell per wiring layer, first layer first.
+    pub layers: Vec<CfCCell<B>>,
+    /// Neurons of each layer.
+    pub layer_sizes: Vec<usize>,
+}
+
+/// The `[inputs + layer, layer]` mask of one wiring layer: the synapses from
+/// `sources` (rows of `synapses`) into `layer`, then all-to-all recurrence.
+fn layer_mask(synapses: &SynapseMatrix, sources: &[usize], layer: &[usize]) -> SynapseMatrix {
+    let mut rows: Vec<Vec<i8>> = sources
+        .iter()
+        .map(|&src| {
+            layer
+                .iter()
+                .map(|&dest| synapses.get(src, dest).abs())
+                .collect()
+        })
+        .collect();
+    rows.extend(std::iter::repeat_n(vec![1; layer.len()], layer.len()));
+    SynapseMatrix::from_rows("layer mask", &rows, layer.len()).expect("entries are 0 or 1")
+}
+
+impl WiredCfCCellConfig {
+    /// Initialises one CfC cell per wiring layer on `device`.
+    ///
+    /// Fails when the wiring is not built.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<WiredCfCCell<B>, ConfigError> {
+        let sensory = self
+            .wiring
+            .sensory_adjacency_matrix()
+            .ok_or(ConfigError::WiringNotBuilt)?;
+        let layers = self.wiring.layers();
+        let inputs: Vec<usize> = (0..sensory.rows()).collect();
+        let mut cells = Vec::with_capacity(layers.len());
+        for (l, neurons) in layers.iter().enumerate() {
+            let mask = if l == 0 {
+                layer_mask(sensory, &inputs, neurons)
+            } else {
+                layer_mask(self.wiring.adjacency_matrix(), &layers[l - 1], neurons)
+            };
+            let in_features = mask.rows() - neurons.len();
+            cells.push(
+                CfCCellConfig::new(in_features, neurons.len())
+                    .with_mode(self.mode)
+                    .with_backbone_layers(0)
+                    .with_sparsity_mask(Some(mask))
+                    .init(device)?,
+            );
+        }
+        Ok(WiredCfCCell {
+            layers: cells,
+            layer_sizes: layers.iter().map(Vec::len).collect(),
+        })
+    }
+}
+
+impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
+    type Prepared = ();
+
+    fn input_size(&self) -> usize {
+        self.layers[0].input_size
+    }
+
+    fn state_size(&self) -> usize {
+        self.layer_sizes.iter().sum()
+    }
+
+    fn output_size(&self) -> usize {
+        *self.layer_sizes.last().expect("a wiring has a layer")
+    }
+
+    fn prepare(&self) {}
+
+    fn step(
+        &self,
+        _: &(),
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let states = state.split_with_sizes(self.layer_sizes.clone(), 1);
+        let mut x = input;
+        let mut next = Vec::with_capacity(self.layers.len());
+        for (cell, h) in self.layers.iter().zip(states) {
+            let (out, _) = cell.step(&(), x, h, elapsed.clone());
+            next.push(out.clone());
+            x = out;
+        }
+        (x, Tensor::cat(next, 1))
+    }
+}

@@ -1,0 +1,166 @@
+//! `CfC`: the closed-form continuous-time sequence model.
+
+use burn::prelude::*;
+
+use super::{Rnn, SequenceOptions, Units};
+use crate::ConfigError;
+use crate::cells::{
+    Activation, CfCCell, CfCCellConfig, CfCMode, RecurrentCell, WiredCfCCell, WiredCfCCellConfig,
+};
+use crate::wirings::Wiring;
+
+/// Configuration of a [`CfC`]; arguments and defaults are upstream's
+/// `ncps.torch.CfC(input_size, units, ...)`.
+#[derive(Config, Debug)]
+pub struct CfCConfig {
+    /// Features of one input step.
+    pub input_size: usize,
+    /// Hidden units of a dense CfC, or a wiring for a wired CfC.
+    pub units: Units,
+    /// A linear projection of every output to this size. Default: none.
+    #[config(default = "None")]
+    pub proj_size: Option<usize>,
+    /// Return every step's output. Default: true.
+    #[config(default = true)]
+    pub return_sequences: bool,
+    /// Inputs are `[batch, time, features]`. Default: true.
+    #[config(default = true)]
+    pub batch_first: bool,
+    /// Run an LSTM cell before the CfC cell at every step. Default: false.
+    #[config(default = false)]
+    pub mixed_memory: bool,
+    /// Default: [`CfCMode::Default`].
+    #[config(default = "CfCMode::Default")]
+    pub mode: CfCMode,
+    /// Backbone activation (dense only). Default: [`Activation::LecunTanh`].
+    #[config(default = "Activation::LecunTanh")]
+    pub activation: Activation,
+    /// Backbone width; 128 when `None`. An error with a wiring.
+    #[config(default = "None")]
+    pub backbone_units: Option<usize>,
+    /// Backbone depth; 1 when `None`. An error with a wiring.
+    #[config(default = "None")]
+    pub backbone_layers: Option<usize>,
+    /// Backbone dropout; 0 when `None`. An error with a wiring.
+    #[config(default = "None")]
+    pub backbone_dropout: Option<f64>,
+}
+
+/// The cell of a [`CfC`]: dense, or one per wiring layer.
+// One value per model: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum CfCCells<B: Backend> {
+    /// A [`CfCCell`] with a backbone.
+    Dense(CfCCell<B>),
+    /// A [`WiredCfCCell`].
+    Wired(WiredCfCCell<B>),
+}
+
+impl<B: Backend> RecurrentCell<B> for CfCCells<B> {
+    type Prepared = ();
+
+    fn input_size(&self) -> usize {
+        match self {
+            CfCCells::Dense(cell) => cell.input_size(),
+            CfCCells::Wired(cell) => cell.input_size(),
+        }
+    }
+
+    fn state_size(&self) -> usize {
+        match self {
+            CfCCells::Dense(cell) => cell.state_size(),
+            CfCCells::Wired(cell) => cell.state_size(),
+        }
+    }
+
+    fn output_size(&self) -> usize {
+        match self {
+            CfCCells::Dense(cell) => cell.output_size(),
+            CfCCells::Wired(cell) => cell.output_size(),
+        }
+    }
+
+    fn prepare(&self) {}
+
+    fn step(
+        &self,
+        prepared: &(),
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        match self {
+            CfCCells::Dense(cell) => cell.step(prepared, input, state, elapsed),
+            CfCCells::Wired(cell) => cell.step(prepared, input, state, elapsed),
+        }
+    }
+}
+
+/// A closed-form continuous-time network (upstream's `ncps.torch.CfC`): a
+/// dense [`CfCCell`] or, given a wiring, a [`WiredCfCCell`], run over a
+/// sequence.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::rnn::{CfCConfig, Units};
+///
+/// let device = Default::default();
+/// let model = CfCConfig::new(20, Units::from(50)).with_proj_size(Some(4)).init::<NdArray>(&device)?;
+/// let (output, state) = model.forward(Tensor::<NdArray, 3>::zeros([2, 3, 20], &device), None);
+/// assert_eq!(output.dims(), [2, 3, 4]);
+/// assert_eq!(state.hidden.dims(), [2, 50]);
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+pub type CfC<B> = Rnn<B, CfCCells<B>>;
+
+impl CfCConfig {
+    /// Initialises the model (building the wiring with `input_size`).
+    ///
+    /// Fails when `input_size` is 0, a backbone argument is given with a
+    /// wiring, the wiring was built with another input size, or a cell
+    /// argument is invalid.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CfC<B>, ConfigError> {
+        if self.input_size == 0 {
+            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
+        }
+        let cell = match &self.units {
+            Units::Count(units) => CfCCells::Dense(
+                CfCCellConfig::new(self.input_size, *units)
+                    .with_mode(self.mode)
+                    .with_activation(self.activation)
+                    .with_backbone_units(self.backbone_units.unwrap_or(128))
+                    .with_backbone_layers(self.backbone_layers.unwrap_or(1))
+                    .with_backbone_dropout(self.backbone_dropout.unwrap_or(0.0))
+                    .init(device)?,
+            ),
+            Units::Wiring(wiring) => {
+                for (argument, given) in [
+                    ("backbone_units", self.backbone_units.is_some()),
+                    ("backbone_layers", self.backbone_layers.is_some()),
+                    ("backbone_dropout", self.backbone_dropout.is_some()),
+                ] {
+                    if given {
+                        return Err(ConfigError::BackboneWithWiring { argument });
+                    }
+                }
+                let mut wiring = wiring.clone();
+                wiring.build(self.input_size)?;
+                CfCCells::Wired(
+                    WiredCfCCellConfig::new(wiring)
+                        .with_mode(self.mode)
+                        .init(device)?,
+                )
+            }
+        };
+        let options = SequenceOptions {
+            input_size: self.input_size,
+            return_sequences: self.return_sequences,
+            batch_first: self.batch_first,
+            mixed_memory: self.mixed_memory,
+            proj_size: self.proj_size,
+        };
+        Rnn::assemble(cell, options, device)
+    }
+}

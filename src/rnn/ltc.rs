@@ -1,0 +1,104 @@
+//! `LTC`: the liquid time-constant sequence model.
+
+use burn::prelude::*;
+
+use super::{Rnn, SequenceOptions, Units};
+use crate::ConfigError;
+use crate::cells::{LTCCell, LTCCellConfig, Mapping};
+use crate::wirings::{AnyWiring, FullyConnected, Wiring};
+
+/// Configuration of an [`LTC`]; arguments and defaults are upstream's
+/// `ncps.torch.LTC(input_size, units, ...)`.
+#[derive(Config, Debug)]
+pub struct LTCConfig {
+    /// Features of one input step.
+    pub input_size: usize,
+    /// A neuron count (a [`FullyConnected`] wiring whose neurons are all
+    /// outputs) or a wiring.
+    pub units: Units,
+    /// Return every step's output. Default: true.
+    #[config(default = true)]
+    pub return_sequences: bool,
+    /// Inputs are `[batch, time, features]`. Default: true.
+    #[config(default = true)]
+    pub batch_first: bool,
+    /// Run an LSTM cell before the LTC cell at every step. Default: false.
+    #[config(default = false)]
+    pub mixed_memory: bool,
+    /// Default: [`Mapping::Affine`].
+    #[config(default = "Mapping::Affine")]
+    pub input_mapping: Mapping,
+    /// Default: [`Mapping::Affine`].
+    #[config(default = "Mapping::Affine")]
+    pub output_mapping: Mapping,
+    /// ODE solver steps per time step. Default: 6.
+    #[config(default = 6)]
+    pub ode_unfolds: usize,
+    /// Default: 1e-8.
+    #[config(default = 1e-8)]
+    pub epsilon: f64,
+    /// Softplus on the positive parameters. Default: true (unlike the bare
+    /// cell, as upstream).
+    #[config(default = true)]
+    pub implicit_param_constraints: bool,
+}
+
+/// A liquid time-constant network (upstream's `ncps.torch.LTC`): an
+/// [`LTCCell`] run over a sequence.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::rnn::{LTCConfig, Units};
+/// use ncps::wirings::AutoNCP;
+///
+/// let device = Default::default();
+/// let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1)?)).init::<NdArray>(&device)?;
+/// let input = Tensor::<NdArray, 3>::zeros([8, 48, 2], &device); // [batch, time, features]
+/// let (output, state) = model.forward(input, None);
+/// assert_eq!(output.dims(), [8, 48, 1]);      // the motor neuron at every step
+/// assert_eq!(state.hidden.dims(), [8, 16]);   // every neuron's potential
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub type LTC<B> = Rnn<B, LTCCell<B>>;
+
+impl LTCConfig {
+    /// Builds the wiring with `input_size` and initialises the model.
+    ///
+    /// Fails when `input_size` is 0, the wiring was built with another
+    /// input size, or a cell argument is invalid.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LTC<B>, ConfigError> {
+        if self.input_size == 0 {
+            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
+        }
+        let mut wiring: AnyWiring = match &self.units {
+            Units::Count(units) => FullyConnected::new(*units, *units)?.into(),
+            Units::Wiring(wiring) => wiring.clone(),
+        };
+        wiring.build(self.input_size)?;
+        let cell = LTCCellConfig::new(wiring)
+            .with_input_mapping(self.input_mapping)
+            .with_output_mapping(self.output_mapping)
+            .with_ode_unfolds(self.ode_unfolds)
+            .with_epsilon(self.epsilon)
+            .with_implicit_param_constraints(self.implicit_param_constraints)
+            .init(device)?;
+        let options = SequenceOptions {
+            input_size: self.input_size,
+            return_sequences: self.return_sequences,
+            batch_first: self.batch_first,
+            mixed_memory: self.mixed_memory,
+            proj_size: None,
+        };
+        Rnn::assemble(cell, options, device)
+    }
+}
+
+impl<B: Backend> LTC<B> {
+    /// Clamps the cell's `w`, `sensory_w`, `cm` and `gleak` at 0; see
+    /// [`LTCCell::apply_weight_constraints`].
+    pub fn apply_weight_constraints(mut self) -> Self {
+        self.cell = self.cell.apply_weight_constraints();
+        self
+    }
+}

@@ -1,0 +1,438 @@
+//! Sequence models: [`LTC`] and [`CfC`], one time loop for both.
+//!
+//! Both are an [`Rnn`]: a [`RecurrentCell`] driven through time, optionally
+//! preceded at every step by the [`LSTMCell`] of mixed memory and followed by
+//! a projection. Every entry point (`forward`, `forward_timed`,
+//! `forward_unbatched`, `step`, [`Stateful`]) runs the same step code, so a
+//! model fed one observation at a time computes exactly what it computes on
+//! the whole sequence.
+
+mod cfc;
+mod ltc;
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use cfc::{CfC, CfCCells, CfCConfig};
+pub use ltc::{LTC, LTCConfig};
+
+use crate::ConfigError;
+use crate::cells::{LSTMCell, LSTMCellConfig, RecurrentCell, check_features, check_shape};
+use crate::wirings::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random};
+
+/// The `units` argument of [`LTCConfig`] and [`CfCConfig`]: a neuron count
+/// (a fully connected LTC, a dense CfC) or a wiring.
+///
+/// ```
+/// use ncps::rnn::Units;
+/// use ncps::wirings::AutoNCP;
+///
+/// let dense = Units::from(32);
+/// let wired = Units::from(AutoNCP::new(16, 1)?);
+/// assert!(matches!(dense, Units::Count(32)));
+/// assert!(matches!(wired, Units::Wiring(_)));
+/// # Ok::<(), ncps::wirings::WiringError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Units {
+    /// This many neurons (hidden units).
+    Count(usize),
+    /// The neurons and synapses of a wiring.
+    Wiring(AnyWiring),
+}
+
+impl From<usize> for Units {
+    fn from(units: usize) -> Self {
+        Units::Count(units)
+    }
+}
+
+macro_rules! units_from_wiring {
+    ($($wiring:ty),*) => {$(
+        impl From<$wiring> for Units {
+            fn from(wiring: $wiring) -> Self {
+                Units::Wiring(wiring.into())
+            }
+        }
+    )*};
+}
+units_from_wiring!(AnyWiring, FullyConnected, Random, NCP, AutoNCP, Custom);
+
+/// The recurrent state of a model: the cell's state and, with mixed memory,
+/// the LSTM's memory cell. `D = 2` for `[batch, state_size]` tensors, `D =
+/// 1` for the unbatched `[state_size]` form.
+#[derive(Clone, Debug)]
+pub struct RnnState<B: Backend, const D: usize> {
+    /// The cell's state (`hx`): membrane potentials or hidden units.
+    pub hidden: Tensor<B, D>,
+    /// The LSTM memory cell (`cx`); present exactly with mixed memory.
+    pub memory: Option<Tensor<B, D>>,
+}
+
+impl<B: Backend, const D: usize> RnnState<B, D> {
+    /// A state without mixed memory.
+    pub fn new(hidden: Tensor<B, D>) -> Self {
+        Self {
+            hidden,
+            memory: None,
+        }
+    }
+
+    /// A mixed-memory state: `(h, c)`.
+    pub fn with_memory(hidden: Tensor<B, D>, memory: Tensor<B, D>) -> Self {
+        Self {
+            hidden,
+            memory: Some(memory),
+        }
+    }
+}
+
+/// A recurrent cell driven through time: the common body of [`LTC`] and
+/// [`CfC`] (which are `Rnn`s of their cells).
+///
+/// Parameter names follow upstream's modules: `cell` is upstream's
+/// `rnn_cell`, `lstm` the mixed-memory LSTM, `fc` the projection.
+#[derive(Module, Debug)]
+pub struct Rnn<B: Backend, C> {
+    /// The cell (upstream's `rnn_cell`).
+    pub cell: C,
+    /// The LSTM cell of mixed memory, run before the cell at every step.
+    pub lstm: Option<LSTMCell<B>>,
+    /// Projection of every output (CfC's `proj_size`).
+    pub fc: Option<Linear<B>>,
+    /// Inputs and outputs are `[batch, time, features]` (else `[time, batch, features]`).
+    pub batch_first: bool,
+    /// Return every step's output (else only the last step's).
+    pub return_sequences: bool,
+}
+
+/// The options [`LTCConfig`] and [`CfCConfig`] share.
+pub(crate) struct SequenceOptions {
+    pub input_size: usize,
+    pub return_sequences: bool,
+    pub batch_first: bool,
+    pub mixed_memory: bool,
+    pub proj_size: Option<usize>,
+}
+
+impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
+    /// Wraps an initialised cell with the LSTM and projection the options ask for.
+    pub(crate) fn assemble(
+        cell: C,
+        options: SequenceOptions,
+        device: &B::Device,
+    ) -> Result<Self, ConfigError> {
+        let lstm = if options.mixed_memory {
+            Some(LSTMCellConfig::new(options.input_size, cell.state_size()).init(device)?)
+        } else {
+            None
+        };
+        let fc = match options.proj_size {
+            Some(0) => return Err(ConfigError::invalid("proj_size", 0, "at least 1 (or None)")),
+            Some(size) => Some(burn::nn::LinearConfig::new(cell.output_size(), size).init(device)),
+            None => None,
+        };
+        Ok(Self {
+            cell,
+            lstm,
+            fc,
+            batch_first: options.batch_first,
+            return_sequences: options.return_sequences,
+        })
+    }
+
+    /// Features of one input step.
+    pub fn input_size(&self) -> usize {
+        self.cell.input_size()
+    }
+
+    /// Size of the hidden state `hx` (and of the memory `cx`).
+    pub fn state_size(&self) -> usize {
+        self.cell.state_size()
+    }
+
+    /// Features of one output step (the projection's size if any).
+    pub fn output_size(&self) -> usize {
+        match &self.fc {
+            Some(fc) => fc.weight.dims()[1],
+            None => self.cell.output_size(),
+        }
+    }
+
+    /// Whether the model carries an LSTM memory (`mixed_memory`).
+    pub fn has_memory(&self) -> bool {
+        self.lstm.is_some()
+    }
+
+    /// Runs a sequence with one time unit between steps.
+    ///
+    /// # Shapes
+    /// - input: `[batch, time, input_size]` (`[time, batch, input_size]`
+    ///   when not `batch_first`)
+    /// - state: `hidden` `[batch, state_size]`, and `memory` of the same
+    ///   shape with mixed memory; zeros when `None`
+    /// - returns: the outputs `[batch, time, output_size]` (time-major when
+    ///   not `batch_first`; the time axis has length 1 when not
+    ///   `return_sequences`) and the final state
+    ///
+    /// # Panics
+    /// With a message naming the argument when the input's feature size or
+    /// the state's shape does not fit the model.
+    pub fn forward(
+        &self,
+        input: Tensor<B, 3>,
+        state: Option<RnnState<B, 2>>,
+    ) -> (Tensor<B, 3>, RnnState<B, 2>) {
+        self.run(input, None, state)
+    }
+
+    /// Runs a sequence with the elapsed time of every step of every sample
+    /// (irregular sampling).
+    ///
+    /// # Shapes
+    /// - input: as [`forward`](Self::forward)
+    /// - timespans: `[batch, time]`, whatever `batch_first` is
+    /// - returns: as [`forward`](Self::forward)
+    ///
+    /// # Panics
+    /// As [`forward`](Self::forward), and when `timespans` is not `[batch, time]`.
+    pub fn forward_timed(
+        &self,
+        input: Tensor<B, 3>,
+        timespans: Tensor<B, 2>,
+        state: Option<RnnState<B, 2>>,
+    ) -> (Tensor<B, 3>, RnnState<B, 2>) {
+        self.run(input, Some(timespans), state)
+    }
+
+    /// Runs one sequence without a batch axis (upstream's 2-D input).
+    ///
+    /// # Shapes
+    /// - input: `[time, input_size]`
+    /// - timespans: `[time]`, or `None` for one time unit per step
+    /// - state: `hidden` (and `memory`) `[state_size]`
+    /// - returns: outputs `[time, output_size]` (`[1, output_size]` when not
+    ///   `return_sequences`) and the final state, `[state_size]` each
+    pub fn forward_unbatched(
+        &self,
+        input: Tensor<B, 2>,
+        timespans: Option<Tensor<B, 1>>,
+        state: Option<RnnState<B, 1>>,
+    ) -> (Tensor<B, 2>, RnnState<B, 1>) {
+        let batch_axis = if self.batch_first { 0 } else { 1 };
+        let state = state.map(|s| RnnState {
+            hidden: s.hidden.unsqueeze_dim(0),
+            memory: s.memory.map(|m| m.unsqueeze_dim(0)),
+        });
+        let (output, state) = self.run(
+            input.unsqueeze_dim(batch_axis),
+            timespans.map(|t| t.unsqueeze_dim(0)),
+            state,
+        );
+        let state = RnnState {
+            hidden: state.hidden.squeeze_dim(0),
+            memory: state.memory.map(|m| m.squeeze_dim(0)),
+        };
+        (output.squeeze_dim(batch_axis), state)
+    }
+
+    /// One step for control loops: feed one observation, get the output and
+    /// the state to pass back next time. Computes exactly what
+    /// [`forward`](Self::forward) computes at that step.
+    ///
+    /// # Shapes
+    /// - input: `[batch, input_size]`
+    /// - state: as [`forward`](Self::forward); zeros when `None`
+    /// - elapsed: `[batch]`, or `None` for one time unit
+    /// - returns: output `[batch, output_size]` and the next state
+    pub fn step(
+        &self,
+        input: Tensor<B, 2>,
+        state: Option<RnnState<B, 2>>,
+        elapsed: Option<Tensor<B, 1>>,
+    ) -> (Tensor<B, 2>, RnnState<B, 2>) {
+        let [batch, features] = input.dims();
+        check_features("input", features, self.input_size());
+        let state = self.initial_state(state, batch, &input.device());
+        let elapsed = match elapsed {
+            Some(e) => {
+                check_shape("elapsed", &e.dims(), &[batch]);
+                e.unsqueeze_dim(1)
+            }
+            None => Tensor::ones([batch, 1], &input.device()),
+        };
+        self.advance(&self.cell.prepare(), input, state, elapsed)
+    }
+
+    /// A small wrapper that keeps the state between [`Stateful::step`]
+    /// calls (and the cell's per-sequence constants, computed once).
+    pub fn stateful(&self) -> Stateful<'_, B, C> {
+        Stateful {
+            model: self,
+            prepared: self.cell.prepare(),
+            state: None,
+        }
+    }
+
+    /// Zeros, or the given state after checking its shape.
+    fn initial_state(
+        &self,
+        state: Option<RnnState<B, 2>>,
+        batch: usize,
+        device: &B::Device,
+    ) -> RnnState<B, 2> {
+        let shape = [batch, self.state_size()];
+        let Some(state) = state else {
+            let zeros = || Tensor::zeros(shape, device);
+            return RnnState {
+                hidden: zeros(),
+                memory: self.has_memory().then(zeros),
+            };
+        };
+        check_shape("state.hidden", &state.hidden.dims(), &shape);
+        match (&state.memory, self.has_memory()) {
+            (Some(memory), true) => check_shape("state.memory", &memory.dims(), &shape),
+            (None, true) => {
+                panic!("state.memory is missing: a mixed-memory model needs (hidden, memory)")
+            }
+            (Some(_), false) => panic!("state.memory was given, but the model has no mixed memory"),
+            (None, false) => {}
+        }
+        state
+    }
+
+    /// The one step every entry point runs: mixed-memory LSTM, cell, projection.
+    fn advance(
+        &self,
+        prepared: &C::Prepared,
+        input: Tensor<B, 2>,
+        state: RnnState<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, RnnState<B, 2>) {
+        let (hidden, memory) = match (&self.lstm, state.memory) {
+            (Some(lstm), Some(memory)) => {
+                let (h, c) = lstm.forward(input.clone(), state.hidden, memory);
+                (h, Some(c))
+            }
+            (_, memory) => (state.hidden, memory),
+        };
+        let (output, hidden) = self.cell.step(prepared, input, hidden, elapsed);
+        let output = match &self.fc {
+            Some(fc) => fc.forward(output),
+            None => output,
+        };
+        (output, RnnState { hidden, memory })
+    }
+
+    /// The time loop.
+    fn run(
+        &self,
+        input: Tensor<B, 3>,
+        timespans: Option<Tensor<B, 2>>,
+        state: Option<RnnState<B, 2>>,
+    ) -> (Tensor<B, 3>, RnnState<B, 2>) {
+        let input = if self.batch_first {
+            input
+        } else {
+            input.swap_dims(0, 1)
+        };
+        let [batch, steps, features] = input.dims();
+        check_features("input", features, self.input_size());
+        assert!(steps > 0, "input has no time steps");
+        let device = input.device();
+        let mut state = self.initial_state(state, batch, &device);
+        let elapsed: Vec<Tensor<B, 2>> = match timespans {
+            Some(t) => {
+                check_shape("timespans", &t.dims(), &[batch, steps]);
+                t.split(1, 1)
+            }
+            None => vec![Tensor::ones([batch, 1], &device); steps],
+        };
+        let prepared = self.cell.prepare();
+        let mut outputs = Vec::with_capacity(if self.return_sequences { steps } else { 1 });
+        for (x, elapsed) in input.split(1, 1).into_iter().zip(elapsed) {
+            let (output, next) = self.advance(&prepared, x.squeeze_dim(1), state, elapsed);
+            state = next;
+            if self.return_sequences || outputs.is_empty() {
+                outputs.push(output);
+            } else {
+                outputs[0] = output;
+            }
+        }
+        let output: Tensor<B, 3> = Tensor::stack(outputs, 1);
+        let output = if self.batch_first {
+            output
+        } else {
+            output.swap_dims(0, 1)
+        };
+        (output, state)
+    }
+}
+
+/// A model with its state kept between steps: the deployment loop of a
+/// controller. Created by [`Rnn::stateful`].
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::prelude::*;
+/// use ncps::rnn::{CfCConfig, Units};
+///
+/// let device = Default::default();
+/// let model = CfCConfig::new(4, Units::from(16)).init::<NdArray>(&device)?;
+/// let mut policy = model.stateful();
+/// for _ in 0..3 {
+///     let observation = Tensor::<NdArray, 2>::zeros([1, 4], &device);
+///     let action = policy.step(observation);
+///     assert_eq!(action.dims(), [1, 16]);
+/// }
+/// policy.reset();
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+pub struct Stateful<'a, B: Backend, C: RecurrentCell<B>> {
+    model: &'a Rnn<B, C>,
+    prepared: C::Prepared,
+    state: Option<RnnState<B, 2>>,
+}
+
+impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
+    /// Feeds one observation `[batch, input_size]` one time unit after the
+    /// previous one; returns the output `[batch, output_size]`.
+    pub fn step(&mut self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [batch, _] = input.dims();
+        let elapsed = Tensor::ones([batch, 1], &input.device());
+        self.advance(input, elapsed)
+    }
+
+    /// Feeds one observation `elapsed` (`[batch]`) after the previous one.
+    pub fn step_elapsed(&mut self, input: Tensor<B, 2>, elapsed: Tensor<B, 1>) -> Tensor<B, 2> {
+        check_shape("elapsed", &elapsed.dims(), &[input.dims()[0]]);
+        self.advance(input, elapsed.unsqueeze_dim(1))
+    }
+
+    fn advance(&mut self, input: Tensor<B, 2>, elapsed: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [batch, features] = input.dims();
+        check_features("input", features, self.model.input_size());
+        let state = self
+            .model
+            .initial_state(self.state.take(), batch, &input.device());
+        let (output, state) = self.model.advance(&self.prepared, input, state, elapsed);
+        self.state = Some(state);
+        output
+    }
+
+    /// The current state (`None` before the first step or after `reset`).
+    pub fn state(&self) -> Option<&RnnState<B, 2>> {
+        self.state.as_ref()
+    }
+
+    /// Starts over from the zero state.
+    pub fn reset(&mut self) {
+        self.state = None;
+    }
+
+    /// Continues from a given state (checked at the next step).
+    pub fn set_state(&mut self, state: RnnState<B, 2>) {
+        self.state = Some(state);
+    }
+}
