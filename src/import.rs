@@ -210,6 +210,31 @@ impl StateDict {
         Self { tensors }
     }
 
+    /// Removes a tensor, returning its shape and values.
+    pub fn remove(&mut self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+        self.tensors.remove(name).map(|(shape, data)| {
+            (
+                shape,
+                data.to_vec::<f32>().expect("converted to f32 when read"),
+            )
+        })
+    }
+
+    /// Adds (or replaces) a tensor, e.g. to rename a key of a model saved
+    /// with another wrapper around the upstream module.
+    ///
+    /// # Panics
+    /// When `values` does not hold `shape`'s element count.
+    pub fn insert(&mut self, name: impl Into<String>, shape: Vec<usize>, values: Vec<f32>) {
+        assert_eq!(
+            values.len(),
+            shape.iter().product::<usize>(),
+            "values do not fill shape {shape:?}"
+        );
+        let data = TensorData::new(values, shape.clone());
+        self.tensors.insert(name.into(), (shape, data));
+    }
+
     /// The names of all tensors.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)

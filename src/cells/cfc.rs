@@ -7,7 +7,7 @@ use burn::tensor::activation::{relu, sigmoid, silu, tanh};
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
-use super::RecurrentCell;
+use super::{RecurrentCell, materialize};
 use crate::ConfigError;
 use crate::wirings::SynapseMatrix;
 
@@ -221,7 +221,7 @@ impl CfCCellConfig {
         };
         let head = || xavier_linear(head_input, self.hidden_size, device);
         let gated = self.mode != CfCMode::Pure;
-        Ok(CfCCell {
+        Ok(materialize(CfCCell {
             backbone,
             dropout: DropoutConfig::new(self.backbone_dropout).init(),
             ff1: head(),
@@ -235,7 +235,7 @@ impl CfCCellConfig {
             activation: self.activation,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
-        })
+        }))
     }
 }
 

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
 use super::cfc::xavier_linear;
+use super::materialize;
 use crate::ConfigError;
 
 /// Configuration of an [`LSTMCell`].
@@ -66,10 +67,10 @@ impl LSTMCellConfig {
             .with_bias(false)
             .with_initializer(Initializer::Orthogonal { gain: 1.0 })
             .init(device);
-        Ok(LSTMCell {
+        Ok(materialize(LSTMCell {
             input_map,
             recurrent_map,
-        })
+        }))
     }
 }
 

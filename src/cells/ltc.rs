@@ -6,7 +6,7 @@ use burn::tensor::TensorData;
 use burn::tensor::activation::{relu, sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
-use super::RecurrentCell;
+use super::{RecurrentCell, materialize};
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, Wiring};
 
@@ -180,7 +180,7 @@ impl LTCCellConfig {
         let uniform = |min: f64, max: f64| Initializer::Uniform { min, max };
         let ones = |len: usize, used: bool| used.then(|| Initializer::Ones.init([len], device));
         let zeros = |len: usize, used: bool| used.then(|| Initializer::Zeros.init([len], device));
-        Ok(LTCCell {
+        Ok(materialize(LTCCell {
             gleak: uniform(0.001, 1.0).init([n], device),
             vleak: uniform(-0.2, 0.2).init([n], device),
             cm: uniform(0.4, 0.6).init([n], device),
@@ -202,7 +202,7 @@ impl LTCCellConfig {
             epsilon: self.epsilon,
             implicit_param_constraints: self.implicit_param_constraints,
             motor_size: m,
-        })
+        }))
     }
 }
 

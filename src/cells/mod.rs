@@ -18,6 +18,7 @@ mod lstm;
 mod ltc;
 mod wired_cfc;
 
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode};
@@ -105,6 +106,22 @@ pub trait RecurrentCell<B: Backend> {
         let prepared = self.prepare();
         self.step(&prepared, input, state, elapsed.unsqueeze_dim(1))
     }
+}
+
+/// Draws every lazily initialised parameter now.
+///
+/// Burn initialises parameters on first use, and a clone of a module whose
+/// parameters were never used draws its own values: `init` materialises
+/// them so that a model and its clones are the same model.
+pub(crate) fn materialize<B: Backend, M: Module<B>>(module: M) -> M {
+    struct Touch;
+    impl<B: Backend> ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+    module
 }
 
 /// Panics unless an input's feature size is the expected one.

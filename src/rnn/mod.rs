@@ -18,7 +18,9 @@ pub use cfc::{CfC, CfCCells, CfCConfig};
 pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;
-use crate::cells::{LSTMCell, LSTMCellConfig, RecurrentCell, check_features, check_shape};
+use crate::cells::{
+    LSTMCell, LSTMCellConfig, RecurrentCell, check_features, check_shape, materialize,
+};
 use crate::wirings::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random};
 
 /// The `units` argument of [`LTCConfig`] and [`CfCConfig`]: a neuron count
@@ -130,7 +132,9 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         };
         let fc = match options.proj_size {
             Some(0) => return Err(ConfigError::invalid("proj_size", 0, "at least 1 (or None)")),
-            Some(size) => Some(burn::nn::LinearConfig::new(cell.output_size(), size).init(device)),
+            Some(size) => Some(materialize(
+                burn::nn::LinearConfig::new(cell.output_size(), size).init(device),
+            )),
             None => None,
         };
         Ok(Self {

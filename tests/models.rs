@@ -1,0 +1,667 @@
+//! LTC and CfC behaviour beyond the fixtures: entry points that must agree,
+//! errors, records, training.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{Module, Param};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::Distribution;
+use ncps::ConfigError;
+use ncps::cells::{CfCCellConfig, CfCMode, LTCCellConfig, RecurrentCell, WiredCfCCellConfig};
+use ncps::import::{ImportError, LoadStateDict, StateDict};
+use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
+use ncps::wirings::{AutoNCP, FullyConnected, NCP, SynapseMatrix, Wiring, WiringError};
+
+type B = NdArray<f32>;
+type AD = Autodiff<NdArray<f32>>;
+
+fn device() -> burn::tensor::Device<B> {
+    Default::default()
+}
+
+fn close(a: Tensor<B, 2>, b: Tensor<B, 2>) {
+    a.into_data()
+        .assert_approx_eq::<f32>(&b.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+}
+
+fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), &device())
+}
+
+fn ltc_mixed() -> LTC<B> {
+    LTCConfig::new(3, Units::from(NCP::new(4, 3, 2, 2, 2, 3, 2).unwrap()))
+        .with_mixed_memory(true)
+        .init(&device())
+        .unwrap()
+}
+
+fn cfc_mixed_proj() -> CfC<B> {
+    CfCConfig::new(3, Units::from(8))
+        .with_mixed_memory(true)
+        .with_proj_size(Some(2))
+        .with_backbone_units(Some(16))
+        .init(&device())
+        .unwrap()
+}
+
+// ------------------------------------------------ entry points agree
+
+fn step_by_step_equals_sequence<C: RecurrentCell<B>>(model: &ncps::rnn::Rnn<B, C>) {
+    let (batch, steps) = (2, 5);
+    let input = random([batch, steps, 3]);
+    let timespans = random([batch, steps]).abs() + 0.1;
+    let (outputs, final_state) = model.forward_timed(input.clone(), timespans.clone(), None);
+
+    let mut state: Option<RnnState<B, 2>> = None;
+    let mut policy = model.stateful();
+    for t in 0..steps {
+        let x = input.clone().slice([0..batch, t..t + 1]).squeeze_dim(1);
+        let elapsed = timespans.clone().slice([0..batch, t..t + 1]).squeeze_dim(1);
+        let (out, next) = model.step(x.clone(), state, Some(elapsed.clone()));
+        let expected = outputs.clone().slice([0..batch, t..t + 1]).squeeze_dim(1);
+        close(out, expected.clone());
+        close(policy.step_elapsed(x, elapsed), expected);
+        state = Some(next);
+    }
+    let state = state.unwrap();
+    close(state.hidden.clone(), final_state.hidden.clone());
+    close(policy.state().unwrap().hidden.clone(), final_state.hidden);
+    assert_eq!(state.memory.is_some(), model.has_memory());
+    if let (Some(a), Some(b)) = (state.memory, final_state.memory) {
+        close(a, b);
+    }
+}
+
+#[test]
+fn stepping_one_observation_at_a_time_equals_the_sequence_forward() {
+    step_by_step_equals_sequence(&ltc_mixed());
+    step_by_step_equals_sequence(&cfc_mixed_proj());
+    let wired = CfCConfig::new(3, Units::from(AutoNCP::new(10, 2).unwrap()))
+        .init::<B>(&device())
+        .unwrap();
+    step_by_step_equals_sequence(&wired);
+}
+
+#[test]
+fn stateful_wrapper_resets_and_defaults_to_unit_time() {
+    let model = ltc_mixed();
+    let input = random([1, 4, 3]);
+    let (outputs, _) = model.forward(input.clone(), None);
+    let mut policy = model.stateful();
+    for _ in 0..2 {
+        for t in 0..4 {
+            let out = policy.step(input.clone().slice([0..1, t..t + 1]).squeeze_dim(1));
+            close(out, outputs.clone().slice([0..1, t..t + 1]).squeeze_dim(1));
+        }
+        policy.reset();
+        assert!(policy.state().is_none());
+    }
+}
+
+#[test]
+fn time_major_input_equals_transposed_batch_first_input() {
+    let input = random([2, 6, 3]);
+    let batch_first = CfCConfig::new(3, Units::from(5))
+        .init::<B>(&device())
+        .unwrap();
+    let time_major = CfCConfig::new(3, Units::from(5))
+        .with_batch_first(false)
+        .init::<B>(&device())
+        .unwrap();
+    let time_major = time_major.load_record(batch_first.clone().into_record());
+    let (a, sa) = batch_first.forward(input.clone(), None);
+    let (b, sb) = time_major.forward(input.swap_dims(0, 1), None);
+    assert_eq!(b.dims(), [6, 2, 5]);
+    close(a.swap_dims(0, 1).reshape([12, 5]), b.reshape([12, 5]));
+    close(sa.hidden, sb.hidden);
+}
+
+#[test]
+fn last_step_only_is_the_last_step_of_the_sequence() {
+    let input = random([3, 4, 3]);
+    let all = LTCConfig::new(3, Units::from(6))
+        .init::<B>(&device())
+        .unwrap();
+    let last = LTCConfig::new(3, Units::from(6))
+        .with_return_sequences(false)
+        .init::<B>(&device())
+        .unwrap()
+        .load_record(all.clone().into_record());
+    let (every, _) = all.forward(input.clone(), None);
+    let (only, _) = last.forward(input, None);
+    assert_eq!(only.dims(), [3, 1, 6]);
+    close(
+        only.squeeze_dim(1),
+        every.slice([0..3, 3..4]).squeeze_dim(1),
+    );
+}
+
+#[test]
+fn unbatched_input_equals_a_batch_of_one() {
+    let model = cfc_mixed_proj();
+    let input = random([7, 3]);
+    let timespans = random([7]).abs() + 0.5;
+    let (a, sa) = model.forward_unbatched(input.clone(), Some(timespans.clone()), None);
+    let (b, sb) = model.forward_timed(input.unsqueeze_dim(0), timespans.unsqueeze_dim(0), None);
+    assert_eq!(a.dims(), [7, 2]);
+    assert_eq!(sa.hidden.dims(), [8]);
+    close(a, b.squeeze_dim(0));
+    close(sa.hidden.unsqueeze_dim(0), sb.hidden);
+    close(sa.memory.unwrap().unsqueeze_dim(0), sb.memory.unwrap());
+}
+
+#[test]
+fn per_sample_timespans_are_per_sample() {
+    // Upstream broadcasts a (B,) slice wrongly for B > 1: each sample must get its own time.
+    let model = LTCConfig::new(3, Units::from(4))
+        .init::<B>(&device())
+        .unwrap();
+    let input = random([2, 3, 3]);
+    let timespans = Tensor::<B, 2>::from_floats([[0.5, 1.0, 2.0], [3.0, 0.1, 0.7]], &device());
+    let (both, _) = model.forward_timed(input.clone(), timespans.clone(), None);
+    for sample in 0..2 {
+        let (alone, _) = model.forward_timed(
+            input.clone().narrow(0, sample, 1),
+            timespans.clone().narrow(0, sample, 1),
+            None,
+        );
+        close(
+            alone.reshape([3, 4]),
+            both.clone().narrow(0, sample, 1).reshape([3, 4]),
+        );
+    }
+}
+
+#[test]
+fn initial_state_is_used() {
+    let model = cfc_mixed_proj();
+    let input = random([2, 3, 3]);
+    let zero = RnnState::with_memory(
+        Tensor::zeros([2, 8], &device()),
+        Tensor::zeros([2, 8], &device()),
+    );
+    let (a, _) = model.forward(input.clone(), None);
+    let (b, _) = model.forward(input.clone(), Some(zero));
+    close(a.clone().reshape([6, 2]), b.reshape([6, 2]));
+    let other = RnnState::with_memory(random([2, 8]), random([2, 8]));
+    let (c, _) = model.forward(input, Some(other));
+    let diff: f32 = (a - c).abs().sum().into_scalar();
+    assert!(diff > 1e-4, "the initial state changed nothing");
+}
+
+// ------------------------------------------------ errors
+
+#[test]
+fn config_errors_name_the_argument() {
+    let wiring = || Units::from(AutoNCP::new(12, 2).unwrap());
+    for (config, argument) in [
+        (
+            CfCConfig::new(3, wiring()).with_backbone_units(Some(8)),
+            "backbone_units",
+        ),
+        (
+            CfCConfig::new(3, wiring()).with_backbone_layers(Some(2)),
+            "backbone_layers",
+        ),
+        (
+            CfCConfig::new(3, wiring()).with_backbone_dropout(Some(0.1)),
+            "backbone_dropout",
+        ),
+    ] {
+        match config.init::<B>(&device()).unwrap_err() {
+            ConfigError::BackboneWithWiring { argument: a } => assert_eq!(a, argument),
+            other => panic!("{other:?}"),
+        }
+    }
+    let invalid = |result: Result<_, ConfigError>| match result {
+        Err(ConfigError::InvalidArgument { argument, .. }) => argument,
+        Err(other) => panic!("expected InvalidArgument, got {other:?}"),
+        Ok(_) => panic!("expected an error"),
+    };
+    assert_eq!(
+        invalid(
+            CfCConfig::new(0, Units::from(8))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "input_size"
+    );
+    assert_eq!(
+        invalid(
+            LTCConfig::new(0, Units::from(8))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "input_size"
+    );
+    assert_eq!(
+        invalid(
+            CfCConfig::new(3, Units::from(8))
+                .with_proj_size(Some(0))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "proj_size"
+    );
+    assert_eq!(
+        invalid(
+            CfCConfig::new(3, Units::from(0))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "hidden_size"
+    );
+    assert_eq!(
+        invalid(
+            CfCConfig::new(3, Units::from(8))
+                .with_backbone_dropout(Some(1.0))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "backbone_dropout"
+    );
+    assert_eq!(
+        invalid(
+            CfCConfig::new(3, Units::from(8))
+                .with_backbone_units(Some(0))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "backbone_units"
+    );
+    assert_eq!(
+        invalid(
+            LTCConfig::new(3, Units::from(8))
+                .with_ode_unfolds(0)
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "ode_unfolds"
+    );
+    assert_eq!(
+        invalid(
+            LTCConfig::new(3, Units::from(8))
+                .with_epsilon(-1.0)
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "epsilon"
+    );
+    let mask = SynapseMatrix::zeros(11, 8);
+    assert_eq!(
+        invalid(
+            CfCCellConfig::new(3, 8)
+                .with_sparsity_mask(Some(mask.clone()))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "sparsity_mask"
+    );
+    assert_eq!(
+        invalid(
+            CfCCellConfig::new(3, 8)
+                .with_backbone_layers(0)
+                .with_sparsity_mask(Some(SynapseMatrix::zeros(10, 8)))
+                .init::<B>(&device())
+                .map(|_| ())
+        ),
+        "sparsity_mask"
+    );
+    assert!(
+        CfCCellConfig::new(3, 8)
+            .with_backbone_layers(0)
+            .with_sparsity_mask(Some(mask))
+            .init::<B>(&device())
+            .is_ok()
+    );
+}
+
+#[test]
+fn unbuilt_and_mismatched_wirings_are_errors() {
+    let unbuilt = AutoNCP::new(12, 2).unwrap();
+    assert!(matches!(
+        LTCCellConfig::new(unbuilt.clone().into()).init::<B>(&device()),
+        Err(ConfigError::WiringNotBuilt)
+    ));
+    assert!(matches!(
+        WiredCfCCellConfig::new(unbuilt.clone().into()).init::<B>(&device()),
+        Err(ConfigError::WiringNotBuilt)
+    ));
+    let mut built = unbuilt;
+    built.build(5).unwrap();
+    for result in [
+        LTCConfig::new(3, Units::from(built.clone()))
+            .init::<B>(&device())
+            .map(|_| ()),
+        CfCConfig::new(3, Units::from(built))
+            .init::<B>(&device())
+            .map(|_| ()),
+    ] {
+        match result.unwrap_err() {
+            ConfigError::Wiring(WiringError::InputDimConflict {
+                built: 5,
+                requested: 3,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // The message says what to do.
+    let err = LTCCellConfig::new(AutoNCP::new(12, 2).unwrap().into())
+        .init::<B>(&device())
+        .unwrap_err();
+    assert!(err.to_string().contains("build"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "input has 4 features, but the model expects 3 (its input_size)")]
+fn wrong_input_size_panics_with_a_clear_message() {
+    ltc_mixed().forward(random([2, 5, 4]), None);
+}
+
+#[test]
+#[should_panic(expected = "state.hidden has shape [2, 7], but [2, 9] was expected")]
+fn wrong_state_shape_panics_with_a_clear_message() {
+    let state = RnnState::with_memory(random([2, 7]), random([2, 9]));
+    ltc_mixed().forward(random([2, 5, 3]), Some(state));
+}
+
+#[test]
+#[should_panic(expected = "state.memory is missing: a mixed-memory model needs (hidden, memory)")]
+fn missing_memory_panics_with_a_clear_message() {
+    ltc_mixed().forward(random([2, 5, 3]), Some(RnnState::new(random([2, 9]))));
+}
+
+#[test]
+#[should_panic(expected = "state.memory was given, but the model has no mixed memory")]
+fn memory_without_mixed_memory_panics_with_a_clear_message() {
+    let model = CfCConfig::new(3, Units::from(4))
+        .init::<B>(&device())
+        .unwrap();
+    model.forward(
+        random([2, 5, 3]),
+        Some(RnnState::with_memory(random([2, 4]), random([2, 4]))),
+    );
+}
+
+#[test]
+#[should_panic(expected = "timespans has shape [5, 2], but [2, 5] was expected")]
+fn wrong_timespans_shape_panics_with_a_clear_message() {
+    ltc_mixed().forward_timed(random([2, 5, 3]), random([5, 2]), None);
+}
+
+#[test]
+#[should_panic(expected = "elapsed has shape [3], but [2] was expected")]
+fn wrong_elapsed_shape_panics_with_a_clear_message() {
+    let cell = CfCCellConfig::new(3, 4).init::<B>(&device()).unwrap();
+    cell.forward(random([2, 3]), random([2, 4]), random([3]));
+}
+
+#[test]
+#[should_panic(expected = "state has shape [2, 5], but [2, 4] was expected")]
+fn wrong_cell_state_panics_with_a_clear_message() {
+    let cell = CfCCellConfig::new(3, 4).init::<B>(&device()).unwrap();
+    cell.forward(random([2, 3]), random([2, 5]), random([2]));
+}
+
+// ------------------------------------------------ weights
+
+#[test]
+fn import_errors_name_the_tensor() {
+    let model = ltc_mixed();
+    let dict = StateDict::from_model(&model);
+
+    let mut missing = dict.clone();
+    missing.remove("rnn_cell.sensory_mu").unwrap();
+    match ltc_mixed().load_state_dict(&missing).unwrap_err() {
+        ImportError::Missing { name, expected } => {
+            assert_eq!(name, "rnn_cell.sensory_mu");
+            assert_eq!(expected, vec![3, 9]);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut extra = dict.clone();
+    extra.insert("rnn_cell.bogus", vec![1], vec![0.0]);
+    let err = ltc_mixed().load_state_dict(&extra).unwrap_err();
+    assert!(
+        matches!(&err, ImportError::Unexpected { names } if names == &["rnn_cell.bogus"]),
+        "{err:?}"
+    );
+
+    let mut misshapen = dict.clone();
+    misshapen.insert("lstm.input_map.weight", vec![36, 4], vec![0.0; 144]);
+    let err = ltc_mixed().load_state_dict(&misshapen).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tensor lstm.input_map.weight has shape [36, 4], but the model expects [36, 3]"
+    );
+
+    let mut other_wiring = dict.clone();
+    let (shape, mut mask) = other_wiring.remove("rnn_cell.sparsity_mask").unwrap();
+    let flipped = mask.iter().position(|&m| m == 0.0).unwrap();
+    mask[flipped] = 1.0;
+    other_wiring.insert("rnn_cell.sparsity_mask", shape, mask);
+    assert!(matches!(
+        ltc_mixed().load_state_dict(&other_wiring),
+        Err(ImportError::MaskMismatch { name }) if name == "rnn_cell.sparsity_mask"
+    ));
+
+    assert!(matches!(
+        StateDict::read("/nonexistent/model.pt"),
+        Err(ImportError::Read { .. })
+    ));
+    let garbage =
+        std::env::temp_dir().join(format!("ncps-garbage-{}.safetensors", std::process::id()));
+    std::fs::write(&garbage, b"not a safetensors file").unwrap();
+    let err = StateDict::read(&garbage).unwrap_err();
+    assert!(
+        err.to_string().contains(&garbage.display().to_string()),
+        "{err}"
+    );
+    std::fs::remove_file(garbage).unwrap();
+    assert!(StateDict::from_safetensors_bytes(vec![1, 2, 3]).is_err());
+
+    // The untouched dict loads and reproduces the model.
+    let loaded = ltc_mixed().load_state_dict(&dict).unwrap();
+    let input = random([2, 4, 3]);
+    close(
+        model.forward(input.clone(), None).1.hidden,
+        loaded.forward(input, None).1.hidden,
+    );
+}
+
+#[test]
+fn burn_records_round_trip() {
+    let model = cfc_mixed_proj();
+    let input = random([2, 4, 3]);
+    let (expected, _) = model.forward(input.clone(), None);
+
+    let bytes = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(model.clone().into_record(), ())
+        .unwrap();
+    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .load(bytes, &device())
+        .unwrap();
+    let restored = cfc_mixed_proj().load_record(record);
+    close(
+        restored.forward(input.clone(), None).0.reshape([8, 2]),
+        expected.clone().reshape([8, 2]),
+    );
+
+    let path = std::env::temp_dir().join(format!("ncps-ltc-record-{}", std::process::id()));
+    let ltc = ltc_mixed();
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    ltc.clone().save_file(&path, &recorder).unwrap();
+    let restored = ltc_mixed().load_file(&path, &recorder, &device()).unwrap();
+    let (a, _) = ltc.forward(input.clone(), None);
+    let (b, _) = restored.forward(input, None);
+    close(a.reshape([8, 2]), b.reshape([8, 2]));
+    std::fs::remove_file(path.with_extension("mpk")).unwrap();
+}
+
+#[test]
+fn configs_save_and_load_as_json() {
+    let config = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
+        .with_mixed_memory(true)
+        .with_ode_unfolds(4);
+    let json = serde_json::to_string(&config).unwrap();
+    let loaded: LTCConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(loaded.units, config.units);
+    assert_eq!(loaded.ode_unfolds, 4);
+    let a = config.init::<B>(&device()).unwrap();
+    let b = loaded.init::<B>(&device()).unwrap();
+    assert_eq!(a.num_params(), b.num_params());
+}
+
+// ------------------------------------------------ training
+
+fn sine_data<Bk: Backend>(device: &Bk::Device) -> (Tensor<Bk, 3>, Tensor<Bk, 3>) {
+    let n = 24;
+    let x: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let t = i as f32 / n as f32 * 3.0 * std::f32::consts::PI;
+            [t.sin(), t.cos()]
+        })
+        .collect();
+    let y: Vec<f32> = (0..n)
+        .map(|i| (i as f32 / n as f32 * 6.0 * std::f32::consts::PI).sin())
+        .collect();
+    (
+        Tensor::from_data(burn::tensor::TensorData::new(x, [1, n, 2]), device),
+        Tensor::from_data(burn::tensor::TensorData::new(y, [1, n, 1]), device),
+    )
+}
+
+fn train<M>(mut model: M, steps: usize, constrain: impl Fn(M) -> M) -> (f32, f32, M)
+where
+    M: burn::module::AutodiffModule<AD> + SequenceForward,
+{
+    let device = device();
+    let (x, y) = sine_data::<AD>(&device);
+    let mut optim = AdamConfig::new().init::<AD, M>();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let output = model.forward_seq(x.clone());
+        let loss = (output - y.clone()).powf_scalar(2.0).mean();
+        losses.push(loss.clone().into_scalar());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = constrain(optim.step(0.02, model, grads));
+    }
+    (losses[0], *losses.last().unwrap(), model)
+}
+
+/// The sequence forward of both models, for the generic training loop.
+trait SequenceForward {
+    fn forward_seq(&self, x: Tensor<AD, 3>) -> Tensor<AD, 3>;
+}
+
+impl SequenceForward for LTC<AD> {
+    fn forward_seq(&self, x: Tensor<AD, 3>) -> Tensor<AD, 3> {
+        self.forward(x, None).0
+    }
+}
+
+impl SequenceForward for CfC<AD> {
+    fn forward_seq(&self, x: Tensor<AD, 3>) -> Tensor<AD, 3> {
+        self.forward(x, None).0
+    }
+}
+
+#[test]
+fn ltc_and_cfc_train_with_adam() {
+    AD::seed(&device(), 7);
+    let ltc = LTCConfig::new(2, Units::from(AutoNCP::new(8, 1).unwrap()))
+        .init::<AD>(&device())
+        .unwrap();
+    let (first, last, _) = train(ltc, 40, |m| m);
+    assert!(last < first * 0.7, "LTC loss went from {first} to {last}");
+
+    let cfc = CfCConfig::new(2, Units::from(8))
+        .with_proj_size(Some(1))
+        .with_backbone_units(Some(16))
+        .init::<AD>(&device())
+        .unwrap();
+    let (first, last, _) = train(cfc, 40, |m| m);
+    assert!(last < first * 0.5, "CfC loss went from {first} to {last}");
+
+    let wired = CfCConfig::new(2, Units::from(AutoNCP::new(8, 1).unwrap()))
+        .init::<AD>(&device())
+        .unwrap();
+    let (first, last, _) = train(wired, 40, |m| m);
+    assert!(
+        last < first * 0.7,
+        "wired CfC loss went from {first} to {last}"
+    );
+}
+
+#[test]
+fn explicit_constraints_keep_positive_parameters_non_negative_while_training() {
+    let ltc = LTCConfig::new(2, Units::from(FullyConnected::new(6, 1).unwrap()))
+        .with_implicit_param_constraints(false)
+        .init::<AD>(&device())
+        .unwrap();
+    let (first, last, model) = train(ltc, 30, LTC::apply_weight_constraints);
+    assert!(last < first, "loss went from {first} to {last}");
+    let min = |t: Tensor<AD, 1>| t.min().into_scalar();
+    assert!(min(model.cell.w.val().flatten(0, 1)) >= 0.0);
+    assert!(min(model.cell.sensory_w.val().flatten(0, 1)) >= 0.0);
+    assert!(min(model.cell.cm.val()) >= 0.0);
+    assert!(min(model.cell.gleak.val()) >= 0.0);
+}
+
+#[test]
+fn apply_weight_constraints_clamps_only_without_implicit_constraints() {
+    let negative = |cell: &mut ncps::cells::LTCCell<B>| {
+        cell.w = Param::from_tensor(cell.w.val().neg());
+        cell.gleak = Param::from_tensor(cell.gleak.val().neg());
+        cell.vleak = Param::from_tensor(Tensor::full(cell.vleak.dims(), -0.5, &device()));
+    };
+    let mut explicit = LTCConfig::new(2, Units::from(4))
+        .with_implicit_param_constraints(false)
+        .init::<B>(&device())
+        .unwrap();
+    negative(&mut explicit.cell);
+    let clamped = explicit.apply_weight_constraints();
+    assert_eq!(clamped.cell.w.val().max().into_scalar(), 0.0);
+    assert_eq!(clamped.cell.gleak.val().max().into_scalar(), 0.0);
+    // vleak is not a positive parameter.
+    assert_eq!(clamped.cell.vleak.val().max().into_scalar(), -0.5);
+
+    let mut implicit = LTCConfig::new(2, Units::from(4))
+        .init::<B>(&device())
+        .unwrap();
+    negative(&mut implicit.cell);
+    let unchanged = implicit.apply_weight_constraints();
+    assert!(unchanged.cell.w.val().max().into_scalar() < 0.0);
+}
+
+#[test]
+fn trainable_parameter_counts_leave_the_masks_out() {
+    // FullyConnected(8, 1) with 2 inputs: upstream's summary shows 350.
+    let model = LTCConfig::new(2, Units::from(FullyConnected::new(8, 1).unwrap()))
+        .init::<B>(&device())
+        .unwrap();
+    assert_eq!(model.num_params(), 350);
+    // Pure-mode wired CfC: no ff2/time heads.
+    let pure = CfCConfig::new(3, Units::from(AutoNCP::new(12, 2).unwrap()))
+        .with_mode(CfCMode::Pure)
+        .init::<B>(&device())
+        .unwrap();
+    assert_eq!(pure.num_params(), 142);
+}
+
+#[test]
+fn a_fresh_model_and_its_clone_are_the_same_model() {
+    // Burn draws lazily initialised parameters on first use, separately in
+    // every clone; `init` materialises them.
+    let input = random([1, 3, 3]);
+    let ltc = ltc_mixed();
+    let (a, _) = ltc.clone().forward(input.clone(), None);
+    let (b, _) = ltc.forward(input.clone(), None);
+    close(a.reshape([3, 2]), b.reshape([3, 2]));
+    let cfc = cfc_mixed_proj();
+    let (a, _) = cfc.clone().forward(input.clone(), None);
+    let (b, _) = cfc.forward(input, None);
+    close(a.reshape([3, 2]), b.reshape([3, 2]));
+}
