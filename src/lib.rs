@@ -12,6 +12,7 @@
 //! - [`cells`]: one time step ([`cells::LTCCell`], [`cells::CfCCell`],
 //!   [`cells::WiredCfCCell`], and the [`cells::LSTMCell`] of mixed memory).
 //! - [`rnn`]: the sequence models [`rnn::LTC`] and [`rnn::CfC`].
+//! - [`sine`]: the quickstart's sinusoid task and its training loop.
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod cells;
 mod error;
 pub mod import;
 pub mod rnn;
+pub mod sine;
 pub mod wirings;
 
 pub use error::ConfigError;

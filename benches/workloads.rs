@@ -1,0 +1,157 @@
+//! The benchmark workloads of upstream's reference script
+//! (`shared/bench/reference.py` in the project's steering repo), timed the
+//! same way: median of at least 5 runs and 2 seconds (at most 200 runs),
+//! after 2 warm-up runs. One line per workload: `<name> <median ms> ms`.
+//!
+//! ```sh
+//! cargo bench --bench workloads
+//! cargo bench --bench workloads -- --only ltc_step_b1
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::backend::AutodiffBackend;
+use ncps::cells::RecurrentCell;
+use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
+use ncps::sine::{SineData, SineTrainer};
+use ncps::wirings::AutoNCP;
+
+type Infer = NdArray<f32>;
+type Train = Autodiff<NdArray<f32>>;
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    for _ in 0..2 {
+        f();
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < 2.0 {
+        let t0 = Instant::now();
+        f();
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        if times.len() >= 200 {
+            break;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    }
+}
+
+fn cfc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::rnn::CfCCells<B>> {
+    CfCConfig::new(32, Units::from(64))
+        .init(device)
+        .expect("valid config")
+}
+
+fn ltc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::cells::LTCCell<B>> {
+    LTCConfig::new(32, Units::from(AutoNCP::new(64, 8).expect("valid wiring")))
+        .init(device)
+        .expect("valid config")
+}
+
+fn input<B: Backend>(shape: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+fn infer<C: RecurrentCell<Infer>>(model: Rnn<Infer, C>) -> impl FnMut() {
+    let x = input::<Infer>([32, 64, 32], &Default::default());
+    move || {
+        let (y, _) = model.forward(x.clone(), None);
+        black_box(y.into_data());
+    }
+}
+
+fn train<C>(model: Rnn<Train, C>) -> impl FnMut()
+where
+    C: RecurrentCell<Train> + AutodiffModule<Train>,
+    Rnn<Train, C>: AutodiffModule<Train>,
+{
+    let x = input::<Train>([32, 64, 32], &Default::default());
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut model = Some(model);
+    move || {
+        let m = model.take().expect("put back every run");
+        let (y, _) = m.forward(x.clone(), None);
+        let loss = y.square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = Some(optimizer.step(1e-3, m, grads));
+    }
+}
+
+/// One step of a control loop: the state carried between calls.
+fn single_step<C: RecurrentCell<Infer>>(model: Rnn<Infer, C>) -> impl FnMut() {
+    let x = input::<Infer>([1, 1, 32], &Default::default()).squeeze_dim::<2>(1);
+    let mut state = None;
+    move || {
+        let (y, next) = model.step(x.clone(), state.take(), None);
+        state = Some(next);
+        black_box(y.into_data());
+    }
+}
+
+fn sine_epoch() -> impl FnMut() {
+    let device = Default::default();
+    let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).expect("valid wiring")))
+        .init::<Train>(&device)
+        .expect("valid config");
+    let mut trainer = SineTrainer::new(model, SineData::new(48), 0.01, &device);
+    move || {
+        black_box(trainer.epoch());
+    }
+}
+
+fn seed<B: AutodiffBackend>() {
+    B::seed(&Default::default(), 0);
+}
+
+fn main() {
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    seed::<Train>();
+    Infer::seed(&Default::default(), 0);
+    let device = Default::default();
+    let workloads: Vec<(&str, Box<dyn Fn() -> Box<dyn FnMut()>>)> = vec![
+        (
+            "cfc_infer_b32_l64",
+            Box::new(move || Box::new(infer(cfc::<Infer>(&device)))),
+        ),
+        (
+            "cfc_train_b32_l64",
+            Box::new(|| Box::new(train(cfc::<Train>(&Default::default())))),
+        ),
+        (
+            "ltc_infer_b32_l64",
+            Box::new(move || Box::new(infer(ltc::<Infer>(&device)))),
+        ),
+        (
+            "ltc_train_b32_l64",
+            Box::new(|| Box::new(train(ltc::<Train>(&Default::default())))),
+        ),
+        (
+            "cfc_step_b1",
+            Box::new(move || Box::new(single_step(cfc::<Infer>(&device)))),
+        ),
+        (
+            "ltc_step_b1",
+            Box::new(move || Box::new(single_step(ltc::<Infer>(&device)))),
+        ),
+        ("sine_ltc_epoch", Box::new(|| Box::new(sine_epoch()))),
+    ];
+    for (name, make) in workloads {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let mut run = make();
+        println!("{name} {:.3} ms", median_ms(&mut run));
+    }
+}

@@ -1,0 +1,195 @@
+//! What the examples share: backend choice, the training loop with a
+//! progress bar, and PNG line charts.
+
+#![allow(dead_code)] // each example uses a part
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use ncps::cells::RecurrentCell;
+use ncps::rnn::Rnn;
+use ncps::sine::{SineData, SineTrainer};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+/// Burn backends an example can run on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Backend {
+    /// Burn's CPU backend.
+    Ndarray,
+    /// Burn's GPU backend (build with `--features wgpu`).
+    Wgpu,
+}
+
+/// Full training on the sine task: the loss of every epoch, the
+/// predictions before and after, and the time it took.
+pub struct Run {
+    pub losses: Vec<f32>,
+    pub before: Vec<f32>,
+    pub after: Vec<f32>,
+    pub final_mse: f32,
+    pub elapsed: Duration,
+    pub params: usize,
+}
+
+pub fn train<B: AutodiffBackend, C>(
+    label: &str,
+    model: Rnn<B, C>,
+    epochs: usize,
+    lr: f64,
+    device: &B::Device,
+) -> Run
+where
+    C: RecurrentCell<B> + AutodiffModule<B>,
+    Rnn<B, C>: AutodiffModule<B>,
+{
+    let params = burn::module::Module::num_params(&model);
+    let mut trainer = SineTrainer::new(model, SineData::new(48), lr, device);
+    let before = trainer.predict();
+    let bar = ProgressBar::new(epochs as u64).with_style(
+        ProgressStyle::with_template(
+            "{prefix:>18} [{bar:30}] {pos}/{len} epochs  loss {msg}  {elapsed}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    let start = Instant::now();
+    let mut losses = Vec::with_capacity(epochs);
+    for _ in 0..epochs {
+        let loss = trainer.epoch();
+        losses.push(loss);
+        bar.set_message(format!("{loss:.2e}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let elapsed = start.elapsed();
+    Run {
+        losses,
+        before,
+        after: trainer.predict(),
+        final_mse: trainer.mse(),
+        elapsed,
+        params,
+    }
+}
+
+/// Registers the embedded font the PNG charts write with.
+pub fn register_font() {
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        epaint_default_fonts::HACK_REGULAR,
+    )
+    .unwrap_or_else(|_| panic!("the embedded font is a valid TTF"));
+}
+
+/// One line of a chart.
+pub struct Series<'a> {
+    pub label: &'a str,
+    pub values: &'a [f32],
+    pub color: RGBColor,
+    pub dashed: bool,
+}
+
+/// A PNG line chart of `series` over their index; `log_y` for losses.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+    log_y: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let len = series
+        .iter()
+        .map(|s| s.values.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let finite = series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 26))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70);
+    let style = |s: &Series<'_>| s.color.stroke_width(if s.dashed { 2 } else { 3 });
+    let legend = |color: RGBColor| {
+        move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+    };
+    if log_y {
+        let floor = lo.max(1e-9) * 0.8;
+        let mut chart = builder.build_cartesian_2d(0..len - 1, (floor..hi * 1.25).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        for s in series {
+            let points: Vec<(usize, f32)> = s
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (i, v.max(floor)))
+                .collect();
+            let drawn = if s.dashed {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, style(s)))?
+            } else {
+                chart.draw_series(LineSeries::new(points, style(s)))?
+            };
+            drawn.label(s.label).legend(legend(s.color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()?;
+    } else {
+        let pad = (hi - lo).max(1e-3) * 0.1;
+        let mut chart = builder.build_cartesian_2d(0..len - 1, lo - pad..hi + pad)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        for s in series {
+            let points: Vec<(usize, f32)> = s.values.iter().copied().enumerate().collect();
+            let drawn = if s.dashed {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, style(s)))?
+            } else {
+                chart.draw_series(LineSeries::new(points, style(s)))?
+            };
+            drawn.label(s.label).legend(legend(s.color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+pub const BLUE_: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+pub const ORANGE_: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+pub const GREEN_: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
+pub const RED_: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+pub const GRAY_: RGBColor = RGBColor(0x7f, 0x7f, 0x7f);

@@ -1,0 +1,96 @@
+//! The GPU code path: the same model on Burn's wgpu backend computes what it
+//! computes on ndarray, and trains. Runs with `--features wgpu` (on a real
+//! GPU, or on Mesa's lavapipe software Vulkan device in CI).
+#![cfg(feature = "wgpu")]
+
+use burn::backend::{Autodiff, NdArray, Wgpu};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use ncps::cells::RecurrentCell;
+use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
+use ncps::sine::{SineData, SineTrainer};
+use ncps::wirings::AutoNCP;
+
+type Cpu = NdArray<f32>;
+type Gpu = Wgpu;
+
+/// Runs `cpu` and the same weights on the GPU; compares the outputs.
+fn same_on_gpu<C, G>(cpu: Rnn<Cpu, C>, gpu: Rnn<Gpu, G>)
+where
+    C: RecurrentCell<Cpu>,
+    G: RecurrentCell<Gpu>,
+    Rnn<Cpu, C>: Module<Cpu>,
+    Rnn<Gpu, G>: Module<Gpu, Record = <Rnn<Cpu, C> as Module<Cpu>>::Record>,
+{
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder.record(cpu.clone().into_record(), ()).unwrap();
+    let gpu_device = Default::default();
+    let gpu = gpu.load_record(recorder.load(bytes, &gpu_device).unwrap());
+
+    let input: Vec<f32> = (0..2 * 6 * 3)
+        .map(|i| ((i * 37 % 11) as f32 / 5.0) - 1.0)
+        .collect();
+    let timespans: Vec<f32> = (0..12).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
+    let (a, sa) = cpu.forward_timed(
+        Tensor::from_data(
+            TensorData::new(input.clone(), [2, 6, 3]),
+            &Default::default(),
+        ),
+        Tensor::from_data(
+            TensorData::new(timespans.clone(), [2, 6]),
+            &Default::default(),
+        ),
+        None,
+    );
+    let (b, sb): (Tensor<Gpu, 3>, RnnState<Gpu, 2>) = gpu.forward_timed(
+        Tensor::from_data(TensorData::new(input, [2, 6, 3]), &gpu_device),
+        Tensor::from_data(TensorData::new(timespans, [2, 6]), &gpu_device),
+        None,
+    );
+    let tolerance = burn::tensor::Tolerance::<f32>::absolute(1e-4);
+    a.into_data()
+        .assert_approx_eq::<f32>(&b.into_data(), tolerance);
+    sa.hidden
+        .into_data()
+        .assert_approx_eq::<f32>(&sb.hidden.into_data(), tolerance);
+}
+
+#[test]
+fn ltc_on_wgpu_matches_ndarray() {
+    let config =
+        LTCConfig::new(3, Units::from(AutoNCP::new(12, 2).unwrap())).with_mixed_memory(true);
+    same_on_gpu(
+        config.init::<Cpu>(&Default::default()).unwrap(),
+        config.init::<Gpu>(&Default::default()).unwrap(),
+    );
+}
+
+#[test]
+fn cfc_on_wgpu_matches_ndarray() {
+    let dense = CfCConfig::new(3, Units::from(16)).with_proj_size(Some(2));
+    same_on_gpu(
+        dense.init::<Cpu>(&Default::default()).unwrap(),
+        dense.init::<Gpu>(&Default::default()).unwrap(),
+    );
+    let wired = CfCConfig::new(3, Units::from(AutoNCP::new(12, 2).unwrap()));
+    same_on_gpu(
+        wired.init::<Cpu>(&Default::default()).unwrap(),
+        wired.init::<Gpu>(&Default::default()).unwrap(),
+    );
+}
+
+#[test]
+fn ltc_trains_on_wgpu() {
+    type B = Autodiff<Gpu>;
+    let device = Default::default();
+    let model = LTCConfig::new(2, Units::from(AutoNCP::new(8, 1).unwrap()))
+        .init::<B>(&device)
+        .unwrap();
+    let mut trainer = SineTrainer::new(model, SineData::new(24), 0.02, &device);
+    let before = trainer.mse();
+    for _ in 0..15 {
+        trainer.epoch();
+    }
+    assert!(trainer.mse() < before, "{before} -> {}", trainer.mse());
+}
