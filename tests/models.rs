@@ -665,3 +665,25 @@ fn a_fresh_model_and_its_clone_are_the_same_model() {
     let (b, _) = cfc.forward(input, None);
     close(a.reshape([3, 2]), b.reshape([3, 2]));
 }
+
+#[test]
+fn a_wired_cfc_on_a_one_layer_wiring_outputs_its_motor_neurons() {
+    // Upstream returns the whole (only) layer here, more than its output_size.
+    let model = CfCConfig::new(2, Units::from(FullyConnected::new(8, 3).unwrap()))
+        .with_proj_size(Some(2))
+        .init::<B>(&device())
+        .unwrap();
+    let (output, state) = model.forward(random([2, 4, 2]), None);
+    assert_eq!(output.dims(), [2, 4, 2]);
+    assert_eq!(state.hidden.dims(), [2, 8]);
+    let plain = CfCConfig::new(2, Units::from(FullyConnected::new(8, 3).unwrap()))
+        .init::<B>(&device())
+        .unwrap();
+    let (output, state) = plain.forward(random([1, 4, 2]), None);
+    assert_eq!(output.dims(), [1, 4, 3]);
+    // The outputs are the first 3 neurons' states.
+    close(
+        output.slice([0..1, 3..4]).reshape([1, 3]),
+        state.hidden.slice([0..1, 0..3]),
+    );
+}

@@ -6,8 +6,9 @@
 use burn::backend::{Autodiff, NdArray, Wgpu};
 use burn::module::Module;
 use burn::prelude::*;
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::{Device, TensorData};
 use ncps::cells::RecurrentCell;
+use ncps::import::{LoadStateDict, StateDict, UpstreamParams};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use ncps::sine::{SineData, SineTrainer};
 use ncps::wirings::AutoNCP;
@@ -15,32 +16,25 @@ use ncps::wirings::AutoNCP;
 type Cpu = NdArray<f32>;
 type Gpu = Wgpu;
 
-/// Runs `cpu` and the same weights on the GPU; compares the outputs.
+/// Runs `cpu`, and the same weights on the GPU (moved with their upstream
+/// names); compares outputs and final states.
 fn same_on_gpu<C, G>(cpu: Rnn<Cpu, C>, gpu: Rnn<Gpu, G>)
 where
-    C: RecurrentCell<Cpu>,
-    G: RecurrentCell<Gpu>,
+    C: RecurrentCell<Cpu> + UpstreamParams<Cpu> + Clone,
+    G: RecurrentCell<Gpu> + UpstreamParams<Gpu>,
     Rnn<Cpu, C>: Module<Cpu>,
-    Rnn<Gpu, G>: Module<Gpu, Record = <Rnn<Cpu, C> as Module<Cpu>>::Record>,
+    Rnn<Gpu, G>: Module<Gpu>,
 {
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let bytes = recorder.record(cpu.clone().into_record(), ()).unwrap();
-    let gpu_device = Default::default();
-    let gpu = gpu.load_record(recorder.load(bytes, &gpu_device).unwrap());
-
+    let gpu = gpu.load_state_dict(&StateDict::from_model(&cpu)).unwrap();
+    let cpu_device: Device<Cpu> = Default::default();
+    let gpu_device: Device<Gpu> = Default::default();
     let input: Vec<f32> = (0..2 * 6 * 3)
         .map(|i| ((i * 37 % 11) as f32 / 5.0) - 1.0)
         .collect();
     let timespans: Vec<f32> = (0..12).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
     let (a, sa) = cpu.forward_timed(
-        Tensor::from_data(
-            TensorData::new(input.clone(), [2, 6, 3]),
-            &Default::default(),
-        ),
-        Tensor::from_data(
-            TensorData::new(timespans.clone(), [2, 6]),
-            &Default::default(),
-        ),
+        Tensor::from_data(TensorData::new(input.clone(), [2, 6, 3]), &cpu_device),
+        Tensor::from_data(TensorData::new(timespans.clone(), [2, 6]), &cpu_device),
         None,
     );
     let (b, sb): (Tensor<Gpu, 3>, RnnState<Gpu, 2>) = gpu.forward_timed(

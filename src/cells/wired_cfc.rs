@@ -1,10 +1,11 @@
 //! The wired CfC: one CfC cell per wiring layer.
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 
 use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell};
 use crate::ConfigError;
-use crate::wirings::{AnyWiring, SynapseMatrix, Wiring};
+use crate::wirings::{AnyWiring, NeuronType, SynapseMatrix, Wiring};
 
 /// Configuration of a [`WiredCfCCell`].
 #[derive(Config, Debug)]
@@ -20,7 +21,10 @@ pub struct WiredCfCCellConfig {
 /// [`CfCCell`] per wiring layer, layer `l` reading the outputs of layer
 /// `l - 1` (layer 0 reads the input) through a sparsity mask made of the
 /// wiring's synapses into its neurons, plus all-to-all recurrence within the
-/// layer. The output is the last layer's state (the motor neurons).
+/// layer. The output is the motor neurons' part of the last layer's state:
+/// the whole last layer for an NCP, the first `output_dim` neurons for a
+/// one-layer wiring such as `FullyConnected` (upstream returns the whole
+/// layer there, more outputs than its `output_size` says).
 ///
 /// The state is the layers' states concatenated in layer order (`layers()[0]`
 /// first), not in neuron-id order, as upstream.
@@ -46,6 +50,9 @@ pub struct WiredCfCCell<B: Backend> {
     pub layers: Vec<CfCCell<B>>,
     /// Neurons of each layer.
     pub layer_sizes: Vec<usize>,
+    /// Positions of the motor neurons within the last layer, when they are
+    /// not the whole layer (constant).
+    pub motor_positions: Option<Tensor<B, 1, Int>>,
 }
 
 /// The `[inputs + layer, layer]` mask of one wiring layer: the synapses from
@@ -91,9 +98,27 @@ impl WiredCfCCellConfig {
                     .init(device)?,
             );
         }
+        let last = layers.last().expect("a wiring has a layer");
+        let motor: Vec<i64> = last
+            .iter()
+            .enumerate()
+            .filter(|&(_, &id)| self.wiring.neuron_type(id) == NeuronType::Motor)
+            .map(|(position, _)| position as i64)
+            .collect();
+        if motor.is_empty() {
+            return Err(ConfigError::invalid(
+                "wiring",
+                format!("last layer {last:?}"),
+                "a wiring whose last layer holds its motor neurons",
+            ));
+        }
+        let count = motor.len();
+        let motor_positions = (count != last.len())
+            .then(|| Tensor::from_data(TensorData::new(motor, [count]), device));
         Ok(WiredCfCCell {
             layers: cells,
             layer_sizes: layers.iter().map(Vec::len).collect(),
+            motor_positions,
         })
     }
 }
@@ -110,7 +135,10 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
     }
 
     fn output_size(&self) -> usize {
-        *self.layer_sizes.last().expect("a wiring has a layer")
+        match &self.motor_positions {
+            Some(positions) => positions.dims()[0],
+            None => *self.layer_sizes.last().expect("a wiring has a layer"),
+        }
     }
 
     fn prepare(&self) {}
@@ -130,6 +158,10 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
             next.push(out.clone());
             x = out;
         }
-        (x, Tensor::cat(next, 1))
+        let output = match &self.motor_positions {
+            Some(positions) => x.select(1, positions.clone()),
+            None => x,
+        };
+        (output, Tensor::cat(next, 1))
     }
 }
