@@ -111,6 +111,9 @@ fn sine_epoch() -> impl FnMut() {
     }
 }
 
+/// A workload: builds its model and returns the closure to time.
+type Workload = (&'static str, Box<dyn Fn() -> Box<dyn FnMut()>>);
+
 fn seed<B: AutodiffBackend>() {
     B::seed(&Default::default(), 0);
 }
@@ -120,7 +123,7 @@ fn main() {
     seed::<Train>();
     Infer::seed(&Default::default(), 0);
     let device = Default::default();
-    let workloads: Vec<(&str, Box<dyn Fn() -> Box<dyn FnMut()>>)> = vec![
+    let workloads: Vec<Workload> = vec![
         (
             "cfc_infer_b32_l64",
             Box::new(move || Box::new(infer(cfc::<Infer>(&device)))),

@@ -44,5 +44,15 @@ pub struct ReadmeDoctests;
 
 /// The guide's code blocks in `docs/`, compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../docs/wirings.md")]
-pub struct WiringsGuideDoctests;
+mod guide {
+    #[doc = include_str!("../docs/quickstart.md")]
+    pub struct Quickstart;
+    #[doc = include_str!("../docs/wirings.md")]
+    pub struct Wirings;
+    #[doc = include_str!("../docs/models.md")]
+    pub struct Models;
+    #[doc = include_str!("../docs/pytorch.md")]
+    pub struct Pytorch;
+    #[doc = include_str!("../docs/gpu.md")]
+    pub struct Gpu;
+}

@@ -122,9 +122,8 @@ impl CfCConfig {
     /// wiring, the wiring was built with another input size, or a cell
     /// argument is invalid.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CfC<B>, ConfigError> {
-        if self.input_size == 0 {
-            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
-        }
+        let options = self.options();
+        options.check()?;
         let cell = match &self.units {
             Units::Count(units) => CfCCells::Dense(
                 CfCCellConfig::new(self.input_size, *units)
@@ -154,13 +153,18 @@ impl CfCConfig {
                 )
             }
         };
-        let options = SequenceOptions {
+        Rnn::assemble(cell, options, device)
+    }
+}
+
+impl CfCConfig {
+    fn options(&self) -> SequenceOptions {
+        SequenceOptions {
             input_size: self.input_size,
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
             mixed_memory: self.mixed_memory,
             proj_size: self.proj_size,
-        };
-        Rnn::assemble(cell, options, device)
+        }
     }
 }

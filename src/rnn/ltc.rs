@@ -68,9 +68,8 @@ impl LTCConfig {
     /// Fails when `input_size` is 0, the wiring was built with another
     /// input size, or a cell argument is invalid.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LTC<B>, ConfigError> {
-        if self.input_size == 0 {
-            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
-        }
+        let options = self.options();
+        options.check()?;
         let mut wiring: AnyWiring = match &self.units {
             Units::Count(units) => FullyConnected::new(*units, *units)?.into(),
             Units::Wiring(wiring) => wiring.clone(),
@@ -83,14 +82,19 @@ impl LTCConfig {
             .with_epsilon(self.epsilon)
             .with_implicit_param_constraints(self.implicit_param_constraints)
             .init(device)?;
-        let options = SequenceOptions {
+        Rnn::assemble(cell, options, device)
+    }
+}
+
+impl LTCConfig {
+    fn options(&self) -> SequenceOptions {
+        SequenceOptions {
             input_size: self.input_size,
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
             mixed_memory: self.mixed_memory,
             proj_size: None,
-        };
-        Rnn::assemble(cell, options, device)
+        }
     }
 }
 

@@ -118,6 +118,19 @@ pub(crate) struct SequenceOptions {
     pub proj_size: Option<usize>,
 }
 
+impl SequenceOptions {
+    /// Checks the options both configs share, before any cell is built.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.input_size == 0 {
+            return Err(ConfigError::invalid("input_size", 0, "at least 1"));
+        }
+        if self.proj_size == Some(0) {
+            return Err(ConfigError::invalid("proj_size", 0, "at least 1 (or None)"));
+        }
+        Ok(())
+    }
+}
+
 impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
     /// Wraps an initialised cell with the LSTM and projection the options ask for.
     pub(crate) fn assemble(
@@ -131,7 +144,6 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             None
         };
         let fc = match options.proj_size {
-            Some(0) => return Err(ConfigError::invalid("proj_size", 0, "at least 1 (or None)")),
             Some(size) => Some(materialize(
                 burn::nn::LinearConfig::new(cell.output_size(), size).init(device),
             )),
