@@ -20,7 +20,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
 use common::{
-    BLUE_, Backend, GRAY_, GREEN_, ORANGE_, RED_, Run, Series, line_chart, register_font, train,
+    BLUE_, Backend, GRAY_, GREEN_, ORANGE_, RED_, Run, Series, TrainArgs, line_chart,
+    register_font, train,
 };
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
 use ncps::sine::SineData;
@@ -40,15 +41,9 @@ struct Args {
     /// The recurrent model on the AutoNCP(16, 1) wiring.
     #[arg(long, value_enum, default_value = "ltc")]
     model: Model,
-    /// Training epochs (one Adam step each).
-    #[arg(long, default_value_t = 400)]
-    epochs: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    lr: f64,
-    /// Seed of the weight initialisation (the wiring keeps upstream's seed 22222).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Epochs, learning rate, seed (the wiring keeps upstream's seed 22222).
+    #[command(flatten)]
+    train: TrainArgs,
     /// Burn backend.
     #[arg(long, value_enum, default_value = "ndarray")]
     backend: Backend,
@@ -61,7 +56,7 @@ fn run<B: AutodiffBackend>(
     args: &Args,
     device: &B::Device,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    B::seed(device, args.seed);
+    B::seed(device, args.train.seed);
     let wiring = AutoNCP::new(16, 1)?;
     let mut drawn = wiring.clone();
     drawn.build(2)?;
@@ -71,15 +66,15 @@ fn run<B: AutodiffBackend>(
         Model::Ltc => train(
             "LTC",
             LTCConfig::new(2, units).init::<B>(device)?,
-            args.epochs,
-            args.lr,
+            args.train.epochs,
+            args.train.lr,
             device,
         ),
         Model::Cfc => train(
             "CfC",
             CfCConfig::new(2, units).init::<B>(device)?,
-            args.epochs,
-            args.lr,
+            args.train.epochs,
+            args.train.lr,
             device,
         ),
     })
@@ -145,9 +140,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:?} on AutoNCP(16, 1): {} trainable parameters, {} epochs in {:.1} s ({:.1} ms/epoch)",
         args.model,
         run.params,
-        args.epochs,
+        args.train.epochs,
         run.elapsed.as_secs_f64(),
-        run.elapsed.as_secs_f64() * 1e3 / args.epochs.max(1) as f64
+        run.elapsed.as_secs_f64() * 1e3 / args.train.epochs.max(1) as f64
     );
     plots(&args.out, &run)?;
     for file in ["data.png", "loss.png", "prediction.png", "wiring.svg"] {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::Backend as _;
 use clap::Parser;
-use common::{BLUE_, GREEN_, ORANGE_, Run, Series, line_chart, register_font, train};
+use common::{BLUE_, GREEN_, ORANGE_, Run, Series, TrainArgs, line_chart, register_font, train};
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
 use ncps::wirings::{AnyWiring, AutoNCP, DrawOptions, FullyConnected, Random, Wiring};
 use plotters::style::RGBColor;
@@ -25,15 +25,9 @@ type B = Autodiff<NdArray>;
 #[derive(Parser, Debug)]
 #[command(about = "Compare wirings on the sine task")]
 struct Args {
-    /// Training epochs per model.
-    #[arg(long, default_value_t = 400)]
-    epochs: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    lr: f64,
-    /// Seed of the weight initialisation.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Epochs per model, learning rate, seed.
+    #[command(flatten)]
+    train: TrainArgs,
     /// Leave out the CfC rows.
     #[arg(long)]
     no_cfc: bool,
@@ -94,22 +88,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &["LTC", "CfC"]
         };
         for &model in models {
-            B::seed(&device, args.seed);
+            B::seed(&device, args.train.seed);
             let units = Units::from(wiring.clone());
             let label = format!("{model} {name}");
             let run = match model {
                 "LTC" => train(
                     &label,
                     LTCConfig::new(2, units).init::<B>(&device)?,
-                    args.epochs,
-                    args.lr,
+                    args.train.epochs,
+                    args.train.lr,
                     &device,
                 ),
                 _ => train(
                     &label,
                     CfCConfig::new(2, units).init::<B>(&device)?,
-                    args.epochs,
-                    args.lr,
+                    args.train.epochs,
+                    args.train.lr,
                     &device,
                 ),
             };
@@ -181,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.sensory,
             r.run.params,
             r.run.final_mse,
-            r.run.elapsed.as_secs_f64() * 1e3 / args.epochs.max(1) as f64
+            r.run.elapsed.as_secs_f64() * 1e3 / args.train.epochs.max(1) as f64
         );
     }
     Ok(())

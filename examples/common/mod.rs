@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ncps::cells::RecurrentCell;
 use ncps::rnn::Rnn;
 use ncps::sine::{SineData, SineTrainer};
+use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -95,6 +96,45 @@ pub struct Series<'a> {
     pub dashed: bool,
 }
 
+/// Draws every series (values below `floor` raised to it) with its legend entry.
+fn draw_lines<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordusize, Y>>,
+    series: &[Series<'_>],
+    floor: f32,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    Y: Ranged<ValueType = f32>,
+{
+    for s in series {
+        let points: Vec<(usize, f32)> = s
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i, v.max(floor)))
+            .collect();
+        let style = s.color.stroke_width(if s.dashed { 2 } else { 3 });
+        let drawn = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
+        } else {
+            chart.draw_series(LineSeries::new(points, style))?
+        };
+        let color = s.color;
+        drawn.label(s.label).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+        });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()?;
+    Ok(())
+}
+
 /// A PNG line chart of `series` over their index; `log_y` for losses.
 pub fn line_chart(
     path: &Path,
@@ -125,10 +165,6 @@ pub fn line_chart(
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(70);
-    let style = |s: &Series<'_>| s.color.stroke_width(if s.dashed { 2 } else { 3 });
-    let legend = |color: RGBColor| {
-        move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-    };
     if log_y {
         let floor = lo.max(1e-9) * 0.8;
         let mut chart = builder.build_cartesian_2d(0..len - 1, (floor..hi * 1.25).log_scale())?;
@@ -138,26 +174,7 @@ pub fn line_chart(
             .y_desc(y_label)
             .label_style(("sans-serif", 16))
             .draw()?;
-        for s in series {
-            let points: Vec<(usize, f32)> = s
-                .values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| (i, v.max(floor)))
-                .collect();
-            let drawn = if s.dashed {
-                chart.draw_series(DashedLineSeries::new(points, 8, 5, style(s)))?
-            } else {
-                chart.draw_series(LineSeries::new(points, style(s)))?
-            };
-            drawn.label(s.label).legend(legend(s.color));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()?;
+        draw_lines(&mut chart, series, floor)?;
     } else {
         let pad = (hi - lo).max(1e-3) * 0.1;
         let mut chart = builder.build_cartesian_2d(0..len - 1, lo - pad..hi + pad)?;
@@ -167,25 +184,24 @@ pub fn line_chart(
             .y_desc(y_label)
             .label_style(("sans-serif", 16))
             .draw()?;
-        for s in series {
-            let points: Vec<(usize, f32)> = s.values.iter().copied().enumerate().collect();
-            let drawn = if s.dashed {
-                chart.draw_series(DashedLineSeries::new(points, 8, 5, style(s)))?
-            } else {
-                chart.draw_series(LineSeries::new(points, style(s)))?
-            };
-            drawn.label(s.label).legend(legend(s.color));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()?;
+        draw_lines(&mut chart, series, f32::NEG_INFINITY)?;
     }
     root.present()?;
     Ok(())
+}
+
+/// The training options both examples take.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Training epochs (one Adam step each).
+    #[arg(long, default_value_t = 400)]
+    pub epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Seed of the weight initialisation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 pub const BLUE_: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
