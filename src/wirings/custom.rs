@@ -207,13 +207,7 @@ pub(crate) fn check_sensory_shape(
 }
 
 impl Wiring for Custom {
-    fn adjacency_matrix(&self) -> &SynapseMatrix {
-        &self.synapses.adjacency
-    }
-
-    fn sensory_adjacency_matrix(&self) -> Option<&SynapseMatrix> {
-        self.synapses.sensory.as_ref()
-    }
+    synapse_accessors!(synapses);
 
     fn output_dim(&self) -> usize {
         self.output_dim

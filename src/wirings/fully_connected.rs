@@ -98,13 +98,7 @@ impl FullyConnected {
 }
 
 impl Wiring for FullyConnected {
-    fn adjacency_matrix(&self) -> &SynapseMatrix {
-        &self.synapses.adjacency
-    }
-
-    fn sensory_adjacency_matrix(&self) -> Option<&SynapseMatrix> {
-        self.synapses.sensory.as_ref()
-    }
+    synapse_accessors!(synapses);
 
     fn output_dim(&self) -> usize {
         self.output_dim

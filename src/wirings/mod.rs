@@ -42,6 +42,19 @@
 //! # Ok::<(), ncps::wirings::WiringError>(())
 //! ```
 
+/// The two matrix accessors of [`Wiring`], answered from a `Synapses` field.
+macro_rules! synapse_accessors {
+    ($field:ident) => {
+        fn adjacency_matrix(&self) -> &SynapseMatrix {
+            &self.$field.adjacency
+        }
+
+        fn sensory_adjacency_matrix(&self) -> Option<&SynapseMatrix> {
+            self.$field.sensory.as_ref()
+        }
+    };
+}
+
 mod any;
 mod auto_ncp;
 mod custom;

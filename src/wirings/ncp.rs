@@ -264,13 +264,7 @@ fn connect_layers(
 }
 
 impl Wiring for NCP {
-    fn adjacency_matrix(&self) -> &SynapseMatrix {
-        &self.synapses.adjacency
-    }
-
-    fn sensory_adjacency_matrix(&self) -> Option<&SynapseMatrix> {
-        self.synapses.sensory.as_ref()
-    }
+    synapse_accessors!(synapses);
 
     fn output_dim(&self) -> usize {
         self.motor_neurons
