@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ncps::wirings::{AnyWiring, AutoNCP, DrawOptions, FullyConnected, Layout, Wiring};
+use ncps::wirings::{AnyWiring, AutoNCP, Draw, DrawOptions, FullyConnected, Layout, Wiring};
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
     for _ in 0..2 {

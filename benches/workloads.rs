@@ -18,8 +18,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use ncps::cells::RecurrentCell;
+use ncps::datasets::sine::{SineData, SineTrainer};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
-use ncps::sine::{SineData, SineTrainer};
 use ncps::wirings::AutoNCP;
 
 type Infer = NdArray<f32>;

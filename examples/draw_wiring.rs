@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use ncps::wirings::{AutoNCP, DrawOptions, Layout, Wiring};
+use ncps::wirings::{AutoNCP, Draw, DrawOptions, Layout, Wiring};
 
 #[derive(Parser)]
 #[command(about = "Draw an AutoNCP(16, 1) wiring with 2 inputs to SVG")]

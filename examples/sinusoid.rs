@@ -23,9 +23,9 @@ use common::{
     BLUE_, Backend, GRAY_, GREEN_, ORANGE_, RED_, Run, Series, TrainArgs, line_chart,
     register_font, train,
 };
+use ncps::datasets::sine::SineData;
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
-use ncps::sine::SineData;
-use ncps::wirings::{AutoNCP, DrawOptions, Wiring};
+use ncps::wirings::{AutoNCP, Draw, DrawOptions, Wiring};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Model {

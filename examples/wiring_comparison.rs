@@ -17,7 +17,7 @@ use burn::prelude::Backend as _;
 use clap::Parser;
 use common::{BLUE_, GREEN_, ORANGE_, Run, Series, TrainArgs, line_chart, register_font, train};
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
-use ncps::wirings::{AnyWiring, AutoNCP, DrawOptions, FullyConnected, Random, Wiring};
+use ncps::wirings::{AnyWiring, AutoNCP, Draw, DrawOptions, FullyConnected, Random, Wiring};
 use plotters::style::RGBColor;
 
 type B = Autodiff<NdArray>;

@@ -12,7 +12,9 @@
 //! - [`cells`]: one time step ([`cells::LTCCell`], [`cells::CfCCell`],
 //!   [`cells::WiredCfCCell`], and the [`cells::LSTMCell`] of mixed memory).
 //! - [`rnn`]: the sequence models [`rnn::LTC`] and [`rnn::CfC`].
-//! - [`sine`]: the quickstart's sinusoid task and its training loop.
+//! - [`datasets`]: tasks and data, as upstream's `ncps.datasets` (the
+//!   quickstart's sinusoid task in [`datasets::sine`]).
+//! - [`train`]: training helpers (global gradient-norm clipping).
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
 #![warn(missing_docs)]
@@ -20,10 +22,11 @@
 #![allow(clippy::upper_case_acronyms)]
 
 pub mod cells;
+pub mod datasets;
 mod error;
 pub mod import;
 pub mod rnn;
-pub mod sine;
+pub mod train;
 pub mod wirings;
 
 pub use error::ConfigError;

@@ -118,6 +118,77 @@ fn time_major_input_equals_transposed_batch_first_input() {
 }
 
 #[test]
+fn timespans_follow_the_input_layout() {
+    let input = random([2, 6, 3]);
+    let timespans = random([2, 6]).abs() + 0.1;
+    let batch_first = LTCConfig::new(3, Units::from(4))
+        .init::<B>(&device())
+        .unwrap();
+    let time_major = LTCConfig::new(3, Units::from(4))
+        .with_batch_first(false)
+        .init::<B>(&device())
+        .unwrap()
+        .load_record(batch_first.clone().into_record());
+    let (a, sa) = batch_first.forward_timed(input.clone(), timespans.clone(), None);
+    let (b, sb) = time_major.forward_timed(
+        input.clone().swap_dims(0, 1),
+        timespans.clone().swap_dims(0, 1),
+        None,
+    );
+    close(
+        a.clone().swap_dims(0, 1).reshape([12, 4]),
+        b.reshape([12, 4]),
+    );
+    close(sa.hidden.clone(), sb.hidden);
+    // A trailing axis of 1 is the same timespans.
+    let (c, sc) = batch_first.forward_timed(input, timespans.unsqueeze_dim::<3>(2), None);
+    close(a.reshape([12, 4]), c.reshape([12, 4]));
+    close(sa.hidden, sc.hidden);
+}
+
+#[test]
+#[should_panic(expected = "timespans has shape [2, 6], but [time, batch] = [6, 2]")]
+fn time_major_timespans_in_batch_first_layout_panic_with_a_clear_message() {
+    let model = CfCConfig::new(3, Units::from(4))
+        .with_batch_first(false)
+        .init::<B>(&device())
+        .unwrap();
+    model.forward_timed(random([6, 2, 3]), random([2, 6]), None);
+}
+
+#[test]
+#[should_panic(expected = "timespans has shape [2, 5, 2], but [batch, time] = [2, 5]")]
+fn timespans_with_a_trailing_axis_other_than_one_panic_with_a_clear_message() {
+    ltc_mixed().forward_timed(random([2, 5, 3]), random([2, 5, 2]), None);
+}
+
+#[test]
+fn pure_cfc_time_parameters_start_xavier_uniform_as_upstream_torch() {
+    let hidden = 64;
+    let cell = CfCCellConfig::new(3, hidden)
+        .with_mode(CfCMode::Pure)
+        .init::<B>(&device())
+        .unwrap();
+    let bound = (6.0 / (hidden as f32 + 1.0)).sqrt();
+    for (name, p) in [("w_tau", cell.w_tau.unwrap()), ("a", cell.a.unwrap())] {
+        assert_eq!(p.dims(), [1, hidden], "{name}");
+        let values: Vec<f32> = p.val().into_data().to_vec().unwrap();
+        assert!(
+            values.iter().all(|v| v.abs() <= bound),
+            "{name} outside ±{bound}"
+        );
+        // Uniform on ±bound: standard deviation bound/√3, not a constant.
+        let mean = values.iter().sum::<f32>() / hidden as f32;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / hidden as f32).sqrt();
+        let expected = bound / 3f32.sqrt();
+        assert!(
+            (std - expected).abs() < 0.3 * expected,
+            "{name}: standard deviation {std}, Xavier-uniform gives {expected}"
+        );
+    }
+}
+
+#[test]
 fn last_step_only_is_the_last_step_of_the_sequence() {
     let input = random([3, 4, 3]);
     let all = LTCConfig::new(3, Units::from(6))
@@ -143,7 +214,11 @@ fn unbatched_input_equals_a_batch_of_one() {
     let input = random([7, 3]);
     let timespans = random([7]).abs() + 0.5;
     let (a, sa) = model.forward_unbatched(input.clone(), Some(timespans.clone()), None);
-    let (b, sb) = model.forward_timed(input.unsqueeze_dim(0), timespans.unsqueeze_dim(0), None);
+    let (b, sb) = model.forward_timed(
+        input.unsqueeze_dim(0),
+        timespans.unsqueeze_dim::<2>(0),
+        None,
+    );
     assert_eq!(a.dims(), [7, 2]);
     assert_eq!(sa.hidden.dims(), [8]);
     close(a, b.squeeze_dim(0));
@@ -385,7 +460,7 @@ fn memory_without_mixed_memory_panics_with_a_clear_message() {
 }
 
 #[test]
-#[should_panic(expected = "timespans has shape [5, 2], but [2, 5] was expected")]
+#[should_panic(expected = "timespans has shape [5, 2], but [batch, time] = [2, 5]")]
 fn wrong_timespans_shape_panics_with_a_clear_message() {
     ltc_mixed().forward_timed(random([2, 5, 3]), random([5, 2]), None);
 }
@@ -608,6 +683,45 @@ fn explicit_constraints_keep_positive_parameters_non_negative_while_training() {
     assert!(min(model.cell.sensory_w.val().flatten(0, 1)) >= 0.0);
     assert!(min(model.cell.cm.val()) >= 0.0);
     assert!(min(model.cell.gleak.val()) >= 0.0);
+}
+
+/// Every parameter's values, by its Burn parameter id.
+fn parameter_values<M: Module<AD>>(model: &M) -> Vec<(String, Vec<f32>)> {
+    struct Collect(Vec<(String, Vec<f32>)>);
+    impl burn::module::ModuleVisitor<AD> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD, D>>) {
+            let values = param.val().into_data().to_vec().unwrap();
+            self.0.push((param.id.to_string(), values));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+#[test]
+fn every_ltc_parameter_keeps_training_with_either_constraint_setting() {
+    for implicit in [true, false] {
+        AD::seed(&device(), 3);
+        let ltc = LTCConfig::new(2, Units::from(FullyConnected::new(5, 1).unwrap()))
+            .with_implicit_param_constraints(implicit)
+            .init::<AD>(&device())
+            .unwrap();
+        // Two steps so that explicit constraints have been applied before
+        // the steps compared below.
+        let (_, _, before) = train(ltc, 2, LTC::apply_weight_constraints);
+        let start = parameter_values(&before);
+        let (_, _, after) = train(before, 3, LTC::apply_weight_constraints);
+        let end = parameter_values(&after);
+        assert_eq!(start.len(), end.len());
+        for ((id, a), (id_after, b)) in start.iter().zip(&end) {
+            assert_eq!(id, id_after, "a parameter changed its id");
+            assert!(
+                a != b,
+                "implicit_param_constraints = {implicit}: parameter {id} stopped training"
+            );
+        }
+    }
 }
 
 #[test]

@@ -4,8 +4,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use ncps::datasets::sine::{SineData, SineTrainer};
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
-use ncps::sine::{SineData, SineTrainer, clip_grad_norm};
+use ncps::train::clip_grad_norm;
 use ncps::wirings::AutoNCP;
 
 type B = Autodiff<NdArray<f32>>;

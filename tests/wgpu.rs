@@ -8,9 +8,9 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::{Device, TensorData};
 use ncps::cells::RecurrentCell;
+use ncps::datasets::sine::{SineData, SineTrainer};
 use ncps::import::{LoadStateDict, StateDict, UpstreamParams};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
-use ncps::sine::{SineData, SineTrainer};
 use ncps::wirings::AutoNCP;
 
 type Cpu = NdArray<f32>;

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use ncps::wirings::{
-    AnyWiring, AutoNCP, Color, Custom, DrawOptions, FullyConnected, Layout, NCP, NeuronColors,
-    NeuronType, NodeKind, Polarity, Random, SynapseColors, SynapseMatrix, Wiring, WiringError,
+    AnyWiring, AutoNCP, Color, Custom, Draw, DrawError, DrawOptions, FullyConnected, Layout, NCP,
+    NeuronColors, NeuronType, NodeKind, Polarity, Random, SynapseColors, SynapseMatrix, Wiring,
+    WiringError,
 };
 use proptest::prelude::*;
 
@@ -257,15 +258,10 @@ fn building_twice_with_another_size_fails_and_same_size_is_a_no_op() {
 #[test]
 fn graph_and_drawing_need_a_built_wiring() {
     let wiring = AutoNCP::new(10, 2).unwrap();
-    assert!(matches!(
-        wiring.to_graph(),
-        Err(WiringError::NotBuilt {
-            operation: "to_graph"
-        })
-    ));
+    assert!(matches!(wiring.to_graph(), Err(DrawError::NotBuilt)));
     assert!(matches!(
         wiring.draw_graph(&DrawOptions::default()),
-        Err(WiringError::NotBuilt { .. })
+        Err(DrawError::NotBuilt)
     ));
 }
 
@@ -420,7 +416,7 @@ fn unknown_layout_and_color_are_errors() {
     }
     assert!(matches!(
         "tab:mauve".parse::<Color>(),
-        Err(WiringError::UnknownColor(_))
+        Err(DrawError::UnknownColor(_))
     ));
     assert!("#12345".parse::<Color>().is_err());
     assert!("#zzzzzz".parse::<Color>().is_err());
@@ -580,6 +576,35 @@ fn loading_keeps_stored_matrices_even_if_the_seed_would_draw_others() {
     wiring = loaded.clone();
     wiring.build(2).unwrap();
     assert_eq!(wiring, loaded);
+}
+
+#[test]
+fn building_an_unbuilt_wiring_loaded_from_json_keeps_its_stored_neuron_synapses() {
+    for wiring in [
+        AnyWiring::from(FullyConnected::new(5, 2).unwrap()),
+        AnyWiring::from(Random::new(6, 2, 0.5).unwrap()),
+    ] {
+        assert!(!wiring.is_built());
+        let mut v: serde_json::Value = serde_json::from_str(&wiring.to_json()).unwrap();
+        // Flip one stored synapse so that the seed alone would draw another matrix.
+        let (src, dest) = (0..wiring.units())
+            .flat_map(|s| (0..wiring.units()).map(move |d| (s, d)))
+            .find(|&(s, d)| wiring.adjacency_matrix().get(s, d) != 0)
+            .unwrap();
+        let flipped = -v["adjacency_matrix"][src][dest].as_i64().unwrap();
+        v["adjacency_matrix"][src][dest] = flipped.into();
+        let mut loaded = AnyWiring::from_json(&v.to_string()).unwrap();
+        let stored = loaded.adjacency_matrix().clone();
+        loaded.build(3).unwrap();
+        assert_eq!(
+            loaded.adjacency_matrix(),
+            &stored,
+            "{}: build redrew the stored neuron synapses",
+            loaded.kind()
+        );
+        assert_eq!(i64::from(loaded.adjacency_matrix().get(src, dest)), flipped);
+        assert_eq!(loaded.input_dim(), Some(3));
+    }
 }
 
 #[test]
@@ -1040,5 +1065,97 @@ proptest! {
         if let Err(violation) = check_ncp_guarantees(wiring.ncp(), inputs) {
             prop_assert!(false, "{}", violation);
         }
+    }
+}
+
+// ------------------------------------------------ upstream get_config()
+
+fn upstream_config(name: &str) -> (String, serde_json::Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream_config");
+    let config = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+    let expected = std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap();
+    (config, serde_json::from_str(&expected).unwrap())
+}
+
+fn rows(v: &serde_json::Value) -> Vec<Vec<i8>> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+#[test]
+fn upstream_get_config_json_loads_as_upstream_from_config_does() {
+    // (file, kind, whether the synapse counts are fixed by the arguments)
+    for (name, kind, counts_fixed) in [
+        ("fully_connected", "FullyConnected", true),
+        ("random", "Random", true),
+        ("ncp", "NCP", false),
+        ("auto_ncp", "AutoNCP", false),
+        ("wiring", "Custom", true),
+    ] {
+        let (config, expected) = upstream_config(name);
+        let mut wiring =
+            AnyWiring::from_upstream_config(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(wiring.kind(), kind, "{name}");
+        wiring.build(3 - usize::from(name == "wiring")).unwrap();
+        let number = |key: &str| expected[key].as_u64().unwrap() as usize;
+        assert_eq!(wiring.units(), number("units"), "{name}");
+        assert_eq!(wiring.output_dim(), number("output_dim"), "{name}");
+        assert_eq!(wiring.input_dim(), Some(number("input_dim")), "{name}");
+        let layers: Vec<Vec<usize>> = serde_json::from_value(expected["layers"].clone()).unwrap();
+        assert_eq!(wiring.layers(), layers, "{name}");
+        let types: Vec<NeuronType> =
+            serde_json::from_value(expected["neuron_types"].clone()).unwrap();
+        assert_eq!(wiring.neuron_types(), types, "{name}");
+        if counts_fixed {
+            assert_eq!(wiring.synapse_count(), number("synapse_count"), "{name}");
+            assert_eq!(
+                wiring.sensory_synapse_count(),
+                number("sensory_synapse_count"),
+                "{name}"
+            );
+        }
+    }
+    // The base Wiring's config carries its matrices: they load exactly.
+    let (config, expected) = upstream_config("wiring");
+    let wiring = AnyWiring::from_upstream_config(&config).unwrap();
+    assert_eq!(
+        wiring.adjacency_matrix().to_rows(),
+        rows(&expected["adjacency_matrix"])
+    );
+    assert_eq!(
+        wiring.sensory_adjacency_matrix().unwrap().to_rows(),
+        rows(&expected["sensory_adjacency_matrix"])
+    );
+}
+
+#[test]
+fn malformed_upstream_configs_are_errors_naming_the_problem() {
+    let (unbuilt_without_output_dim, _) = upstream_config("wiring_unbuilt");
+    for (config, message) in [
+        (unbuilt_without_output_dim.as_str(), "output_dim is null"),
+        ("[1, 2]", "config is an array"),
+        ("{\"units\": 3, \"bogus\": 1}", "unknown field `bogus`"),
+        ("{\"units\": 0}", "invalid units = 0"),
+        (
+            "{\"units\": 2, \"adjacency_matrix\": [[0, 2], [0, 0]], \"sensory_adjacency_matrix\": null, \"input_dim\": null, \"output_dim\": 1}",
+            "adjacency_matrix[0][1] = 2",
+        ),
+        (
+            "{\"units\": 2, \"adjacency_matrix\": [[0, 1]], \"sensory_adjacency_matrix\": null, \"input_dim\": null, \"output_dim\": 1}",
+            "adjacency_matrix must be 2x2",
+        ),
+        (
+            "{\"units\": 2, \"adjacency_matrix\": [[0, 1], [0, 0]], \"sensory_adjacency_matrix\": null, \"input_dim\": 3, \"output_dim\": 1}",
+            "sensory_adjacency_matrix is null",
+        ),
+        (
+            "{\"inter_neurons\": [5, 6], \"command_neurons\": [2, 3, 4], \"motor_neurons\": [0, 1], \"sensory_fanout\": 3, \"inter_fanout\": 2, \"recurrent_command_synapses\": 2, \"motor_fanin\": 2, \"seed\": null}",
+            "sensory_fanout = 3",
+        ),
+        ("{\"units\": 10, \"output_size\": 9}", "output_size"),
+    ] {
+        let err = AnyWiring::from_upstream_config(config)
+            .expect_err(config)
+            .to_string();
+        assert!(err.contains(message), "{config}: {err}");
     }
 }

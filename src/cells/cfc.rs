@@ -89,8 +89,10 @@ pub struct CfCCellConfig {
 /// time-gated mix approximates the LTC ODE's solution in closed form.
 ///
 /// Every 2-D weight is initialised Xavier-uniform, biases as PyTorch's
-/// `nn.Linear` (U(±1/√fan_in)); pure mode's `w_tau [1, H]` starts at 0 and
-/// `a [1, H]` (upstream's `A`) at 1.
+/// `nn.Linear` (U(±1/√fan_in)). Pure mode's `w_tau [1, H]` and `a [1, H]`
+/// (upstream's `A`) are Xavier-uniform too, U(±√(6 / (H + 1))), as upstream
+/// torch's `init_weights` leaves them (its constructor's 0 and 1 are
+/// overwritten).
 ///
 /// ```
 /// use burn::backend::NdArray;
@@ -155,6 +157,12 @@ pub(crate) fn xavier_linear<B: Backend>(
         device,
     );
     layer
+}
+
+/// A `[1, hidden]` parameter, Xavier-uniform as torch initialises a 2-D
+/// tensor of that shape (fan in `hidden`, fan out 1).
+fn xavier_row<B: Backend>(hidden: usize, device: &B::Device) -> Param<Tensor<B, 2>> {
+    Initializer::XavierUniform { gain: 1.0 }.init_with([1, hidden], Some(hidden), Some(1), device)
 }
 
 impl CfCCellConfig {
@@ -228,8 +236,8 @@ impl CfCCellConfig {
             ff2: gated.then(head),
             time_a: gated.then(head),
             time_b: gated.then(head),
-            w_tau: (!gated).then(|| Initializer::Zeros.init([1, self.hidden_size], device)),
-            a: (!gated).then(|| Initializer::Ones.init([1, self.hidden_size], device)),
+            w_tau: (!gated).then(|| xavier_row(self.hidden_size, device)),
+            a: (!gated).then(|| xavier_row(self.hidden_size, device)),
             sparsity_mask,
             mode: self.mode,
             activation: self.activation,

@@ -3,7 +3,7 @@
 use burn::module::{Initializer, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use burn::tensor::activation::{relu, sigmoid, softplus};
+use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
 use super::{RecurrentCell, materialize};
@@ -239,10 +239,10 @@ impl<B: Backend> LTCCell<B> {
     /// ```
     pub fn apply_weight_constraints(mut self) -> Self {
         if !self.implicit_param_constraints {
-            self.w = self.w.map(relu);
-            self.sensory_w = self.sensory_w.map(relu);
-            self.cm = self.cm.map(relu);
-            self.gleak = self.gleak.map(relu);
+            self.w = clamp_non_negative(self.w);
+            self.sensory_w = clamp_non_negative(self.sensory_w);
+            self.cm = clamp_non_negative(self.cm);
+            self.gleak = clamp_non_negative(self.gleak);
         }
         self
     }
@@ -270,6 +270,19 @@ impl<B: Backend> LTCCell<B> {
             None => output,
         }
     }
+}
+
+/// Clamps a parameter's values at 0 and keeps it the same trainable leaf:
+/// same id (the optimizer's state stays attached), same gradient
+/// requirement. Mapping it through `relu` instead would leave the result of
+/// an operation, which no longer receives gradients.
+fn clamp_non_negative<B: Backend, const D: usize>(
+    param: Param<Tensor<B, D>>,
+) -> Param<Tensor<B, D>> {
+    param.map(|value| {
+        let require_grad = value.is_require_grad();
+        value.clamp_min(0.0).detach().set_require_grad(require_grad)
+    })
 }
 
 /// `sigmoid(sigma * (v_pre - mu))` for every synapse: `[batch, src, dest]`.

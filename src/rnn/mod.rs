@@ -208,18 +208,55 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
     ///
     /// # Shapes
     /// - input: as [`forward`](Self::forward)
-    /// - timespans: `[batch, time]`, whatever `batch_first` is
+    /// - timespans: in the input's layout, `[batch, time]` (`[time, batch]`
+    ///   when not `batch_first`), optionally with a trailing axis of 1
+    ///   (`[batch, time, 1]`, as upstream's examples shape them)
     /// - returns: as [`forward`](Self::forward)
     ///
     /// # Panics
-    /// As [`forward`](Self::forward), and when `timespans` is not `[batch, time]`.
-    pub fn forward_timed(
+    /// As [`forward`](Self::forward), and when `timespans` does not have
+    /// one value per step of every sample.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::rnn::{CfCConfig, Units};
+    ///
+    /// let device = Default::default();
+    /// let model = CfCConfig::new(3, Units::from(8)).init::<NdArray>(&device)?;
+    /// let input = Tensor::<NdArray, 3>::zeros([2, 5, 3], &device); // [batch, time, features]
+    /// let timespans = Tensor::<NdArray, 2>::full([2, 5], 0.5, &device); // [batch, time]
+    /// let (output, _) = model.forward_timed(input.clone(), timespans, None);
+    /// assert_eq!(output.dims(), [2, 5, 8]);
+    /// let column = Tensor::<NdArray, 3>::full([2, 5, 1], 0.5, &device); // [batch, time, 1]
+    /// let (same, _) = model.forward_timed(input, column, None);
+    /// assert_eq!(same.into_data(), output.into_data());
+    /// # Ok::<(), ncps::ConfigError>(())
+    /// ```
+    pub fn forward_timed<const D: usize>(
         &self,
         input: Tensor<B, 3>,
-        timespans: Tensor<B, 2>,
+        timespans: Tensor<B, D>,
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
-        self.run(input, Some(timespans), state)
+        let [first, second, _] = input.dims();
+        let layout = if self.batch_first {
+            "[batch, time]"
+        } else {
+            "[time, batch]"
+        };
+        let dims = timespans.dims();
+        let fits = match dims[..] {
+            [a, b] | [a, b, 1] => [a, b] == [first, second],
+            _ => false,
+        };
+        assert!(
+            fits,
+            "timespans has shape {dims:?}, but {layout} = {:?} (or with a trailing axis of 1) \
+             was expected: one elapsed time per step of every sample, in the input's layout",
+            [first, second]
+        );
+        self.run(input, Some(timespans.reshape([first, second])), state)
     }
 
     /// Runs one sequence without a batch axis (upstream's 2-D input).
@@ -237,13 +274,17 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         state: Option<RnnState<B, 1>>,
     ) -> (Tensor<B, 2>, RnnState<B, 1>) {
         let batch_axis = if self.batch_first { 0 } else { 1 };
+        let [time, _] = input.dims();
         let state = state.map(|s| RnnState {
             hidden: s.hidden.unsqueeze_dim(0),
             memory: s.memory.map(|m| m.unsqueeze_dim(0)),
         });
         let (output, state) = self.run(
             input.unsqueeze_dim(batch_axis),
-            timespans.map(|t| t.unsqueeze_dim(0)),
+            timespans.map(|t| {
+                check_shape("timespans", &t.dims(), &[time]);
+                t.unsqueeze_dim(batch_axis)
+            }),
             state,
         );
         let state = RnnState {
@@ -341,17 +382,17 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         (output, RnnState { hidden, memory })
     }
 
-    /// The time loop.
+    /// The time loop. `timespans` is in the input's layout.
     fn run(
         &self,
         input: Tensor<B, 3>,
         timespans: Option<Tensor<B, 2>>,
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
-        let input = if self.batch_first {
-            input
+        let (input, timespans) = if self.batch_first {
+            (input, timespans)
         } else {
-            input.swap_dims(0, 1)
+            (input.swap_dims(0, 1), timespans.map(|t| t.swap_dims(0, 1)))
         };
         let [batch, steps, features] = input.dims();
         check_features("input", features, self.input_size());

@@ -79,14 +79,6 @@ pub enum WiringError {
         /// What was stored.
         found: String,
     },
-    /// A drawing layout name that is not one of the supported layouts.
-    #[error(
-        "unknown layout {0:?}: expected one of shell, circular, spiral, random, spring, kamada_kawai, spectral"
-    )]
-    UnknownLayout(String),
-    /// A color string that is neither a known name nor `#rrggbb`.
-    #[error("unknown color {0:?}: use #rrggbb or a name such as tab:blue, cyan, red")]
-    UnknownColor(String),
     /// Malformed JSON, or JSON that is not a wiring.
     #[error("malformed wiring JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -98,9 +90,6 @@ pub enum WiringError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The drawing backend failed.
-    #[error("drawing failed: {0}")]
-    Draw(String),
 }
 
 impl WiringError {

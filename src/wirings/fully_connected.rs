@@ -73,7 +73,8 @@ impl FullyConnected {
         self.self_connections
     }
 
-    /// Draws the neuron synapses and, when built, the sensory ones again.
+    /// Draws the neuron synapses and, when built, the sensory ones again
+    /// (after a change of seed or of self connections).
     fn draw(&mut self) {
         let units = self.synapses.units();
         let mut internal = rng::seeded(self.erev_init_seed, rng::INTERNAL_STREAM);
@@ -86,6 +87,13 @@ impl FullyConnected {
             }
         }
         self.synapses.adjacency = adjacency;
+        self.draw_sensory();
+    }
+
+    /// Draws the sensory synapses of a built wiring; the neuron synapses
+    /// stay as they are (a wiring loaded from JSON keeps its stored ones).
+    fn draw_sensory(&mut self) {
+        let units = self.synapses.units();
         if let Some(sensory) = &mut self.synapses.sensory {
             let mut draws = rng::seeded(self.erev_init_seed, rng::SENSORY_STREAM);
             for src in 0..sensory.rows() {
@@ -106,7 +114,7 @@ impl Wiring for FullyConnected {
 
     fn build(&mut self, input_dim: usize) -> Result<(), WiringError> {
         if self.synapses.start_build(input_dim)? {
-            self.draw();
+            self.draw_sensory();
         }
         Ok(())
     }

@@ -58,15 +58,15 @@ macro_rules! synapse_accessors {
 mod any;
 mod auto_ncp;
 mod custom;
-mod draw;
+#[cfg(feature = "draw")]
+pub mod draw;
 mod error;
 mod fully_connected;
-mod graph;
-mod layout;
 mod matrix;
 mod ncp;
 mod random;
 mod rng;
+mod upstream;
 
 use std::fmt;
 
@@ -75,11 +75,13 @@ use serde::{Deserialize, Serialize};
 pub use any::AnyWiring;
 pub use auto_ncp::AutoNCP;
 pub use custom::Custom;
-pub use draw::{Color, DrawOptions, NeuronColors, SynapseColors};
+#[cfg(feature = "draw")]
+pub use draw::{
+    Color, Draw, DrawError, DrawOptions, GraphNode, Layout, NeuronColors, NodeKind, SynapseColors,
+    WiringGraph,
+};
 pub use error::WiringError;
 pub use fully_connected::FullyConnected;
-pub use graph::{GraphNode, NodeKind, WiringGraph};
-pub use layout::Layout;
 pub use matrix::{Polarity, SynapseMatrix};
 pub use ncp::NCP;
 pub use random::Random;
@@ -238,46 +240,6 @@ pub trait Wiring: fmt::Debug + Send + Sync {
     /// `None` before `build`.
     fn sensory_sparsity_mask(&self) -> Option<Vec<f32>> {
         self.sensory_adjacency_matrix().map(SynapseMatrix::mask_f32)
-    }
-
-    /// The circuit as a petgraph [`WiringGraph`]: one node per neuron (node
-    /// index = neuron id), then one per input, one edge per synapse weighted
-    /// with its [`Polarity`] (upstream's `get_graph`). Fails before `build`.
-    ///
-    /// ```
-    /// use ncps::wirings::{FullyConnected, Wiring};
-    ///
-    /// let mut wiring = FullyConnected::new(4, 1)?;
-    /// wiring.build(2)?;
-    /// let graph = wiring.to_graph()?;
-    /// assert_eq!(graph.node_count(), 4 + 2);
-    /// assert_eq!(graph.edge_count(), 16 + 8);
-    /// # Ok::<(), ncps::wirings::WiringError>(())
-    /// ```
-    fn to_graph(&self) -> Result<WiringGraph, WiringError> {
-        graph::to_graph(self)
-    }
-
-    /// Renders the circuit as an SVG document: one circle per neuron and
-    /// input colored by type, one arrow per synapse colored by polarity, and
-    /// a legend naming each neuron type present. Fails before `build`.
-    ///
-    /// ```
-    /// use ncps::wirings::{AutoNCP, DrawOptions, Layout, Wiring};
-    ///
-    /// let mut wiring = AutoNCP::new(16, 1)?;
-    /// wiring.build(2)?;
-    /// let svg = wiring.draw_graph(&DrawOptions::default().with_layout(Layout::KamadaKawai))?;
-    /// assert!(svg.contains("Command neurons"));
-    /// # Ok::<(), ncps::wirings::WiringError>(())
-    /// ```
-    fn draw_graph(&self, options: &DrawOptions) -> Result<String, WiringError> {
-        draw::draw_svg(self, options)
-    }
-
-    /// [`draw_graph`](Self::draw_graph) written to an SVG file.
-    fn save_svg(&self, path: &std::path::Path, options: &DrawOptions) -> Result<(), WiringError> {
-        draw::write_svg(path, &self.draw_graph(options)?)
     }
 }
 

@@ -75,11 +75,19 @@ impl Random {
         self.random_seed
     }
 
-    /// Draws the neuron synapses and, when built, the sensory ones again.
+    /// Draws the neuron synapses and, when built, the sensory ones again
+    /// (after a change of seed).
     fn draw(&mut self) {
         let units = self.synapses.units();
         let mut internal = rng::seeded(self.random_seed, rng::INTERNAL_STREAM);
         self.synapses.adjacency = self.draw_matrix(&mut internal, units, units);
+        self.draw_sensory();
+    }
+
+    /// Draws the sensory synapses of a built wiring; the neuron synapses
+    /// stay as they are (a wiring loaded from JSON keeps its stored ones).
+    fn draw_sensory(&mut self) {
+        let units = self.synapses.units();
         if let Some(rows) = self.synapses.sensory.as_ref().map(SynapseMatrix::rows) {
             let mut draws = rng::seeded(self.random_seed, rng::SENSORY_STREAM);
             self.synapses.sensory = Some(self.draw_matrix(&mut draws, rows, units));
@@ -110,7 +118,7 @@ impl Wiring for Random {
 
     fn build(&mut self, input_dim: usize) -> Result<(), WiringError> {
         if self.synapses.start_build(input_dim)? {
-            self.draw();
+            self.draw_sensory();
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
 //! use ncps::rnn::{LTCConfig, Units};
-//! use ncps::sine::{SineData, SineTrainer};
+//! use ncps::datasets::sine::{SineData, SineTrainer};
 //! use ncps::wirings::AutoNCP;
 //!
 //! type B = Autodiff<NdArray>;
@@ -27,7 +27,7 @@
 
 use std::f32::consts::PI;
 
-use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -36,6 +36,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::cells::RecurrentCell;
 use crate::rnn::Rnn;
+use crate::train::clip_grad_norm;
 
 /// The sinusoid data: `N` steps of `(sin, cos)` inputs and a sine target of
 /// twice the frequency.
@@ -91,47 +92,6 @@ impl SineData {
             device,
         )
     }
-}
-
-/// Scales all gradients so that their global L2 norm is at most `max_norm`,
-/// as PyTorch's `clip_grad_norm_` (Burn's own clipping works per tensor).
-/// Returns the norm before clipping.
-pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
-    model: &M,
-    grads: &mut GradientsParams,
-    max_norm: f64,
-) -> f64 {
-    struct SquaredNorm<'a> {
-        grads: &'a GradientsParams,
-        sum: f64,
-    }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                self.sum += grad.square().sum().into_scalar().elem::<f64>();
-            }
-        }
-    }
-    struct Scale<'a> {
-        grads: &'a mut GradientsParams,
-        factor: f64,
-    }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-                self.grads.register(param.id, grad * self.factor);
-            }
-        }
-    }
-
-    let mut norm = SquaredNorm { grads, sum: 0.0 };
-    model.visit(&mut norm);
-    let total = norm.sum.sqrt();
-    let factor = max_norm / (total + 1e-6);
-    if factor < 1.0 {
-        model.visit(&mut Scale { grads, factor });
-    }
-    total
 }
 
 /// Full-batch training on [`SineData`]: Adam (PyTorch's defaults, ε = 1e-8)

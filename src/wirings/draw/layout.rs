@@ -1,4 +1,4 @@
-//! Graph layouts for [`draw_graph`](super::Wiring::draw_graph): where each
+//! Graph layouts for [`draw_graph`](super::Draw::draw_graph): where each
 //! node of a [`WiringGraph`] goes.
 //!
 //! No maintained Rust crate offers networkx's layouts, so they are written
@@ -12,7 +12,8 @@ use std::str::FromStr;
 
 use rand::RngExt;
 
-use super::{NeuronType, NodeKind, WiringError, WiringGraph, rng};
+use super::{DrawError, NodeKind, WiringGraph};
+use crate::wirings::{NeuronType, rng};
 
 /// How [`draw_graph`](super::Wiring::draw_graph) places the nodes; upstream's
 /// `layout=` names parse with [`str::parse`].
@@ -24,7 +25,7 @@ use super::{NeuronType, NodeKind, WiringError, WiringGraph, rng};
 /// assert_eq!("kamada".parse::<Layout>()?, Layout::KamadaKawai);
 /// assert_eq!(Layout::default(), Layout::Shell);
 /// assert!("grid".parse::<Layout>().is_err());
-/// # Ok::<(), ncps::wirings::WiringError>(())
+/// # Ok::<(), ncps::wirings::DrawError>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Layout {
@@ -54,11 +55,11 @@ pub enum Layout {
 }
 
 impl FromStr for Layout {
-    type Err = WiringError;
+    type Err = DrawError;
 
     /// `shell`, `circular`, `spiral`, `random` (seed 0), `spring` (seed 0),
     /// `kamada_kawai` (or upstream's `kamada`), `spectral`.
-    fn from_str(name: &str) -> Result<Self, WiringError> {
+    fn from_str(name: &str) -> Result<Self, DrawError> {
         Ok(match name {
             "shell" => Layout::Shell,
             "circular" => Layout::Circular,
@@ -67,7 +68,7 @@ impl FromStr for Layout {
             "spring" => Layout::Spring { seed: 0 },
             "kamada_kawai" | "kamada" => Layout::KamadaKawai,
             "spectral" => Layout::Spectral,
-            other => return Err(WiringError::UnknownLayout(other.to_string())),
+            other => return Err(DrawError::UnknownLayout(other.to_string())),
         })
     }
 }

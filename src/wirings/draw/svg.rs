@@ -8,7 +8,8 @@ use plotters::style::Color as _;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::graph::to_graph;
-use super::{Layout, NeuronType, NodeKind, Polarity, Wiring, WiringError};
+use super::{DrawError, Layout, NodeKind};
+use crate::wirings::{NeuronType, Polarity, Wiring};
 
 /// An RGB color; parses `#rrggbb`, matplotlib's `tab:` palette (`tab:blue`,
 /// `tab:orange`, `tab:green`, `tab:red`, `tab:purple`, `tab:brown`,
@@ -22,7 +23,7 @@ use super::{Layout, NeuronType, NodeKind, Polarity, Wiring, WiringError};
 /// assert_eq!("tab:blue".parse::<Color>()?, Color(0x1f, 0x77, 0xb4));
 /// assert_eq!("#00ff80".parse::<Color>()?.to_hex(), "#00ff80");
 /// assert!("blurple".parse::<Color>().is_err());
-/// # Ok::<(), ncps::wirings::WiringError>(())
+/// # Ok::<(), ncps::wirings::DrawError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Color(pub u8, pub u8, pub u8);
@@ -44,9 +45,9 @@ impl Color {
 }
 
 impl FromStr for Color {
-    type Err = WiringError;
+    type Err = DrawError;
 
-    fn from_str(name: &str) -> Result<Self, WiringError> {
+    fn from_str(name: &str) -> Result<Self, DrawError> {
         let hex = |s: &str| u32::from_str_radix(s, 16).ok();
         let rgb = match name {
             "tab:blue" => 0x1f77b4,
@@ -72,9 +73,9 @@ impl FromStr for Color {
             "olive" => 0x808000,
             "purple" => 0x800080,
             s if s.len() == 7 && s.starts_with('#') => {
-                hex(&s[1..]).ok_or_else(|| WiringError::UnknownColor(name.to_string()))?
+                hex(&s[1..]).ok_or_else(|| DrawError::UnknownColor(name.to_string()))?
             }
-            _ => return Err(WiringError::UnknownColor(name.to_string())),
+            _ => return Err(DrawError::UnknownColor(name.to_string())),
         };
         Ok(Color((rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8))
     }
@@ -237,15 +238,15 @@ const MARGIN: i32 = 36;
 const ARROW_LENGTH: f64 = 9.0;
 const ARROW_HALF_WIDTH: f64 = 4.5;
 
-fn draw_error<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> WiringError {
-    WiringError::Draw(error.to_string())
+fn draw_error<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> DrawError {
+    DrawError::Render(error.to_string())
 }
 
 /// Renders a built wiring to an SVG document.
 pub(crate) fn draw_svg<W: Wiring + ?Sized>(
     wiring: &W,
     options: &DrawOptions,
-) -> Result<String, WiringError> {
+) -> Result<String, DrawError> {
     let graph = to_graph(wiring)?;
     let (width, height) = (
         options.width.max(300) as i32,
@@ -343,7 +344,7 @@ fn draw_arrow(
     radius: f64,
     offset: f64,
     color: RGBColor,
-) -> Result<(), WiringError> {
+) -> Result<(), DrawError> {
     let length = distance(from, to);
     if length <= 2.0 * radius + ARROW_LENGTH {
         return Ok(());
@@ -383,7 +384,7 @@ fn draw_self_loop(
     centre: [f64; 2],
     radius: f64,
     color: RGBColor,
-) -> Result<(), WiringError> {
+) -> Result<(), DrawError> {
     let away = distance(node, centre);
     let dir = if away > 1e-6 {
         [(node[0] - centre[0]) / away, (node[1] - centre[1]) / away]
@@ -408,7 +409,7 @@ fn draw_legend(
     graph: &super::WiringGraph,
     options: &DrawOptions,
     width: i32,
-) -> Result<(), WiringError> {
+) -> Result<(), DrawError> {
     let kinds = [
         NodeKind::Sensory,
         NodeKind::Neuron(NeuronType::Inter),
@@ -471,8 +472,8 @@ fn draw_legend(
 }
 
 /// Writes `svg` to `path`.
-pub(crate) fn write_svg(path: &Path, svg: &str) -> Result<(), WiringError> {
-    std::fs::write(path, svg).map_err(|source| WiringError::Io {
+pub(crate) fn write_svg(path: &Path, svg: &str) -> Result<(), DrawError> {
+    std::fs::write(path, svg).map_err(|source| DrawError::Io {
         path: path.to_path_buf(),
         source,
     })

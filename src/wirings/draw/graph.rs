@@ -4,7 +4,8 @@ use std::fmt;
 
 use petgraph::graph::DiGraph;
 
-use super::{NeuronType, Polarity, Wiring, WiringError};
+use super::DrawError;
+use crate::wirings::{NeuronType, Polarity, Wiring};
 
 /// What a graph node is: an input (sensory neuron) or a neuron of the cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,13 +59,11 @@ impl fmt::Display for GraphNode {
 /// synapse weighted with its polarity.
 pub type WiringGraph = DiGraph<GraphNode, Polarity>;
 
-/// Builds the [`WiringGraph`] of a built wiring; see [`Wiring::to_graph`].
-pub(crate) fn to_graph<W: Wiring + ?Sized>(wiring: &W) -> Result<WiringGraph, WiringError> {
+/// Builds the [`WiringGraph`] of a built wiring; see [`Draw::to_graph`](super::Draw::to_graph).
+pub(crate) fn to_graph<W: Wiring + ?Sized>(wiring: &W) -> Result<WiringGraph, DrawError> {
     let sensory = wiring
         .sensory_adjacency_matrix()
-        .ok_or(WiringError::NotBuilt {
-            operation: "to_graph",
-        })?;
+        .ok_or(DrawError::NotBuilt)?;
     let adjacency = wiring.adjacency_matrix();
     let units = wiring.units();
     let mut graph = WiringGraph::with_capacity(

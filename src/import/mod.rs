@@ -32,7 +32,11 @@ use burn::tensor::backend::AutodiffBackend;
 use burn_store::{ModuleStore, PytorchStore, SafetensorsStore};
 
 use crate::cells::{CfCCell, LSTMCell, LTCCell, WiredCfCCell};
+
+mod infer;
+
 use crate::rnn::{CfCCells, Rnn};
+pub use infer::{load_cfc, load_ltc};
 
 /// Why weights could not be imported.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +74,29 @@ pub enum ImportError {
         /// The shape in the file.
         found: Vec<usize>,
     },
+    /// A tensor whose values cannot be what its name says (e.g. a sparsity
+    /// mask with entries other than 0 and 1).
+    #[error("tensor {name} is invalid: {reason}")]
+    Invalid {
+        /// Upstream's name of the tensor.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Something a checkpoint does not record, needed to rebuild its model.
+    #[error("cannot tell {what} from the checkpoint: {hint}")]
+    Undetermined {
+        /// What could not be read.
+        what: String,
+        /// Why, and what to do instead.
+        hint: String,
+    },
+    /// The model described by a checkpoint could not be configured.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// A wiring read from a checkpoint is not valid.
+    #[error(transparent)]
+    Wiring(#[from] crate::wirings::WiringError),
     /// A stored sparsity mask that differs from the model's wiring.
     #[error(
         "tensor {name} differs from the model's wiring: build the model with the wiring these weights were trained with"
@@ -132,8 +159,7 @@ impl StateDict {
         for (name, snapshot) in snapshots {
             let data = snapshot
                 .to_data()
-                .map_err(|e| format!("tensor {name}: {e:?}"))?
-                .convert::<f32>();
+                .map_err(|e| format!("tensor {name}: {e:?}"))?;
             tensors.insert(name.clone(), (snapshot.shape.to_vec(), data));
         }
         Ok(Self { tensors })
@@ -204,7 +230,7 @@ impl StateDict {
         let tensors = slots
             .iter()
             .filter_map(|(name, slot)| {
-                read(slot).map(|data| (name.clone(), (data.shape.to_vec(), data.convert::<f32>())))
+                read(slot).map(|data| (name.clone(), (data.shape.to_vec(), data)))
             })
             .collect();
         Self { tensors }
@@ -213,10 +239,8 @@ impl StateDict {
     /// Removes a tensor, returning its shape and values.
     pub fn remove(&mut self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
         self.tensors.remove(name).map(|(shape, data)| {
-            (
-                shape,
-                data.to_vec::<f32>().expect("converted to f32 when read"),
-            )
+            let values = data.convert::<f32>().to_vec::<f32>();
+            (shape, values.expect("converted to f32"))
         })
     }
 
@@ -245,11 +269,18 @@ impl StateDict {
         self.tensors.get(name).map(|(shape, _)| shape.as_slice())
     }
 
-    /// The values of a tensor (row-major `f32`), if present.
+    /// The values of a tensor (row-major, converted to `f32`), if present.
     pub fn values(&self, name: &str) -> Option<Vec<f32>> {
-        self.tensors
-            .get(name)
-            .map(|(_, data)| data.to_vec::<f32>().expect("converted to f32 when read"))
+        self.tensors.get(name).map(|(_, data)| {
+            let values = data.clone().convert::<f32>().to_vec::<f32>();
+            values.expect("converted to f32")
+        })
+    }
+
+    /// The element type of a tensor as stored in the file (or the model),
+    /// if present. Loading converts it to the model's float type.
+    pub fn dtype(&self, name: &str) -> Option<burn::tensor::DType> {
+        self.tensors.get(name).map(|(_, data)| data.dtype)
     }
 }
 
@@ -342,7 +373,10 @@ impl<B: Backend, M: UpstreamParams<B> + Module<B>> LoadStateDict<B> for M {
                     } else {
                         mask.clone()
                     };
-                    if mask.into_data().to_vec::<f32>().ok() != data.to_vec::<f32>().ok() {
+                    // Compared as f32 whatever the model's float type: a
+                    // mask holds 0 and 1 only.
+                    let ours = mask.into_data().convert::<f32>().to_vec::<f32>().ok();
+                    if ours.is_none() || ours != data.convert::<f32>().to_vec::<f32>().ok() {
                         return Err(ImportError::MaskMismatch { name });
                     }
                 }
