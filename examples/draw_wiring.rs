@@ -35,9 +35,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ncp = wiring.ncp();
     println!(
         "AutoNCP(16, 1) with 2 inputs: {} inter, {} command, {} motor neurons",
-        ncp.inter_neurons(),
-        ncp.command_neurons(),
-        ncp.motor_neurons()
+        ncp.args().inter_neurons,
+        ncp.args().command_neurons,
+        ncp.args().motor_neurons
     );
     println!("synapses: {}", wiring.synapse_count());
     println!("sensory synapses: {}", wiring.sensory_synapse_count());

@@ -37,7 +37,7 @@ pub mod prelude {
     pub use crate::cells::RecurrentCell;
     pub use crate::import::{LoadStateDict, StateDict};
     pub use crate::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
-    pub use crate::wirings::{AutoNCP, FullyConnected, NCP, Random, Wiring};
+    pub use crate::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs, Random, Wiring};
 }
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use ncps::wirings::{
     AnyWiring, AutoNCP, Color, Custom, Draw, DrawError, DrawOptions, FullyConnected, Layout, NCP,
-    NeuronColors, NeuronType, NodeKind, Polarity, Random, SynapseColors, SynapseMatrix, Wiring,
-    WiringError,
+    NCPArgs, NeuronColors, NeuronType, NodeKind, Polarity, Random, SynapseColors, SynapseMatrix,
+    Wiring, WiringError,
 };
 use proptest::prelude::*;
 
@@ -21,13 +21,13 @@ fn built<W: Wiring>(mut wiring: W, input_dim: usize) -> W {
 fn auto_ncp_8_1_worked_numbers() {
     let wiring = built(AutoNCP::new(8, 1).unwrap(), 2);
     let ncp = wiring.ncp();
-    assert_eq!(ncp.inter_neurons(), 5);
-    assert_eq!(ncp.command_neurons(), 2);
-    assert_eq!(ncp.motor_neurons(), 1);
-    assert_eq!(ncp.sensory_fanout(), 2);
-    assert_eq!(ncp.inter_fanout(), 1);
-    assert_eq!(ncp.recurrent_command_synapses(), 2);
-    assert_eq!(ncp.motor_fanin(), 1);
+    assert_eq!(ncp.args().inter_neurons, 5);
+    assert_eq!(ncp.args().command_neurons, 2);
+    assert_eq!(ncp.args().motor_neurons, 1);
+    assert_eq!(ncp.args().sensory_fanout, 2);
+    assert_eq!(ncp.args().inter_fanout, 1);
+    assert_eq!(ncp.args().recurrent_command_synapses, 2);
+    assert_eq!(ncp.args().motor_fanin, 1);
     assert_eq!(wiring.sparsity_level(), 0.5);
     assert_eq!(wiring.seed(), 22222);
     assert_eq!(
@@ -200,23 +200,93 @@ fn constructor_errors_name_the_argument_and_range() {
             .is_ok()
     );
 
-    let cases: [(&str, Result<NCP, WiringError>); 9] = [
-        ("inter_neurons", NCP::new(0, 3, 2, 1, 1, 1, 1)),
-        ("command_neurons", NCP::new(4, 0, 2, 1, 1, 1, 1)),
-        ("motor_neurons", NCP::new(4, 3, 0, 1, 1, 1, 1)),
-        ("sensory_fanout", NCP::new(4, 3, 2, 5, 1, 1, 1)),
-        ("sensory_fanout", NCP::new(4, 3, 2, 0, 1, 1, 1)),
-        ("inter_fanout", NCP::new(4, 3, 2, 2, 4, 1, 1)),
-        ("inter_fanout", NCP::new(4, 3, 2, 2, 0, 1, 1)),
-        ("motor_fanin", NCP::new(4, 3, 2, 2, 2, 1, 4)),
-        ("motor_fanin", NCP::new(4, 3, 2, 2, 2, 1, 0)),
+    // One argument at a time outside its range, the others valid.
+    let valid = NCPArgs {
+        inter_neurons: 4,
+        command_neurons: 3,
+        motor_neurons: 2,
+        sensory_fanout: 2,
+        inter_fanout: 2,
+        recurrent_command_synapses: 1,
+        motor_fanin: 2,
+    };
+    let cases = [
+        (
+            "inter_neurons",
+            NCPArgs {
+                inter_neurons: 0,
+                sensory_fanout: 0,
+                ..valid
+            },
+        ),
+        (
+            "command_neurons",
+            NCPArgs {
+                command_neurons: 0,
+                ..valid
+            },
+        ),
+        (
+            "motor_neurons",
+            NCPArgs {
+                motor_neurons: 0,
+                ..valid
+            },
+        ),
+        (
+            "sensory_fanout",
+            NCPArgs {
+                sensory_fanout: 5,
+                ..valid
+            },
+        ),
+        (
+            "sensory_fanout",
+            NCPArgs {
+                sensory_fanout: 0,
+                ..valid
+            },
+        ),
+        (
+            "inter_fanout",
+            NCPArgs {
+                inter_fanout: 4,
+                ..valid
+            },
+        ),
+        (
+            "inter_fanout",
+            NCPArgs {
+                inter_fanout: 0,
+                ..valid
+            },
+        ),
+        (
+            "motor_fanin",
+            NCPArgs {
+                motor_fanin: 4,
+                ..valid
+            },
+        ),
+        (
+            "motor_fanin",
+            NCPArgs {
+                motor_fanin: 0,
+                ..valid
+            },
+        ),
     ];
-    for (argument, result) in cases {
-        let err = result.unwrap_err();
+    assert!(NCP::new(valid).is_ok());
+    for (argument, args) in cases {
+        let err = NCP::new(args).unwrap_err();
         assert!(err.to_string().contains(argument), "{err}");
         assert_eq!(invalid_argument(err), argument);
     }
-    let err = NCP::new(4, 3, 2, 5, 1, 1, 1).unwrap_err();
+    let err = NCP::new(NCPArgs {
+        sensory_fanout: 5,
+        ..valid
+    })
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid sensory_fanout = 5: must be between 1 and inter_neurons = 4"
@@ -228,7 +298,17 @@ fn building_twice_with_another_size_fails_and_same_size_is_a_no_op() {
     let mut wirings: Vec<AnyWiring> = vec![
         FullyConnected::new(6, 2).unwrap().into(),
         Random::new(6, 2, 0.3).unwrap().into(),
-        NCP::new(3, 2, 1, 2, 1, 2, 1).unwrap().into(),
+        NCP::new(NCPArgs {
+            inter_neurons: 3,
+            command_neurons: 2,
+            motor_neurons: 1,
+            sensory_fanout: 2,
+            inter_fanout: 1,
+            recurrent_command_synapses: 2,
+            motor_fanin: 1,
+        })
+        .unwrap()
+        .into(),
         AutoNCP::new(10, 2).unwrap().into(),
         Custom::new(6, 2).unwrap().into(),
     ];
@@ -478,7 +558,20 @@ fn seeded_matrices_are_pinned_by_digest() {
         ),
         (
             "NCP(4, 3, 2, 2, 2, 3, 2)",
-            built(NCP::new(4, 3, 2, 2, 2, 3, 2).unwrap(), 3).into(),
+            built(
+                NCP::new(NCPArgs {
+                    inter_neurons: 4,
+                    command_neurons: 3,
+                    motor_neurons: 2,
+                    sensory_fanout: 2,
+                    inter_fanout: 2,
+                    recurrent_command_synapses: 3,
+                    motor_fanin: 2,
+                })
+                .unwrap(),
+                3,
+            )
+            .into(),
             0x062c_538e_746f_fc33,
         ),
         (
@@ -535,7 +628,18 @@ fn every_wiring_round_trips_through_json_exactly() {
             .with_self_connections(false)
             .into(),
         Random::new(7, 3, 0.35).unwrap().with_random_seed(12).into(),
-        NCP::new(5, 4, 2, 3, 2, 4, 3).unwrap().with_seed(99).into(),
+        NCP::new(NCPArgs {
+            inter_neurons: 5,
+            command_neurons: 4,
+            motor_neurons: 2,
+            sensory_fanout: 3,
+            inter_fanout: 2,
+            recurrent_command_synapses: 4,
+            motor_fanin: 3,
+        })
+        .unwrap()
+        .with_seed(99)
+        .into(),
         AutoNCP::new(20, 4)
             .unwrap()
             .with_sparsity_level(0.7)
@@ -910,7 +1014,7 @@ fn check_ncp_guarantees(ncp: &NCP, inputs: usize) -> Result<(), String> {
         let out = (0..ncp.units())
             .filter(|&d| sensory.get(src, d) != 0)
             .count();
-        if out < ncp.sensory_fanout() {
+        if out < ncp.args().sensory_fanout {
             return Err(format!("input {src} has {out} < sensory_fanout synapses"));
         }
     }
@@ -948,7 +1052,7 @@ fn check_ncp_guarantees(ncp: &NCP, inputs: usize) -> Result<(), String> {
         }
     }
     for &m in &motor {
-        if fanin(m, &command, adjacency) < ncp.motor_fanin() {
+        if fanin(m, &command, adjacency) < ncp.args().motor_fanin {
             return Err(format!(
                 "motor neuron {m} has fewer than motor_fanin command inputs"
             ));
@@ -959,7 +1063,7 @@ fn check_ncp_guarantees(ncp: &NCP, inputs: usize) -> Result<(), String> {
             .iter()
             .filter(|&&c| adjacency.get(i, c) != 0)
             .count();
-        if out < ncp.inter_fanout() {
+        if out < ncp.args().inter_fanout {
             return Err(format!("inter neuron {i} has {out} < inter_fanout outputs"));
         }
     }
@@ -976,22 +1080,22 @@ fn check_ncp_guarantees(ncp: &NCP, inputs: usize) -> Result<(), String> {
         (
             "sensory",
             count_between(&all_inputs, &inter, sensory),
-            inputs * ncp.sensory_fanout(),
-            (inputs * ncp.sensory_fanout() / n_i).clamp(1, inputs),
+            inputs * ncp.args().sensory_fanout,
+            (inputs * ncp.args().sensory_fanout / n_i).clamp(1, inputs),
             n_i,
         ),
         (
             "inter->command",
             count_between(&inter, &command, adjacency),
-            n_i * ncp.inter_fanout(),
-            (n_i * ncp.inter_fanout() / n_c).clamp(1, n_i),
+            n_i * ncp.args().inter_fanout,
+            (n_i * ncp.args().inter_fanout / n_c).clamp(1, n_i),
             n_c,
         ),
         (
             "command->motor",
             count_between(&command, &motor, adjacency),
-            n_m * ncp.motor_fanin(),
-            (n_m * ncp.motor_fanin() / n_c).clamp(1, n_m),
+            n_m * ncp.args().motor_fanin,
+            (n_m * ncp.args().motor_fanin / n_c).clamp(1, n_m),
             n_c,
         ),
     ];
@@ -1006,12 +1110,12 @@ fn check_ncp_guarantees(ncp: &NCP, inputs: usize) -> Result<(), String> {
         }
     }
     let recurrent = count_between(&command, &command, adjacency);
-    if recurrent > ncp.recurrent_command_synapses()
-        || (ncp.recurrent_command_synapses() > 0 && recurrent == 0)
+    if recurrent > ncp.args().recurrent_command_synapses
+        || (ncp.args().recurrent_command_synapses > 0 && recurrent == 0)
     {
         return Err(format!(
             "{recurrent} recurrent synapses for {} draws",
-            ncp.recurrent_command_synapses()
+            ncp.args().recurrent_command_synapses
         ));
     }
     Ok(())
@@ -1028,9 +1132,17 @@ fn ncp_strategy() -> impl Strategy<Value = (NCP, usize)> {
     )
         .prop_flat_map(|(inter, command, motor, inputs, recurrent, seed)| {
             (1..=inter, 1..=command, 1..=command).prop_map(move |(sf, if_, mf)| {
-                let ncp = NCP::new(inter, command, motor, sf, if_, recurrent, mf)
-                    .unwrap()
-                    .with_seed(seed);
+                let ncp = NCP::new(NCPArgs {
+                    inter_neurons: inter,
+                    command_neurons: command,
+                    motor_neurons: motor,
+                    sensory_fanout: sf,
+                    inter_fanout: if_,
+                    recurrent_command_synapses: recurrent,
+                    motor_fanin: mf,
+                })
+                .unwrap()
+                .with_seed(seed);
                 (ncp, inputs)
             })
         })

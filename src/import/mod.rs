@@ -1,9 +1,11 @@
 //! Upstream PyTorch weights: load a `state_dict` of Python `ncps` into the
 //! matching model.
 //!
-//! The file is read with burn-store (`SafetensorsStore` for `.safetensors`,
-//! `PytorchStore` for the `.pt`/`.pth` files `torch.save(model.state_dict(),
-//! path)` writes); each tensor is then matched by upstream's name
+//! A `.safetensors` file is read with burn-store's `SafetensorsStore`; the
+//! `.pt`/`.pth` files `torch.save(model.state_dict(), path)` writes are read
+//! by this module's own zip and pickle reader, which honours strides and
+//! storage offsets (burn-store 0.21's `PytorchStore` ignores them and reads
+//! transposed or sliced tensors in the wrong order). Each tensor is then matched by upstream's name
 //! (`rnn_cell.w`, `rnn_cell.backbone.0.weight`, `rnn_cell.layer_0.ff1.weight`,
 //! `lstm.input_map.weight`, `fc.weight`, ...), its shape checked in PyTorch's
 //! `(out, in)` layout, and `nn.Linear` weights transposed into Burn's
@@ -29,11 +31,12 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
-use burn_store::{ModuleStore, PytorchStore, SafetensorsStore};
+use burn_store::{ModuleStore, SafetensorsStore};
 
 use crate::cells::{CfCCell, LSTMCell, LTCCell, WiredCfCCell};
 
 mod infer;
+mod pt;
 
 use crate::rnn::{CfCCells, Rnn};
 pub use infer::{load_cfc, load_ltc};
@@ -139,7 +142,8 @@ impl StateDict {
         if is_safetensors {
             Self::from_store(&mut SafetensorsStore::from_file(path)).map_err(failed)
         } else {
-            Self::from_store(&mut PytorchStore::from_file(path)).map_err(failed)
+            let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+            Self::read_pt(&bytes).map_err(failed)
         }
     }
 
@@ -151,6 +155,26 @@ impl StateDict {
                 message,
             }
         })
+    }
+
+    /// Reads the bytes of a `.pt` file written by `torch.save(state_dict,
+    /// path)` (the zip format of PyTorch 1.6 and later). Views
+    /// (transposed, sliced, offset tensors, as upstream saves the wired
+    /// CfC's masks) are read with their strides; every tensor keeps its
+    /// element type until it is loaded into a model.
+    pub fn from_pt_bytes(bytes: &[u8]) -> Result<Self, ImportError> {
+        Self::read_pt(bytes).map_err(|message| ImportError::Read {
+            path: PathBuf::from("<bytes>"),
+            message,
+        })
+    }
+
+    fn read_pt(bytes: &[u8]) -> Result<Self, String> {
+        let tensors = pt::read_pt(bytes)?
+            .into_iter()
+            .map(|t| (t.name, (t.data.shape.to_vec(), t.data)))
+            .collect();
+        Ok(Self { tensors })
     }
 
     fn from_store<S: ModuleStore>(store: &mut S) -> Result<Self, String> {

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::check_sensory_shape;
 use super::{
-    AutoNCP, Custom, FullyConnected, NCP, NeuronType, Random, SynapseMatrix, Synapses, Wiring,
-    WiringError,
+    AutoNCP, Custom, FullyConnected, NCP, NCPArgs, NeuronType, Random, SynapseMatrix, Synapses,
+    Wiring, WiringError,
 };
 
 /// Any wiring of this crate, as one serializable value.
@@ -200,13 +200,8 @@ enum Constructor {
         random_seed: u64,
     },
     NCP {
-        inter_neurons: usize,
-        command_neurons: usize,
-        motor_neurons: usize,
-        sensory_fanout: usize,
-        inter_fanout: usize,
-        recurrent_command_synapses: usize,
-        motor_fanin: usize,
+        #[serde(flatten)]
+        args: NCPArgs,
         #[serde(default = "ncp_seed")]
         seed: u64,
     },
@@ -272,7 +267,10 @@ impl From<AnyWiring> for WiringRecord {
                 sparsity_level: w.sparsity_level(),
                 random_seed: w.random_seed(),
             },
-            AnyWiring::NCP(w) => ncp_constructor(w),
+            AnyWiring::NCP(w) => Constructor::NCP {
+                args: *w.args(),
+                seed: w.seed(),
+            },
             AnyWiring::AutoNCP(w) => Constructor::AutoNCP {
                 units: w.units(),
                 output_size: w.output_size(),
@@ -295,19 +293,6 @@ impl From<AnyWiring> for WiringRecord {
             synapse_count: Some(wiring.synapse_count()),
             sensory_synapse_count: wiring.is_built().then(|| wiring.sensory_synapse_count()),
         }
-    }
-}
-
-fn ncp_constructor(w: &NCP) -> Constructor {
-    Constructor::NCP {
-        inter_neurons: w.inter_neurons(),
-        command_neurons: w.command_neurons(),
-        motor_neurons: w.motor_neurons(),
-        sensory_fanout: w.sensory_fanout(),
-        inter_fanout: w.inter_fanout(),
-        recurrent_command_synapses: w.recurrent_command_synapses(),
-        motor_fanin: w.motor_fanin(),
-        seed: w.seed(),
     }
 }
 
@@ -379,26 +364,7 @@ impl TryFrom<WiringRecord> for AnyWiring {
             } => Random::new(units, output_dim.unwrap_or(units), sparsity_level)?
                 .with_random_seed(random_seed)
                 .into(),
-            Constructor::NCP {
-                inter_neurons,
-                command_neurons,
-                motor_neurons,
-                sensory_fanout,
-                inter_fanout,
-                recurrent_command_synapses,
-                motor_fanin,
-                seed,
-            } => NCP::new(
-                inter_neurons,
-                command_neurons,
-                motor_neurons,
-                sensory_fanout,
-                inter_fanout,
-                recurrent_command_synapses,
-                motor_fanin,
-            )?
-            .with_seed(seed)
-            .into(),
+            Constructor::NCP { args, seed } => NCP::new(args)?.with_seed(seed).into(),
             Constructor::AutoNCP {
                 units,
                 output_size,

@@ -1,6 +1,6 @@
 //! `AutoNCP`: an NCP sized from a unit count and an output size.
 
-use super::{NCP, NeuronType, SynapseMatrix, Wiring, WiringError};
+use super::{NCP, NCPArgs, NeuronType, SynapseMatrix, Wiring, WiringError};
 
 /// An [`NCP`] whose layers and fanouts follow from the total number of
 /// neurons, the number of outputs and a sparsity level.
@@ -22,9 +22,9 @@ use super::{NCP, NeuronType, SynapseMatrix, Wiring, WiringError};
 ///
 /// let wiring = AutoNCP::new(8, 1)?;
 /// let ncp = wiring.ncp();
-/// assert_eq!((ncp.inter_neurons(), ncp.command_neurons(), ncp.motor_neurons()), (5, 2, 1));
-/// assert_eq!((ncp.sensory_fanout(), ncp.inter_fanout()), (2, 1));
-/// assert_eq!((ncp.recurrent_command_synapses(), ncp.motor_fanin()), (2, 1));
+/// assert_eq!((ncp.args().inter_neurons, ncp.args().command_neurons, ncp.args().motor_neurons), (5, 2, 1));
+/// assert_eq!((ncp.args().sensory_fanout, ncp.args().inter_fanout), (2, 1));
+/// assert_eq!((ncp.args().recurrent_command_synapses, ncp.args().motor_fanin), (2, 1));
 ///
 /// let sparse = AutoNCP::new(32, 4)?.with_sparsity_level(0.8)?.with_seed(3);
 /// assert_eq!(sparse.units(), 32);
@@ -98,15 +98,15 @@ impl AutoNCP {
         let command = ((0.4 * inter_and_command as f64) as usize).max(1);
         let inter = inter_and_command - command;
         let at_least_one = |x: f64| (x as usize).max(1);
-        let ncp = NCP::new(
-            inter,
-            command,
-            output_size,
-            at_least_one(inter as f64 * density),
-            at_least_one(command as f64 * density),
-            at_least_one(command as f64 * density * 2.0),
-            at_least_one(command as f64 * density),
-        )?
+        let ncp = NCP::new(NCPArgs {
+            inter_neurons: inter,
+            command_neurons: command,
+            motor_neurons: output_size,
+            sensory_fanout: at_least_one(inter as f64 * density),
+            inter_fanout: at_least_one(command as f64 * density),
+            recurrent_command_synapses: at_least_one(command as f64 * density * 2.0),
+            motor_fanin: at_least_one(command as f64 * density),
+        })?
         .with_seed(seed);
         Ok(Self {
             units,

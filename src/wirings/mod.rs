@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | [`FullyConnected`] | `FullyConnected(units, output_dim, erev_init_seed=1111, self_connections=True)` | every synapse |
 //! | [`Random`] | `Random(units, output_dim, sparsity_level=0.0, random_seed=1111)` | a random fraction |
-//! | [`NCP`] | `NCP(inter, command, motor, sensory_fanout, inter_fanout, recurrent_command_synapses, motor_fanin, seed=22222)` | sensory → inter → command → motor layers |
+//! | [`NCP`] | `NCP(inter_neurons, command_neurons, motor_neurons, sensory_fanout, inter_fanout, recurrent_command_synapses, motor_fanin, seed=22222)`, arguments in [`NCPArgs`] | sensory → inter → command → motor layers |
 //! | [`AutoNCP`] | `AutoNCP(units, output_size, sparsity_level=0.5, seed=22222)` | an NCP sized from two numbers |
 //! | [`Custom`] | `Wiring(units)` with `add_synapse` | any matrices you give |
 //!
@@ -83,7 +83,7 @@ pub use draw::{
 pub use error::WiringError;
 pub use fully_connected::FullyConnected;
 pub use matrix::{Polarity, SynapseMatrix};
-pub use ncp::NCP;
+pub use ncp::{NCP, NCPArgs};
 pub use random::Random;
 
 /// The role of a neuron in a wiring.

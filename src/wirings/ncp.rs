@@ -1,8 +1,97 @@
 //! `NCP`: the layered Neural Circuit Policy wiring.
 
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::{NeuronType, SynapseMatrix, Synapses, Wiring, WiringError, rng};
+
+/// The sizes and connectivity of an [`NCP`]: upstream's constructor
+/// arguments, by their upstream names (the seed aside).
+///
+/// ```
+/// use ncps::wirings::{NCP, NCPArgs, Wiring};
+///
+/// let args = NCPArgs {
+///     inter_neurons: 6,
+///     command_neurons: 4,
+///     motor_neurons: 2,
+///     sensory_fanout: 4,
+///     inter_fanout: 2,
+///     recurrent_command_synapses: 3,
+///     motor_fanin: 2,
+/// };
+/// assert_eq!(NCP::new(args)?.units(), 12);
+/// # Ok::<(), ncps::wirings::WiringError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NCPArgs {
+    /// Number of inter neurons (first layer, fed by the inputs).
+    pub inter_neurons: usize,
+    /// Number of command neurons (second layer, recurrent).
+    pub command_neurons: usize,
+    /// Number of motor neurons (last layer, the outputs).
+    pub motor_neurons: usize,
+    /// Inter neurons each input synapses onto.
+    pub sensory_fanout: usize,
+    /// Command neurons each inter neuron synapses onto.
+    pub inter_fanout: usize,
+    /// Command → command synapses drawn (before duplicates merge).
+    pub recurrent_command_synapses: usize,
+    /// Command inputs of each motor neuron.
+    pub motor_fanin: usize,
+}
+
+impl NCPArgs {
+    /// Fails unless every layer has at least one neuron,
+    /// `1 <= sensory_fanout <= inter_neurons`,
+    /// `1 <= inter_fanout <= command_neurons` and
+    /// `1 <= motor_fanin <= command_neurons`.
+    fn check(&self) -> Result<(), WiringError> {
+        for (argument, value) in [
+            ("inter_neurons", self.inter_neurons),
+            ("command_neurons", self.command_neurons),
+            ("motor_neurons", self.motor_neurons),
+        ] {
+            if value == 0 {
+                return Err(WiringError::invalid(argument, value, "at least 1"));
+            }
+        }
+        for (argument, value, layer, size) in [
+            (
+                "sensory_fanout",
+                self.sensory_fanout,
+                "inter_neurons",
+                self.inter_neurons,
+            ),
+            (
+                "inter_fanout",
+                self.inter_fanout,
+                "command_neurons",
+                self.command_neurons,
+            ),
+            (
+                "motor_fanin",
+                self.motor_fanin,
+                "command_neurons",
+                self.command_neurons,
+            ),
+        ] {
+            if value == 0 || value > size {
+                return Err(WiringError::invalid(
+                    argument,
+                    value,
+                    format!("between 1 and {layer} = {size}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// All neurons.
+    pub fn units(&self) -> usize {
+        self.inter_neurons + self.command_neurons + self.motor_neurons
+    }
+}
 
 /// A Neural Circuit Policy: four layers modelled on the nervous system of
 /// C. elegans, sensory → inter → command → motor, with recurrent synapses
@@ -27,25 +116,28 @@ use super::{NeuronType, SynapseMatrix, Synapses, Wiring, WiringError, rng};
 /// Divisions are integer divisions, as upstream's `int(...)`.
 ///
 /// ```
-/// use ncps::wirings::{NCP, NeuronType, Wiring};
+/// use ncps::wirings::{NCP, NCPArgs, NeuronType, Wiring};
 ///
-/// let mut wiring = NCP::new(6, 4, 2, 4, 2, 3, 2)?.with_seed(7);
+/// let args = NCPArgs {
+///     inter_neurons: 6,
+///     command_neurons: 4,
+///     motor_neurons: 2,
+///     sensory_fanout: 4,
+///     inter_fanout: 2,
+///     recurrent_command_synapses: 3,
+///     motor_fanin: 2,
+/// };
+/// let mut wiring = NCP::new(args)?.with_seed(7);
 /// wiring.build(3)?;
 /// assert_eq!(wiring.units(), 12);
 /// assert_eq!(wiring.layers(), vec![(6..12).collect::<Vec<_>>(), vec![2, 3, 4, 5], vec![0, 1]]);
 /// assert_eq!(wiring.neuron_type(3), NeuronType::Command);
-/// assert!(NCP::new(6, 4, 2, 7, 2, 3, 2).is_err()); // sensory_fanout > inter
+/// assert!(NCP::new(NCPArgs { sensory_fanout: 7, ..args }).is_err()); // > inter_neurons
 /// # Ok::<(), ncps::wirings::WiringError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct NCP {
-    inter_neurons: usize,
-    command_neurons: usize,
-    motor_neurons: usize,
-    sensory_fanout: usize,
-    inter_fanout: usize,
-    recurrent_command_synapses: usize,
-    motor_fanin: usize,
+    args: NCPArgs,
     seed: u64,
     pub(crate) synapses: Synapses,
 }
@@ -61,62 +153,12 @@ impl NCP {
     /// `1 <= sensory_fanout <= inter_neurons`,
     /// `1 <= inter_fanout <= command_neurons` and
     /// `1 <= motor_fanin <= command_neurons`.
-    pub fn new(
-        inter_neurons: usize,
-        command_neurons: usize,
-        motor_neurons: usize,
-        sensory_fanout: usize,
-        inter_fanout: usize,
-        recurrent_command_synapses: usize,
-        motor_fanin: usize,
-    ) -> Result<Self, WiringError> {
-        for (argument, value) in [
-            ("inter_neurons", inter_neurons),
-            ("command_neurons", command_neurons),
-            ("motor_neurons", motor_neurons),
-        ] {
-            if value == 0 {
-                return Err(WiringError::invalid(argument, value, "at least 1"));
-            }
-        }
-        for (argument, value, layer, size) in [
-            (
-                "sensory_fanout",
-                sensory_fanout,
-                "inter_neurons",
-                inter_neurons,
-            ),
-            (
-                "inter_fanout",
-                inter_fanout,
-                "command_neurons",
-                command_neurons,
-            ),
-            (
-                "motor_fanin",
-                motor_fanin,
-                "command_neurons",
-                command_neurons,
-            ),
-        ] {
-            if value == 0 || value > size {
-                return Err(WiringError::invalid(
-                    argument,
-                    value,
-                    format!("between 1 and {layer} = {size}"),
-                ));
-            }
-        }
+    pub fn new(args: NCPArgs) -> Result<Self, WiringError> {
+        args.check()?;
         Ok(Self {
-            inter_neurons,
-            command_neurons,
-            motor_neurons,
-            sensory_fanout,
-            inter_fanout,
-            recurrent_command_synapses,
-            motor_fanin,
+            args,
             seed: Self::DEFAULT_SEED,
-            synapses: Synapses::new(inter_neurons + command_neurons + motor_neurons),
+            synapses: Synapses::new(args.units()),
         })
     }
 
@@ -129,39 +171,9 @@ impl NCP {
         self
     }
 
-    /// Number of inter neurons (first layer).
-    pub fn inter_neurons(&self) -> usize {
-        self.inter_neurons
-    }
-
-    /// Number of command neurons (second layer).
-    pub fn command_neurons(&self) -> usize {
-        self.command_neurons
-    }
-
-    /// Number of motor neurons (last layer, the outputs).
-    pub fn motor_neurons(&self) -> usize {
-        self.motor_neurons
-    }
-
-    /// Inter neurons each input synapses onto.
-    pub fn sensory_fanout(&self) -> usize {
-        self.sensory_fanout
-    }
-
-    /// Command neurons each inter neuron synapses onto.
-    pub fn inter_fanout(&self) -> usize {
-        self.inter_fanout
-    }
-
-    /// Command → command synapses drawn (before duplicates merge).
-    pub fn recurrent_command_synapses(&self) -> usize {
-        self.recurrent_command_synapses
-    }
-
-    /// Command inputs of each motor neuron.
-    pub fn motor_fanin(&self) -> usize {
-        self.motor_fanin
+    /// The sizes and connectivity.
+    pub fn args(&self) -> &NCPArgs {
+        &self.args
     }
 
     /// The seed of the draws.
@@ -170,16 +182,16 @@ impl NCP {
     }
 
     fn motor_ids(&self) -> Vec<usize> {
-        (0..self.motor_neurons).collect()
+        (0..self.args.motor_neurons).collect()
     }
 
     fn command_ids(&self) -> Vec<usize> {
-        (self.motor_neurons..self.motor_neurons + self.command_neurons).collect()
+        (self.args.motor_neurons..self.args.motor_neurons + self.args.command_neurons).collect()
     }
 
     fn inter_ids(&self) -> Vec<usize> {
-        let start = self.motor_neurons + self.command_neurons;
-        (start..start + self.inter_neurons).collect()
+        let start = self.args.motor_neurons + self.args.command_neurons;
+        (start..start + self.args.inter_neurons).collect()
     }
 
     /// Draws every synapse for `input_dim` inputs.
@@ -190,29 +202,30 @@ impl NCP {
         let units = self.synapses.units();
 
         let mut sensory_matrix = SynapseMatrix::zeros(input_dim, units);
-        let fanin = (input_dim * self.sensory_fanout / self.inter_neurons).clamp(1, input_dim);
+        let fanin =
+            (input_dim * self.args.sensory_fanout / self.args.inter_neurons).clamp(1, input_dim);
         connect_layers(
             &mut draws,
             &mut sensory_matrix,
             &sensory,
             &inter,
-            self.sensory_fanout,
+            self.args.sensory_fanout,
             fanin,
         );
 
         let mut adjacency = SynapseMatrix::zeros(units, units);
-        let fanin = (self.inter_neurons * self.inter_fanout / self.command_neurons)
-            .clamp(1, self.inter_neurons);
+        let fanin = (self.args.inter_neurons * self.args.inter_fanout / self.args.command_neurons)
+            .clamp(1, self.args.inter_neurons);
         connect_layers(
             &mut draws,
             &mut adjacency,
             &inter,
             &command,
-            self.inter_fanout,
+            self.args.inter_fanout,
             fanin,
         );
 
-        for _ in 0..self.recurrent_command_synapses {
+        for _ in 0..self.args.recurrent_command_synapses {
             let src = rng::choose_one(&mut draws, &command);
             let dest = rng::choose_one(&mut draws, &command);
             adjacency.set(src, dest, Some(rng::fair(&mut draws)));
@@ -221,13 +234,13 @@ impl NCP {
         // Motor neurons draw their inputs; forgotten command neurons their outputs.
         let mut silent: Vec<usize> = command.clone();
         for &dest in &motor {
-            for src in rng::choose_distinct(&mut draws, &command, self.motor_fanin) {
+            for src in rng::choose_distinct(&mut draws, &command, self.args.motor_fanin) {
                 silent.retain(|&c| c != src);
                 adjacency.set(src, dest, Some(rng::fair(&mut draws)));
             }
         }
-        let fanout = (self.motor_neurons * self.motor_fanin / self.command_neurons)
-            .clamp(1, self.motor_neurons);
+        let fanout = (self.args.motor_neurons * self.args.motor_fanin / self.args.command_neurons)
+            .clamp(1, self.args.motor_neurons);
         for src in silent {
             for dest in rng::choose_distinct(&mut draws, &motor, fanout) {
                 adjacency.set(src, dest, Some(rng::fair(&mut draws)));
@@ -267,7 +280,7 @@ impl Wiring for NCP {
     synapse_accessors!(synapses);
 
     fn output_dim(&self) -> usize {
-        self.motor_neurons
+        self.args.motor_neurons
     }
 
     fn build(&mut self, input_dim: usize) -> Result<(), WiringError> {
@@ -283,9 +296,9 @@ impl Wiring for NCP {
             "neuron id {id} out of range for {} units",
             self.units()
         );
-        if id < self.motor_neurons {
+        if id < self.args.motor_neurons {
             NeuronType::Motor
-        } else if id < self.motor_neurons + self.command_neurons {
+        } else if id < self.args.motor_neurons + self.args.command_neurons {
             NeuronType::Command
         } else {
             NeuronType::Inter

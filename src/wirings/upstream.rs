@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random, SynapseMatrix, WiringError};
+use super::{
+    AnyWiring, AutoNCP, Custom, FullyConnected, NCP, NCPArgs, Random, SynapseMatrix, WiringError,
+};
 
 /// NCP's layer sizes: upstream's `get_config` writes the neuron id lists
 /// (its own `from_config` then fails on them); a count is read too.
@@ -122,15 +124,15 @@ impl AnyWiring {
             base(serde_json::from_value(value)?)
         } else if has("inter_neurons") {
             let c: NcpConfig = serde_json::from_value(value)?;
-            let ncp = NCP::new(
-                c.inter_neurons.count(),
-                c.command_neurons.count(),
-                c.motor_neurons.count(),
-                c.sensory_fanout,
-                c.inter_fanout,
-                c.recurrent_command_synapses,
-                c.motor_fanin,
-            )?;
+            let ncp = NCP::new(NCPArgs {
+                inter_neurons: c.inter_neurons.count(),
+                command_neurons: c.command_neurons.count(),
+                motor_neurons: c.motor_neurons.count(),
+                sensory_fanout: c.sensory_fanout,
+                inter_fanout: c.inter_fanout,
+                recurrent_command_synapses: c.recurrent_command_synapses,
+                motor_fanin: c.motor_fanin,
+            })?;
             Ok(ncp.with_seed(c.seed.unwrap_or(NCP::DEFAULT_SEED)).into())
         } else if has("output_size") {
             let c: AutoNcpConfig = serde_json::from_value(value)?;
