@@ -25,6 +25,7 @@ pub mod cells;
 pub mod datasets;
 mod error;
 pub mod import;
+pub mod kernels;
 pub mod rnn;
 pub mod train;
 pub mod wirings;

@@ -117,8 +117,13 @@ fn size(case: &Case, key: &str) -> Option<usize> {
     case.arg(key).and_then(Value::as_u64).map(|v| v as usize)
 }
 
-fn ltc(case: &Case, device: &burn::tensor::Device<B>) -> Rnn<B, ncps::cells::LTCCell<B>> {
+fn ltc(
+    case: &Case,
+    device: &burn::tensor::Device<B>,
+    path: LtcPath,
+) -> Rnn<B, ncps::cells::LTCCell<B>> {
     let mut config = LTCConfig::new(size(case, "input_size").unwrap(), units(case))
+        .with_fused(path == LtcPath::Fused)
         .with_return_sequences(flag(case, "return_sequences", true))
         .with_batch_first(flag(case, "batch_first", true))
         .with_mixed_memory(flag(case, "mixed_memory", false))
@@ -294,8 +299,15 @@ fn fixtures(set: &str) -> PathBuf {
         .join(set)
 }
 
+/// Which LTC step runs: the fused sparse kernel or the dense tensor ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LtcPath {
+    Fused,
+    Reference,
+}
+
 /// Runs every case of `dir`, printing one line per case; panics unless all pass.
-fn check_set(dir: &Path, tolerance: Tolerance) {
+fn check_set(dir: &Path, tolerance: Tolerance, path: LtcPath) {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read fixtures in {}: {e}", dir.display()))
         .filter_map(|e| {
@@ -319,24 +331,46 @@ fn check_set(dir: &Path, tolerance: Tolerance) {
             tensors,
         };
         let outcome = match case.meta["model"].as_str().unwrap() {
-            "LTC" => run_case(&case, ltc(&case, &device), tolerance),
+            "LTC" => run_case(&case, ltc(&case, &device, path), tolerance),
             "CfC" => run_case(&case, cfc(&case, &device), tolerance),
             other => panic!("{name}: unknown model {other}"),
         };
         println!("{}", outcome.line);
         passed += usize::from(outcome.passed);
     }
-    println!("parity {}: {passed}/{} cases", dir.display(), names.len());
+    println!(
+        "parity {} ({path:?} LTC path): {passed}/{} cases",
+        dir.display(),
+        names.len()
+    );
     assert!(!names.is_empty(), "no fixtures in {}", dir.display());
     assert_eq!(passed, names.len(), "parity failed in {}", dir.display());
 }
 
 #[test]
 fn parity_with_upstream_float32() {
-    check_set(&fixtures("reference"), FLOAT32_REFERENCE);
+    check_set(&fixtures("reference"), FLOAT32_REFERENCE, LtcPath::Fused);
 }
 
 #[test]
 fn parity_with_float64_truth_on_long_sequences() {
-    check_set(&fixtures("reference-long"), FLOAT64_TRUTH);
+    check_set(&fixtures("reference-long"), FLOAT64_TRUTH, LtcPath::Fused);
+}
+
+#[test]
+fn reference_path_parity_with_upstream_float32() {
+    check_set(
+        &fixtures("reference"),
+        FLOAT32_REFERENCE,
+        LtcPath::Reference,
+    );
+}
+
+#[test]
+fn reference_path_parity_with_float64_truth_on_long_sequences() {
+    check_set(
+        &fixtures("reference-long"),
+        FLOAT64_TRUTH,
+        LtcPath::Reference,
+    );
 }

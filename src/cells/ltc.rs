@@ -44,10 +44,10 @@ pub struct LTCCellConfig {
     #[config(default = "Mapping::Affine")]
     pub output_mapping: Mapping,
     /// Steps of the fused ODE solver per time step. Default: 6.
-    #[config(default = 6)]
+    #[config(default = "LTCCellConfig::DEFAULT_ODE_UNFOLDS")]
     pub ode_unfolds: usize,
     /// Added to the solver's denominator. Default: 1e-8.
-    #[config(default = 1e-8)]
+    #[config(default = "LTCCellConfig::DEFAULT_EPSILON")]
     pub epsilon: f64,
     /// Keep `w`, `sensory_w`, `cm` and `gleak` positive with a softplus
     /// (`true`), or use them as they are and clamp them with
@@ -56,6 +56,20 @@ pub struct LTCCellConfig {
     /// module defaults to `true`).
     #[config(default = false)]
     pub implicit_param_constraints: bool,
+    /// Run each step as one fused kernel over the existing synapses where
+    /// the backend has one (`NdArray<f32>`, with or without autodiff);
+    /// `false` always takes the dense tensor-op reference path, which every
+    /// backend runs. Both compute the same numbers (to float32 rounding).
+    /// Default: true.
+    #[config(default = true)]
+    pub fused: bool,
+}
+
+impl LTCCellConfig {
+    /// Upstream's `ode_unfolds`.
+    pub const DEFAULT_ODE_UNFOLDS: usize = 6;
+    /// Upstream's `epsilon`.
+    pub const DEFAULT_EPSILON: f64 = 1e-8;
 }
 
 /// A liquid time-constant cell (Hasani et al., AAAI 2021): each neuron is a
@@ -134,11 +148,55 @@ pub struct LTCCell<B: Backend> {
     pub implicit_param_constraints: bool,
     /// Number of motor neurons (the output size).
     pub motor_size: usize,
+    /// Use the fused kernel where the backend has one.
+    pub fused: bool,
+    /// The synapses grouped by destination, for the fused kernel.
+    #[module(skip)]
+    pub(crate) plan: SynapsePlan,
 }
 
-/// What an [`LTCCell`] derives once per sequence.
+/// The cell's synapse plan (built from its masks at `init`); the fused
+/// kernel reads it. Empty where the crate is built without ndarray.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SynapsePlan(
+    #[cfg(feature = "ndarray")] Option<std::sync::Arc<crate::kernels::ndarray::LtcPlan>>,
+);
+
+impl SynapsePlan {
+    #[cfg_attr(not(feature = "ndarray"), allow(unused_variables))]
+    fn new(mask: &[f32], sensory_mask: &[f32], neurons: usize) -> Self {
+        Self(
+            #[cfg(feature = "ndarray")]
+            Some(std::sync::Arc::new(crate::kernels::ndarray::LtcPlan::new(
+                mask,
+                sensory_mask,
+                neurons,
+            ))),
+        )
+    }
+}
+
+/// What an [`LTCCell`] derives once per sequence: the dense reference
+/// path's broadcastable tensors, or the fused kernel's synapse vectors.
 #[derive(Clone, Debug)]
-pub struct LTCPrepared<B: Backend> {
+pub enum LTCPrepared<B: Backend> {
+    /// The dense tensor-op path.
+    Dense(DensePrepared<B>),
+    /// The fused kernel's inputs.
+    Fused(FusedPrepared<B>),
+}
+
+/// The fused kernel's inputs: the parameters, unconstrained.
+#[derive(Clone, Debug)]
+pub struct FusedPrepared<B: Backend> {
+    sensory: [Tensor<B, 2>; 4],
+    recurrent: [Tensor<B, 2>; 4],
+    neurons: [Tensor<B, 1>; 3],
+}
+
+/// The dense path's tensors, broadcastable over `[batch, src, dest]`.
+#[derive(Clone, Debug)]
+pub struct DensePrepared<B: Backend> {
     w: Tensor<B, 3>,
     w_erev: Tensor<B, 3>,
     sigma: Tensor<B, 3>,
@@ -202,6 +260,8 @@ impl LTCCellConfig {
             epsilon: self.epsilon,
             implicit_param_constraints: self.implicit_param_constraints,
             motor_size: m,
+            fused: self.fused,
+            plan: SynapsePlan::new(&wiring.sparsity_mask(), &sensory.mask_f32(), n),
         }))
     }
 }
@@ -315,11 +375,112 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
     }
 
     fn prepare(&self) -> LTCPrepared<B> {
+        match self.fused_plan() {
+            Some(plan) => LTCPrepared::Fused(self.prepare_fused(plan)),
+            None => LTCPrepared::Dense(self.prepare_dense()),
+        }
+    }
+
+    fn step(
+        &self,
+        prepared: &LTCPrepared<B>,
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let input = self.map_inputs(input);
+        let v = match prepared {
+            LTCPrepared::Dense(p) => self.step_dense(p, input, state, elapsed),
+            LTCPrepared::Fused(p) => self.step_fused(p, input, state, elapsed),
+        };
+        (self.map_outputs(v.clone()), v)
+    }
+}
+
+impl<B: Backend> LTCCell<B> {
+    /// The plan, when the fused kernel runs on this backend and is wanted.
+    #[cfg(feature = "ndarray")]
+    fn fused_plan(&self) -> Option<&std::sync::Arc<crate::kernels::ndarray::LtcPlan>> {
+        use crate::kernels::ndarray::fused_ltc_available;
+        (self.fused && fused_ltc_available::<B>())
+            .then_some(self.plan.0.as_ref())
+            .flatten()
+    }
+
+    #[cfg(not(feature = "ndarray"))]
+    fn fused_plan(&self) -> Option<&std::convert::Infallible> {
+        None
+    }
+
+    /// The parameters as they are: the kernel gathers the synapses and
+    /// applies the positivity constraint itself.
+    #[cfg(feature = "ndarray")]
+    fn prepare_fused(&self, _: &crate::kernels::ndarray::LtcPlan) -> FusedPrepared<B> {
+        FusedPrepared {
+            sensory: [
+                self.sensory_w.val(),
+                self.sensory_mu.val(),
+                self.sensory_sigma.val(),
+                self.sensory_erev.val(),
+            ],
+            recurrent: [
+                self.w.val(),
+                self.mu.val(),
+                self.sigma.val(),
+                self.erev.val(),
+            ],
+            neurons: [self.cm.val(), self.gleak.val(), self.vleak.val()],
+        }
+    }
+
+    #[cfg(not(feature = "ndarray"))]
+    fn prepare_fused(&self, plan: &std::convert::Infallible) -> FusedPrepared<B> {
+        match *plan {}
+    }
+
+    #[cfg(feature = "ndarray")]
+    fn step_fused(
+        &self,
+        p: &FusedPrepared<B>,
+        input: Tensor<B, 2>,
+        state: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        use crate::kernels::ndarray::{LtcStepInputs, Solver, fused_ltc_step};
+        let plan = self.plan.0.as_ref().expect("prepared with a plan");
+        let solver = Solver {
+            unfolds: self.ode_unfolds,
+            epsilon: self.epsilon as f32,
+            implicit_constraints: self.implicit_param_constraints,
+        };
+        let inputs = LtcStepInputs {
+            input,
+            state,
+            elapsed,
+            sensory: p.sensory.clone(),
+            recurrent: p.recurrent.clone(),
+            neurons: p.neurons.clone(),
+        };
+        fused_ltc_step(plan, solver, inputs)
+    }
+
+    #[cfg(not(feature = "ndarray"))]
+    fn step_fused(
+        &self,
+        _: &FusedPrepared<B>,
+        _: Tensor<B, 2>,
+        _: Tensor<B, 2>,
+        _: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        unreachable!("no fused kernel without the ndarray feature")
+    }
+
+    fn prepare_dense(&self) -> DensePrepared<B> {
         let w = (self.positive(&self.w) * self.sparsity_mask.clone()).unsqueeze_dim::<3>(0);
         let sensory_w = (self.positive(&self.sensory_w) * self.sensory_sparsity_mask.clone())
             .unsqueeze_dim::<3>(0);
         let gleak = self.positive(&self.gleak).unsqueeze_dim::<2>(0);
-        LTCPrepared {
+        DensePrepared {
             w_erev: w.clone() * self.erev.val().unsqueeze_dim(0),
             w,
             sigma: self.sigma.val().unsqueeze_dim(0),
@@ -334,15 +495,14 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         }
     }
 
-    fn step(
+    /// The reference path: every synapse evaluated densely, `[batch, N, N]`.
+    fn step_dense(
         &self,
-        p: &LTCPrepared<B>,
+        p: &DensePrepared<B>,
         input: Tensor<B, 2>,
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
-    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let input = self.map_inputs(input);
-
+    ) -> Tensor<B, 2> {
         // Sensory synapses: constant over the unfolds.
         let a = synapse_activation(input, p.sensory_mu.clone(), p.sensory_sigma.clone());
         let numerator_sensory = sum_presynaptic(a.clone() * p.sensory_w_erev.clone());
@@ -363,6 +523,6 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
                 cm_t.clone() + denominator_leak.clone() + sum_presynaptic(a * p.w.clone());
             v = numerator / denominator;
         }
-        (self.map_outputs(v.clone()), v)
+        v
     }
 }

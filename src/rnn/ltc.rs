@@ -32,15 +32,19 @@ pub struct LTCConfig {
     #[config(default = "Mapping::Affine")]
     pub output_mapping: Mapping,
     /// ODE solver steps per time step. Default: 6.
-    #[config(default = 6)]
+    #[config(default = "LTCCellConfig::DEFAULT_ODE_UNFOLDS")]
     pub ode_unfolds: usize,
     /// Default: 1e-8.
-    #[config(default = 1e-8)]
+    #[config(default = "LTCCellConfig::DEFAULT_EPSILON")]
     pub epsilon: f64,
     /// Softplus on the positive parameters. Default: true (unlike the bare
     /// cell, as upstream).
     #[config(default = true)]
     pub implicit_param_constraints: bool,
+    /// Run each step as one fused sparse kernel where the backend has one;
+    /// see [`LTCCellConfig::fused`]. Default: true.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// A liquid time-constant network (upstream's `ncps.torch.LTC`): an
@@ -81,6 +85,7 @@ impl LTCConfig {
             .with_ode_unfolds(self.ode_unfolds)
             .with_epsilon(self.epsilon)
             .with_implicit_param_constraints(self.implicit_param_constraints)
+            .with_fused(self.fused)
             .init(device)?;
         Rnn::assemble(cell, options, device)
     }

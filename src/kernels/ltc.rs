@@ -1,0 +1,583 @@
+//! One LTC time step over the existing synapses only, forward and analytic
+//! backward, on plain `f32` slices.
+//!
+//! For one sample with mapped input `x [S]`, state `v [N]` and elapsed time
+//! `t`, every synapse `k` (from `src` to `dest`) is
+//! `a_k = w_k · sigmoid(sigma_k · (v_src - mu_k))`, and `ode_unfolds` fused
+//! semi-implicit Euler steps give
+//!
+//! ```text
+//! cm_t = cm / (t / unfolds)
+//! v'   = (cm_t · v + gleak · vleak + Σ a·erev + Σ a_s·erev_s)
+//!      / (cm_t + gleak + Σ a + Σ a_s + epsilon)
+//! ```
+//!
+//! with the sensory synapses `a_s` evaluated once on `x`. Synapses are
+//! grouped by destination ([`Synapses`], compressed rows), so a neuron
+//! reads only its own inputs: the cost is `batch · unfolds · nnz`, not
+//! `batch · unfolds · N²` as a dense evaluation.
+//!
+//! The backward pass is the exact derivative of the same arithmetic: it
+//! replays the unfolds in reverse from the [`Trace`] the forward pass kept
+//! (each unfold's potentials, denominators and synapse activations).
+
+/// Synapses grouped by destination neuron (compressed sparse rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synapses {
+    /// Synapses of destination `d` are `offsets[d]..offsets[d + 1]`.
+    pub offsets: Vec<usize>,
+    /// Presynaptic index of each synapse (neuron or input).
+    pub sources: Vec<usize>,
+}
+
+impl Synapses {
+    /// The synapses of a `rows x cols` 0/1 mask (`mask[src * cols + dest]`),
+    /// grouped by destination, sources ascending; also returns each
+    /// synapse's flat index `src * cols + dest` into the mask.
+    pub fn from_mask(mask: &[f32], rows: usize, cols: usize) -> (Self, Vec<usize>) {
+        assert_eq!(mask.len(), rows * cols, "mask is not {rows}x{cols}");
+        let mut offsets = Vec::with_capacity(cols + 1);
+        let (mut sources, mut flat) = (Vec::new(), Vec::new());
+        offsets.push(0);
+        for dest in 0..cols {
+            for src in 0..rows {
+                if mask[src * cols + dest] != 0.0 {
+                    sources.push(src);
+                    flat.push(src * cols + dest);
+                }
+            }
+            offsets.push(sources.len());
+        }
+        (Self { offsets, sources }, flat)
+    }
+
+    /// Number of synapses.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether there is no synapse.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Number of destination neurons.
+    pub fn destinations(&self) -> usize {
+        self.offsets.len() - 1
+    }
+}
+
+/// The four parameters of every synapse, one value per synapse in the
+/// order of a [`Synapses`] plan (`w` already constrained positive).
+#[derive(Clone, Copy, Debug)]
+pub struct SynapseParams<'a> {
+    /// Conductances.
+    pub w: &'a [f32],
+    /// Sigmoid centres.
+    pub mu: &'a [f32],
+    /// Sigmoid slopes.
+    pub sigma: &'a [f32],
+    /// Reversal potentials.
+    pub erev: &'a [f32],
+}
+
+/// Everything a step reads besides the sample: plans, parameters, solver
+/// settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    /// Neuron → neuron synapses.
+    pub recurrent: &'a Synapses,
+    /// Input → neuron synapses.
+    pub sensory: &'a Synapses,
+    /// Parameters of the recurrent synapses.
+    pub recurrent_params: SynapseParams<'a>,
+    /// Parameters of the sensory synapses.
+    pub sensory_params: SynapseParams<'a>,
+    /// Membrane capacitance `[N]` (constrained positive).
+    pub cm: &'a [f32],
+    /// Leak conductance `[N]` (constrained positive).
+    pub gleak: &'a [f32],
+    /// Leak potential `[N]`.
+    pub vleak: &'a [f32],
+    /// Solver steps per time step.
+    pub unfolds: usize,
+    /// Added to every denominator.
+    pub epsilon: f32,
+}
+
+/// What the backward pass of one sample needs from its forward pass.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Potentials before each unfold and after the last: `(unfolds + 1) · N`.
+    potentials: Vec<f32>,
+    /// Denominator of each unfold: `unfolds · N`.
+    denominators: Vec<f32>,
+    /// Sigmoid of every recurrent synapse at each unfold: `unfolds · nnz`.
+    activations: Vec<f32>,
+    /// Sigmoid of every sensory synapse: `nnz_sensory`.
+    sensory_activations: Vec<f32>,
+    /// `cm / (t / unfolds)`: `N`.
+    cm_t: Vec<f32>,
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl Step<'_> {
+    fn neurons(&self) -> usize {
+        self.cm.len()
+    }
+
+    /// Checks that the slices fit the plans (once per call, not per sample).
+    fn check(&self) {
+        let n = self.neurons();
+        assert_eq!(self.recurrent.destinations(), n, "recurrent plan size");
+        assert_eq!(self.sensory.destinations(), n, "sensory plan size");
+        for (what, len, expected) in [
+            ("gleak", self.gleak.len(), n),
+            ("vleak", self.vleak.len(), n),
+            ("w", self.recurrent_params.w.len(), self.recurrent.len()),
+            ("mu", self.recurrent_params.mu.len(), self.recurrent.len()),
+            (
+                "sigma",
+                self.recurrent_params.sigma.len(),
+                self.recurrent.len(),
+            ),
+            (
+                "erev",
+                self.recurrent_params.erev.len(),
+                self.recurrent.len(),
+            ),
+            ("sensory_w", self.sensory_params.w.len(), self.sensory.len()),
+            (
+                "sensory_mu",
+                self.sensory_params.mu.len(),
+                self.sensory.len(),
+            ),
+            (
+                "sensory_sigma",
+                self.sensory_params.sigma.len(),
+                self.sensory.len(),
+            ),
+            (
+                "sensory_erev",
+                self.sensory_params.erev.len(),
+                self.sensory.len(),
+            ),
+        ] {
+            assert_eq!(
+                len, expected,
+                "{what} has {len} values, the plan {expected}"
+            );
+        }
+    }
+
+    /// Advances one sample: `input [S]`, `state [N]` → `out [N]`, keeping
+    /// the trace when one is given.
+    pub fn forward(
+        &self,
+        input: &[f32],
+        state: &[f32],
+        elapsed: f32,
+        out: &mut [f32],
+        mut trace: Option<&mut Trace>,
+    ) {
+        let n = self.neurons();
+        let (rec, sen) = (self.recurrent, self.sensory);
+        let (p, ps) = (self.recurrent_params, self.sensory_params);
+        // Leak and sensory terms, constant over the unfolds.
+        let mut numerator_leak = vec![0.0f32; n];
+        let mut denominator_leak = vec![0.0f32; n];
+        let mut cm_t = vec![0.0f32; n];
+        let step = elapsed / self.unfolds as f32;
+        if let Some(t) = trace.as_deref_mut() {
+            t.sensory_activations.clear();
+            t.sensory_activations.resize(sen.len(), 0.0);
+        }
+        for d in 0..n {
+            let (mut num, mut den) = (0.0f32, 0.0f32);
+            for k in sen.offsets[d]..sen.offsets[d + 1] {
+                let s = sigmoid(ps.sigma[k] * (input[sen.sources[k]] - ps.mu[k]));
+                if let Some(t) = trace.as_deref_mut() {
+                    t.sensory_activations[k] = s;
+                }
+                let a = ps.w[k] * s;
+                num += a * ps.erev[k];
+                den += a;
+            }
+            numerator_leak[d] = self.gleak[d] * self.vleak[d] + num;
+            denominator_leak[d] = self.gleak[d] + den + self.epsilon;
+            cm_t[d] = self.cm[d] / step;
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.potentials.clear();
+            t.potentials.extend_from_slice(state);
+            t.denominators.clear();
+            t.activations.clear();
+            t.activations.resize(self.unfolds * rec.len(), 0.0);
+            t.cm_t.clone_from(&cm_t);
+        }
+        let mut v = state.to_vec();
+        for unfold in 0..self.unfolds {
+            for d in 0..n {
+                let (mut num, mut den) = (0.0f32, 0.0f32);
+                for k in rec.offsets[d]..rec.offsets[d + 1] {
+                    let s = sigmoid(p.sigma[k] * (v[rec.sources[k]] - p.mu[k]));
+                    if let Some(t) = trace.as_deref_mut() {
+                        t.activations[unfold * rec.len() + k] = s;
+                    }
+                    let a = p.w[k] * s;
+                    num += a * p.erev[k];
+                    den += a;
+                }
+                let denominator = cm_t[d] + denominator_leak[d] + den;
+                out[d] = (cm_t[d] * v[d] + numerator_leak[d] + num) / denominator;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.denominators.push(denominator);
+                }
+            }
+            v.copy_from_slice(&out[..n]);
+            if let Some(t) = trace.as_deref_mut() {
+                t.potentials.extend_from_slice(&v);
+            }
+        }
+        if self.unfolds == 0 {
+            out.copy_from_slice(state);
+        }
+    }
+
+    // The synapse index `k` addresses six parallel arrays: a range loop reads best.
+    #[allow(clippy::needless_range_loop)]
+    /// Back-propagates `grad_out [N]` (the gradient of the loss with
+    /// respect to the step's output state) through one sample's step.
+    /// Adds the parameters' gradients to `grads` and writes the sample's
+    /// input, state and elapsed-time gradients.
+    pub fn backward(
+        &self,
+        input: &[f32],
+        elapsed: f32,
+        trace: &Trace,
+        grad_out: &[f32],
+        grads: &mut Grads,
+        sample: SampleGrads<'_>,
+    ) {
+        let n = self.neurons();
+        let (rec, sen) = (self.recurrent, self.sensory);
+        let (p, ps) = (self.recurrent_params, self.sensory_params);
+        let mut grad_v = grad_out.to_vec();
+        let mut grad_prev = vec![0.0f32; n];
+        let mut grad_cm_t = vec![0.0f32; n];
+        let mut grad_numerator_leak = vec![0.0f32; n];
+        let mut grad_denominator_leak = vec![0.0f32; n];
+        for unfold in (0..self.unfolds).rev() {
+            let v = &trace.potentials[unfold * n..(unfold + 1) * n];
+            let v_next = &trace.potentials[(unfold + 1) * n..(unfold + 2) * n];
+            let denominators = &trace.denominators[unfold * n..(unfold + 1) * n];
+            let activations = &trace.activations[unfold * rec.len()..(unfold + 1) * rec.len()];
+            grad_prev.fill(0.0);
+            for d in 0..n {
+                // v' = num / den
+                let grad_num = grad_v[d] / denominators[d];
+                let grad_den = -grad_num * v_next[d];
+                grad_prev[d] += grad_num * trace.cm_t[d];
+                grad_cm_t[d] += grad_num * v[d] + grad_den;
+                grad_numerator_leak[d] += grad_num;
+                grad_denominator_leak[d] += grad_den;
+                for k in rec.offsets[d]..rec.offsets[d + 1] {
+                    let src = rec.sources[k];
+                    let s = activations[k];
+                    let a = p.w[k] * s;
+                    let grad_a = grad_num * p.erev[k] + grad_den;
+                    grads.recurrent.erev[k] += grad_num * a;
+                    grads.recurrent.w[k] += grad_a * s;
+                    let grad_z = grad_a * p.w[k] * s * (1.0 - s);
+                    grads.recurrent.sigma[k] += grad_z * (v[src] - p.mu[k]);
+                    grads.recurrent.mu[k] -= grad_z * p.sigma[k];
+                    grad_prev[src] += grad_z * p.sigma[k];
+                }
+            }
+            std::mem::swap(&mut grad_v, &mut grad_prev);
+        }
+        sample.state.copy_from_slice(&grad_v);
+
+        // cm_t = cm / h with h = t / unfolds.
+        let h = elapsed / self.unfolds as f32;
+        let mut grad_h = 0.0f32;
+        for d in 0..n {
+            grads.cm[d] += grad_cm_t[d] / h;
+            grad_h -= grad_cm_t[d] * trace.cm_t[d] / h;
+            // numerator_leak = gleak·vleak + Σ a_s·erev_s
+            // denominator_leak = gleak + Σ a_s + epsilon
+            grads.gleak[d] += grad_numerator_leak[d] * self.vleak[d] + grad_denominator_leak[d];
+            grads.vleak[d] += grad_numerator_leak[d] * self.gleak[d];
+        }
+        *sample.elapsed = grad_h / self.unfolds as f32;
+
+        sample.input.fill(0.0);
+        for d in 0..n {
+            for k in sen.offsets[d]..sen.offsets[d + 1] {
+                let src = sen.sources[k];
+                let s = trace.sensory_activations[k];
+                let a = ps.w[k] * s;
+                let grad_a = grad_numerator_leak[d] * ps.erev[k] + grad_denominator_leak[d];
+                grads.sensory.erev[k] += grad_numerator_leak[d] * a;
+                grads.sensory.w[k] += grad_a * s;
+                let grad_z = grad_a * ps.w[k] * s * (1.0 - s);
+                grads.sensory.sigma[k] += grad_z * (input[src] - ps.mu[k]);
+                grads.sensory.mu[k] -= grad_z * ps.sigma[k];
+                sample.input[src] += grad_z * ps.sigma[k];
+            }
+        }
+    }
+}
+
+/// Gradients of one synapse group's parameters.
+#[derive(Clone, Debug, Default)]
+pub struct SynapseGrads {
+    /// Of the conductances.
+    pub w: Vec<f32>,
+    /// Of the sigmoid centres.
+    pub mu: Vec<f32>,
+    /// Of the sigmoid slopes.
+    pub sigma: Vec<f32>,
+    /// Of the reversal potentials.
+    pub erev: Vec<f32>,
+}
+
+impl SynapseGrads {
+    fn zeros(len: usize) -> Self {
+        Self {
+            w: vec![0.0; len],
+            mu: vec![0.0; len],
+            sigma: vec![0.0; len],
+            erev: vec![0.0; len],
+        }
+    }
+
+    fn add(&mut self, other: &Self) {
+        for (a, b) in [
+            (&mut self.w, &other.w),
+            (&mut self.mu, &other.mu),
+            (&mut self.sigma, &other.sigma),
+            (&mut self.erev, &other.erev),
+        ] {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
+/// Gradients of a step's parameters, summed over the samples.
+#[derive(Clone, Debug, Default)]
+pub struct Grads {
+    /// Recurrent synapses.
+    pub recurrent: SynapseGrads,
+    /// Sensory synapses.
+    pub sensory: SynapseGrads,
+    /// Membrane capacitance.
+    pub cm: Vec<f32>,
+    /// Leak conductance.
+    pub gleak: Vec<f32>,
+    /// Leak potential.
+    pub vleak: Vec<f32>,
+}
+
+impl Grads {
+    /// Zero gradients for a step's plans.
+    pub fn zeros(step: &Step<'_>) -> Self {
+        let n = step.neurons();
+        Self {
+            recurrent: SynapseGrads::zeros(step.recurrent.len()),
+            sensory: SynapseGrads::zeros(step.sensory.len()),
+            cm: vec![0.0; n],
+            gleak: vec![0.0; n],
+            vleak: vec![0.0; n],
+        }
+    }
+
+    /// Adds another partial sum (of other samples).
+    pub fn add(&mut self, other: &Self) {
+        self.recurrent.add(&other.recurrent);
+        self.sensory.add(&other.sensory);
+        for (a, b) in [
+            (&mut self.cm, &other.cm),
+            (&mut self.gleak, &other.gleak),
+            (&mut self.vleak, &other.vleak),
+        ] {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
+/// Where one sample's input, state and elapsed-time gradients go.
+#[derive(Debug)]
+pub struct SampleGrads<'a> {
+    /// `[S]`.
+    pub input: &'a mut [f32],
+    /// `[N]`.
+    pub state: &'a mut [f32],
+    /// The elapsed time's.
+    pub elapsed: &'a mut f32,
+}
+
+/// A batch: `inputs [batch · S]`, `states [batch · N]`, `elapsed [batch]`,
+/// row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// Mapped inputs.
+    pub inputs: &'a [f32],
+    /// States before the step.
+    pub states: &'a [f32],
+    /// Elapsed time of each sample.
+    pub elapsed: &'a [f32],
+}
+
+impl Batch<'_> {
+    fn size(&self) -> usize {
+        self.elapsed.len()
+    }
+}
+
+/// Samples per thread below which a batch runs on the calling thread.
+const SAMPLES_PER_THREAD: usize = 8;
+
+/// How many threads a batch of `batch` samples is split over.
+fn threads_for(batch: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (batch / SAMPLES_PER_THREAD).clamp(1, cores)
+}
+
+/// Runs `work(first_sample, samples)` over contiguous chunks of the batch,
+/// on several threads when the batch is large enough (never for batch 1).
+fn for_chunks<R: Send>(batch: usize, work: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+    let threads = threads_for(batch);
+    if threads == 1 {
+        return vec![work(0, batch)];
+    }
+    let chunk = batch.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..batch)
+            .step_by(chunk)
+            .map(|first| {
+                let work = &work;
+                scope.spawn(move || work(first, chunk.min(batch - first)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an LTC kernel thread panicked"))
+            .collect()
+    })
+}
+
+/// The forward pass of a batch: returns the next states `[batch · N]` and,
+/// when `keep_traces`, every sample's trace for the backward pass.
+pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32>, Vec<Trace>) {
+    step.check();
+    let (n, s, size) = (
+        step.neurons(),
+        step.sensory_params_inputs(batch),
+        batch.size(),
+    );
+    let parts = for_chunks(size, |first, count| {
+        let mut out = vec![0.0f32; count * n];
+        let mut traces = Vec::with_capacity(if keep_traces { count } else { 0 });
+        for (i, b) in (first..first + count).enumerate() {
+            let mut trace = keep_traces.then(Trace::default);
+            step.forward(
+                &batch.inputs[b * s..(b + 1) * s],
+                &batch.states[b * n..(b + 1) * n],
+                batch.elapsed[b],
+                &mut out[i * n..(i + 1) * n],
+                trace.as_mut(),
+            );
+            traces.extend(trace);
+        }
+        (out, traces)
+    });
+    let mut out = Vec::with_capacity(size * n);
+    let mut traces = Vec::with_capacity(if keep_traces { size } else { 0 });
+    for (o, t) in parts {
+        out.extend(o);
+        traces.extend(t);
+    }
+    (out, traces)
+}
+
+/// Gradients of a batch's step.
+#[derive(Clone, Debug)]
+pub struct BatchGrads {
+    /// Parameters, summed over the batch.
+    pub params: Grads,
+    /// Inputs `[batch · S]`.
+    pub inputs: Vec<f32>,
+    /// States before the step `[batch · N]`.
+    pub states: Vec<f32>,
+    /// Elapsed times `[batch]`.
+    pub elapsed: Vec<f32>,
+}
+
+/// The backward pass of a batch, from the forward pass's traces and the
+/// gradient of the next states `grad_out [batch · N]`.
+pub fn backward(
+    step: &Step<'_>,
+    batch: Batch<'_>,
+    traces: &[Trace],
+    grad_out: &[f32],
+) -> BatchGrads {
+    step.check();
+    let (n, s, size) = (
+        step.neurons(),
+        step.sensory_params_inputs(batch),
+        batch.size(),
+    );
+    assert_eq!(traces.len(), size, "one trace per sample");
+    let parts = for_chunks(size, |first, count| {
+        let mut params = Grads::zeros(step);
+        let mut inputs = vec![0.0f32; count * s];
+        let mut states = vec![0.0f32; count * n];
+        let mut elapsed = vec![0.0f32; count];
+        for (i, b) in (first..first + count).enumerate() {
+            step.backward(
+                &batch.inputs[b * s..(b + 1) * s],
+                batch.elapsed[b],
+                &traces[b],
+                &grad_out[b * n..(b + 1) * n],
+                &mut params,
+                SampleGrads {
+                    input: &mut inputs[i * s..(i + 1) * s],
+                    state: &mut states[i * n..(i + 1) * n],
+                    elapsed: &mut elapsed[i],
+                },
+            );
+        }
+        BatchGrads {
+            params,
+            inputs,
+            states,
+            elapsed,
+        }
+    });
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one chunk");
+    for part in parts {
+        total.params.add(&part.params);
+        total.inputs.extend(part.inputs);
+        total.states.extend(part.states);
+        total.elapsed.extend(part.elapsed);
+    }
+    total
+}
+
+impl Step<'_> {
+    /// Input features per sample, checked against the batch's slices.
+    fn sensory_params_inputs(&self, batch: Batch<'_>) -> usize {
+        let (n, size) = (self.neurons(), batch.size());
+        assert_eq!(batch.states.len(), size * n, "states are not [batch, {n}]");
+        assert!(
+            size > 0 && batch.inputs.len().is_multiple_of(size),
+            "inputs are not [batch, inputs]"
+        );
+        batch.inputs.len() / size
+    }
+}

@@ -1,0 +1,407 @@
+//! The fused LTC step on Burn's ndarray backend, with and without autodiff.
+//!
+//! [`LTCCell`](crate::cells::LTCCell) is generic over any `Backend`; at run
+//! time it asks [`fused_ltc_available`] whether `B` is `NdArray<f32>` or
+//! `Autodiff<NdArray<f32>>` (any checkpointing strategy), recognised by the
+//! type of the float tensor primitive. If so, [`fused_ltc_step`] takes the
+//! primitives apart (zero-copy reads of the ndarray buffers), runs
+//! [`super::ltc`] and wraps the result back; under autodiff it registers one
+//! backward node whose [`Backward`] implementation is the analytic gradient.
+//! Every other backend keeps the tensor-op reference path.
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use burn::backend::NdArray;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ndarray::NdArrayTensor;
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{TensorData, TensorMetadata, TensorPrimitive};
+
+use super::ltc::{self, Batch, SynapseParams, Synapses, Trace};
+
+/// The inner backend the fused op runs on.
+type Nd = NdArray<f32>;
+
+/// `FloatTensor` of `Autodiff<NdArray<f32>>`, whatever the checkpointing.
+type AutodiffPrimitive = FloatTensor<burn::backend::Autodiff<Nd>>;
+
+/// Inputs of the op: `input`, `state`, `elapsed`, 4 sensory and 4 recurrent
+/// synapse parameter vectors, `cm`, `gleak`, `vleak`.
+const INPUTS: usize = 14;
+
+/// The synapse plans of one cell, built once from its masks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LtcPlan {
+    /// Neuron → neuron synapses by destination.
+    pub recurrent: Synapses,
+    /// Input → neuron synapses by destination.
+    pub sensory: Synapses,
+    /// Flat index `src · N + dest` of each recurrent synapse in `[N, N]`.
+    pub recurrent_flat: Vec<usize>,
+    /// Flat index `src · N + dest` of each sensory synapse in `[S, N]`.
+    pub sensory_flat: Vec<usize>,
+}
+
+impl LtcPlan {
+    /// The plans of a `[N, N]` and a `[S, N]` 0/1 mask.
+    pub fn new(mask: &[f32], sensory_mask: &[f32], neurons: usize) -> Self {
+        let inputs = sensory_mask.len() / neurons.max(1);
+        let (recurrent, recurrent_flat) = Synapses::from_mask(mask, neurons, neurons);
+        let (sensory, sensory_flat) = Synapses::from_mask(sensory_mask, inputs, neurons);
+        Self {
+            recurrent,
+            sensory,
+            recurrent_flat,
+            sensory_flat,
+        }
+    }
+}
+
+/// Whether `B` is a backend the fused step runs on.
+pub fn fused_ltc_available<B: Backend>() -> bool {
+    let primitive = TypeId::of::<FloatTensor<B>>();
+    TypeId::of::<B::FloatElem>() == TypeId::of::<f32>()
+        && (primitive == TypeId::of::<NdArrayTensor>()
+            || primitive == TypeId::of::<AutodiffPrimitive>())
+}
+
+/// Moves `value` into type `U` when it is one (no copy, no `unsafe`).
+fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("just filled")),
+        None => Err(slot.expect("not taken")),
+    }
+}
+
+/// The values of an ndarray tensor as `f32`, borrowed when contiguous.
+fn values(tensor: &NdArrayTensor) -> Cow<'_, [f32]> {
+    match tensor {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            match view.to_slice() {
+                Some(slice) => Cow::Borrowed(slice),
+                None => Cow::Owned(view.iter().copied().collect()),
+            }
+        }
+        NdArrayTensor::F64(storage) => {
+            Cow::Owned(storage.view().iter().map(|&x| x as f32).collect())
+        }
+        other => panic!(
+            "the fused LTC step needs float tensors, got {:?}",
+            other.dtype()
+        ),
+    }
+}
+
+fn ndarray_tensor(values: Vec<f32>, shape: Vec<usize>) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The tensors one fused step reads, in the op's input order: the cell's
+/// parameters as they are (the kernel gathers the existing synapses and
+/// applies the positivity constraint itself, so a sequence adds one graph
+/// node per step and nothing per parameter).
+pub struct LtcStepInputs<B: Backend> {
+    /// Mapped input `[batch, S]`.
+    pub input: Tensor<B, 2>,
+    /// State `[batch, N]`.
+    pub state: Tensor<B, 2>,
+    /// Elapsed time `[batch, 1]`.
+    pub elapsed: Tensor<B, 2>,
+    /// `sensory_w`, `sensory_mu`, `sensory_sigma`, `sensory_erev`, `[S, N]`.
+    pub sensory: [Tensor<B, 2>; 4],
+    /// `w`, `mu`, `sigma`, `erev`, `[N, N]`.
+    pub recurrent: [Tensor<B, 2>; 4],
+    /// `cm`, `gleak`, `vleak`, `[N]`.
+    pub neurons: [Tensor<B, 1>; 3],
+}
+
+impl<B: Backend> LtcStepInputs<B> {
+    fn into_primitives(self) -> [FloatTensor<B>; INPUTS] {
+        let [sw, smu, ssigma, serev] = self.sensory;
+        let [w, mu, sigma, erev] = self.recurrent;
+        let [cm, gleak, vleak] = self.neurons;
+        let p1 = |t: Tensor<B, 1>| t.into_primitive().tensor();
+        let p2 = |t: Tensor<B, 2>| t.into_primitive().tensor();
+        [
+            p2(self.input),
+            p2(self.state),
+            p2(self.elapsed),
+            p2(sw),
+            p2(smu),
+            p2(ssigma),
+            p2(serev),
+            p2(w),
+            p2(mu),
+            p2(sigma),
+            p2(erev),
+            p1(cm),
+            p1(gleak),
+            p1(vleak),
+        ]
+    }
+}
+
+/// Solver settings of the op.
+#[derive(Clone, Copy, Debug)]
+pub struct Solver {
+    /// Steps per time step.
+    pub unfolds: usize,
+    /// Added to every denominator.
+    pub epsilon: f32,
+    /// `w`, `sensory_w`, `cm` and `gleak` pass through a softplus.
+    pub implicit_constraints: bool,
+}
+
+/// Index of each input in the op's input order.
+mod at {
+    pub const INPUT: usize = 0;
+    pub const STATE: usize = 1;
+    pub const ELAPSED: usize = 2;
+    pub const SENSORY: usize = 3;
+    pub const RECURRENT: usize = 7;
+    pub const CM: usize = 11;
+    pub const GLEAK: usize = 12;
+    pub const VLEAK: usize = 13;
+}
+
+/// `softplus`, linear above 20 as torch's (exact and finite everywhere).
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 { x } else { x.exp().ln_1p() }
+}
+
+/// The derivative of [`softplus`].
+fn softplus_grad(x: f32) -> f32 {
+    if x > 20.0 {
+        1.0
+    } else {
+        1.0 / (1.0 + (-x).exp())
+    }
+}
+
+/// The kernel's parameters: every synapse's values gathered from the
+/// matrices, the positive ones constrained.
+struct Gathered {
+    sensory: [Vec<f32>; 4],
+    recurrent: [Vec<f32>; 4],
+    cm: Vec<f32>,
+    gleak: Vec<f32>,
+}
+
+impl Gathered {
+    fn new(plan: &LtcPlan, solver: Solver, v: &[Cow<'_, [f32]>]) -> Self {
+        let positive = |x: f32| {
+            if solver.implicit_constraints {
+                softplus(x)
+            } else {
+                x
+            }
+        };
+        let gather = |first: usize, flat: &[usize]| -> [Vec<f32>; 4] {
+            std::array::from_fn(|i| {
+                let matrix = &v[first + i];
+                let values = flat.iter().map(|&f| matrix[f]);
+                if i == 0 {
+                    values.map(positive).collect()
+                } else {
+                    values.collect()
+                }
+            })
+        };
+        Self {
+            sensory: gather(at::SENSORY, &plan.sensory_flat),
+            recurrent: gather(at::RECURRENT, &plan.recurrent_flat),
+            cm: v[at::CM].iter().copied().map(positive).collect(),
+            gleak: v[at::GLEAK].iter().copied().map(positive).collect(),
+        }
+    }
+}
+
+/// Runs `f` on the kernel's view of the 14 inputs.
+fn with_step<R>(
+    plan: &LtcPlan,
+    solver: Solver,
+    inputs: &[NdArrayTensor; INPUTS],
+    f: impl FnOnce(&ltc::Step<'_>, Batch<'_>, &[Cow<'_, [f32]>]) -> R,
+) -> R {
+    let v: Vec<Cow<'_, [f32]>> = inputs.iter().map(values).collect();
+    let g = Gathered::new(plan, solver, &v);
+    fn synapses(p: &[Vec<f32>; 4]) -> SynapseParams<'_> {
+        SynapseParams {
+            w: &p[0],
+            mu: &p[1],
+            sigma: &p[2],
+            erev: &p[3],
+        }
+    }
+    let step = ltc::Step {
+        recurrent: &plan.recurrent,
+        sensory: &plan.sensory,
+        sensory_params: synapses(&g.sensory),
+        recurrent_params: synapses(&g.recurrent),
+        cm: &g.cm,
+        gleak: &g.gleak,
+        vleak: &v[at::VLEAK],
+        unfolds: solver.unfolds,
+        epsilon: solver.epsilon,
+    };
+    let batch = Batch {
+        inputs: &v[at::INPUT],
+        states: &v[at::STATE],
+        elapsed: &v[at::ELAPSED],
+    };
+    f(&step, batch, &v)
+}
+
+/// What the backward node keeps.
+#[derive(Clone, Debug)]
+struct Saved {
+    plan: Arc<LtcPlan>,
+    solver: Solver,
+    inputs: Arc<[NdArrayTensor; INPUTS]>,
+    traces: Arc<Vec<Trace>>,
+}
+
+#[derive(Debug)]
+struct LtcStepBackward;
+
+/// Scatters per-synapse gradients into a zero matrix of `len` entries,
+/// times the positivity constraint's derivative where `raw` is given.
+fn scatter(grad: &[f32], flat: &[usize], len: usize, raw: Option<&[f32]>) -> Vec<f32> {
+    let mut out = vec![0.0f32; len];
+    for (&g, &f) in grad.iter().zip(flat) {
+        out[f] = match raw {
+            Some(raw) => g * softplus_grad(raw[f]),
+            None => g,
+        };
+    }
+    out
+}
+
+impl Backward<Nd, INPUTS> for LtcStepBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, INPUTS>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_out = grads.consume::<Nd>(&ops.node);
+        let saved = ops.state;
+        let grad_out = values(&grad_out).into_owned();
+        let plan = &saved.plan;
+        let implicit = saved.solver.implicit_constraints;
+        let all: [Vec<f32>; INPUTS] =
+            with_step(plan, saved.solver, &saved.inputs, |step, batch, v| {
+                let g = ltc::backward(step, batch, &saved.traces, &grad_out);
+                let p = g.params;
+                let constrained = |i: usize| implicit.then_some(&*v[i]);
+                let matrix = |grad: &[f32], i: usize, flat: &[usize], raw: Option<&[f32]>| {
+                    scatter(grad, flat, v[i].len(), raw)
+                };
+                let (sf, rf) = (&plan.sensory_flat, &plan.recurrent_flat);
+                let neuron = |grad: Vec<f32>, i: usize| match constrained(i) {
+                    Some(raw) => grad
+                        .iter()
+                        .zip(raw)
+                        .map(|(g, &r)| g * softplus_grad(r))
+                        .collect(),
+                    None => grad,
+                };
+                [
+                    g.inputs,
+                    g.states,
+                    g.elapsed,
+                    matrix(&p.sensory.w, at::SENSORY, sf, constrained(at::SENSORY)),
+                    matrix(&p.sensory.mu, at::SENSORY + 1, sf, None),
+                    matrix(&p.sensory.sigma, at::SENSORY + 2, sf, None),
+                    matrix(&p.sensory.erev, at::SENSORY + 3, sf, None),
+                    matrix(
+                        &p.recurrent.w,
+                        at::RECURRENT,
+                        rf,
+                        constrained(at::RECURRENT),
+                    ),
+                    matrix(&p.recurrent.mu, at::RECURRENT + 1, rf, None),
+                    matrix(&p.recurrent.sigma, at::RECURRENT + 2, rf, None),
+                    matrix(&p.recurrent.erev, at::RECURRENT + 3, rf, None),
+                    neuron(p.cm, at::CM),
+                    neuron(p.gleak, at::GLEAK),
+                    p.vleak,
+                ]
+            });
+        for ((parent, grad), input) in ops.parents.iter().zip(all).zip(saved.inputs.iter()) {
+            if let Some(node) = parent {
+                grads.register::<Nd>(node.id, ndarray_tensor(grad, input.shape().to_vec()));
+            }
+        }
+    }
+}
+
+/// One LTC step through the fused kernel: the next state `[batch, N]`.
+///
+/// # Panics
+/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
+pub fn fused_ltc_step<B: Backend>(
+    plan: &Arc<LtcPlan>,
+    solver: Solver,
+    inputs: LtcStepInputs<B>,
+) -> Tensor<B, 2> {
+    assert!(
+        fused_ltc_available::<B>(),
+        "the fused LTC step runs on NdArray<f32> only"
+    );
+    let [batch, _] = inputs.state.dims();
+    let neurons = plan.recurrent.destinations();
+    let shape = vec![batch, neurons];
+    let forward = |inner: &[NdArrayTensor; INPUTS], keep_traces: bool| {
+        with_step(plan, solver, inner, |step, batch, _| {
+            ltc::forward(step, batch, keep_traces)
+        })
+    };
+    let primitives = inputs.into_primitives();
+    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
+        let inner = primitives.map(into_type::<_, NdArrayTensor>);
+        let output = ndarray_tensor(forward(&inner, false).0, shape);
+        return Tensor::from_primitive(TensorPrimitive::Float(into_type(output)));
+    }
+    // The inputs stay alive (their reference counts held) until the step is
+    // registered: Burn's graph cleanup, run by a backward pass on another
+    // thread, frees the steps of graphs no live tensor refers to, and would
+    // otherwise drop the parents' steps while the kernel runs.
+    let tracked = primitives.map(into_type::<_, AutodiffPrimitive>);
+    let nodes = tracked.each_ref().map(|t| t.node.clone());
+    let inner: [NdArrayTensor; INPUTS] = tracked.each_ref().map(|t| t.primitive.clone());
+    let prep = <LtcStepBackward as Backward<Nd, INPUTS>>::prepare::<NoCheckpointing>(
+        LtcStepBackward,
+        nodes,
+    )
+    .compute_bound()
+    .stateful();
+    let result = match prep {
+        OpsKind::Tracked(prep) => {
+            let (next, traces) = forward(&inner, true);
+            let saved = Saved {
+                plan: Arc::clone(plan),
+                solver,
+                inputs: Arc::new(inner),
+                traces: Arc::new(traces),
+            };
+            prep.finish(saved, ndarray_tensor(next, shape))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(ndarray_tensor(forward(&inner, false).0, shape)),
+    };
+    drop(tracked);
+    Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
+}
+
+/// [`cast`] where the types are known to agree (checked by the caller).
+fn into_type<T: 'static, U: 'static>(value: T) -> U {
+    match cast(value) {
+        Ok(u) => u,
+        Err(_) => unreachable!("the backend's primitive type was checked"),
+    }
+}
