@@ -6,11 +6,20 @@
 //! ```sh
 //! cargo bench --bench workloads
 //! cargo bench --bench workloads -- --only ltc_step_b1
+//! cargo bench --bench workloads -- --path reference      # LTC without the fused kernel
+//! cargo bench --features wgpu --bench workloads -- --backend wgpu
 //! ```
+//!
+//! Options: `--only NAME`, `--path fused|reference` (the LTC step; default
+//! fused), `--backend ndarray|wgpu` (default ndarray; wgpu needs the
+//! feature). `benches/compare.sh` runs upstream's reference script and this
+//! bench in one go and prints the ratios.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+#[cfg(feature = "wgpu")]
+use burn::backend::Wgpu;
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -21,9 +30,6 @@ use ncps::cells::RecurrentCell;
 use ncps::datasets::sine::{SineData, SineTrainer};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
 use ncps::wirings::AutoNCP;
-
-type Infer = NdArray<f32>;
-type Train = Autodiff<NdArray<f32>>;
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
     for _ in 0..2 {
@@ -48,14 +54,15 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
     }
 }
 
-fn cfc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::rnn::CfCCells<B>> {
+fn cfc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
     CfCConfig::new(32, Units::from(64))
         .init(device)
         .expect("valid config")
 }
 
-fn ltc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::cells::LTCCell<B>> {
+fn ltc<B: Backend>(device: &B::Device, fused: bool) -> Rnn<B, ncps::cells::LTCCell<B>> {
     LTCConfig::new(32, Units::from(AutoNCP::new(64, 8).expect("valid wiring")))
+        .with_fused(fused)
         .init(device)
         .expect("valid config")
 }
@@ -64,20 +71,21 @@ fn input<B: Backend>(shape: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
-fn infer<C: RecurrentCell<Infer>>(model: Rnn<Infer, C>) -> impl FnMut() {
-    let x = input::<Infer>([32, 64, 32], &Default::default());
+fn infer<B: Backend, C: RecurrentCell<B>>(model: Rnn<B, C>) -> impl FnMut() {
+    let x = input::<B>([32, 64, 32], &Default::default());
     move || {
         let (y, _) = model.forward(x.clone(), None);
         black_box(y.into_data());
     }
 }
 
-fn train<C>(model: Rnn<Train, C>) -> impl FnMut()
+fn train<B, C>(model: Rnn<B, C>) -> impl FnMut()
 where
-    C: RecurrentCell<Train> + AutodiffModule<Train>,
-    Rnn<Train, C>: AutodiffModule<Train>,
+    B: AutodiffBackend,
+    C: RecurrentCell<B> + AutodiffModule<B>,
+    Rnn<B, C>: AutodiffModule<B>,
 {
-    let x = input::<Train>([32, 64, 32], &Default::default());
+    let x = input::<B>([32, 64, 32], &Default::default());
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let mut model = Some(model);
     move || {
@@ -90,8 +98,8 @@ where
 }
 
 /// One step of a control loop: the state carried between calls.
-fn single_step<C: RecurrentCell<Infer>>(model: Rnn<Infer, C>) -> impl FnMut() {
-    let x = input::<Infer>([1, 1, 32], &Default::default()).squeeze_dim::<2>(1);
+fn single_step<B: Backend, C: RecurrentCell<B>>(model: Rnn<B, C>) -> impl FnMut() {
+    let x = input::<B>([1, 1, 32], &Default::default()).squeeze_dim::<2>(1);
     let mut state = None;
     move || {
         let (y, next) = model.step(x.clone(), state.take(), None);
@@ -100,10 +108,11 @@ fn single_step<C: RecurrentCell<Infer>>(model: Rnn<Infer, C>) -> impl FnMut() {
     }
 }
 
-fn sine_epoch() -> impl FnMut() {
+fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
     let device = Default::default();
     let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).expect("valid wiring")))
-        .init::<Train>(&device)
+        .with_fused(fused)
+        .init::<B>(&device)
         .expect("valid config");
     let mut trainer = SineTrainer::new(model, SineData::new(48), 0.01, &device);
     move || {
@@ -114,42 +123,67 @@ fn sine_epoch() -> impl FnMut() {
 /// A workload: builds its model and returns the closure to time.
 type Workload = (&'static str, Box<dyn Fn() -> Box<dyn FnMut()>>);
 
-fn seed<B: AutodiffBackend>() {
-    B::seed(&Default::default(), 0);
-}
-
-fn main() {
-    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
-    seed::<Train>();
-    Infer::seed(&Default::default(), 0);
-    let device = Default::default();
-    let workloads: Vec<Workload> = vec![
+/// The seven workloads on inference backend `I` and training backend `T`.
+fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
+    I::seed(&Default::default(), 0);
+    T::seed(&Default::default(), 0);
+    vec![
         (
             "cfc_infer_b32_l64",
-            Box::new(move || Box::new(infer(cfc::<Infer>(&device)))),
+            Box::new(|| Box::new(infer(cfc::<I>(&Default::default())))),
         ),
         (
             "cfc_train_b32_l64",
-            Box::new(|| Box::new(train(cfc::<Train>(&Default::default())))),
+            Box::new(|| Box::new(train(cfc::<T>(&Default::default())))),
         ),
         (
             "ltc_infer_b32_l64",
-            Box::new(move || Box::new(infer(ltc::<Infer>(&device)))),
+            Box::new(move || Box::new(infer(ltc::<I>(&Default::default(), fused)))),
         ),
         (
             "ltc_train_b32_l64",
-            Box::new(|| Box::new(train(ltc::<Train>(&Default::default())))),
+            Box::new(move || Box::new(train(ltc::<T>(&Default::default(), fused)))),
         ),
         (
             "cfc_step_b1",
-            Box::new(move || Box::new(single_step(cfc::<Infer>(&device)))),
+            Box::new(|| Box::new(single_step(cfc::<I>(&Default::default())))),
         ),
         (
             "ltc_step_b1",
-            Box::new(move || Box::new(single_step(ltc::<Infer>(&device)))),
+            Box::new(move || Box::new(single_step(ltc::<I>(&Default::default(), fused)))),
         ),
-        ("sine_ltc_epoch", Box::new(|| Box::new(sine_epoch()))),
-    ];
+        (
+            "sine_ltc_epoch",
+            Box::new(move || Box::new(sine_epoch::<T>(fused))),
+        ),
+    ]
+}
+
+/// The value after `flag` on the command line, if any.
+fn option(flag: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != flag).nth(1)
+}
+
+fn main() {
+    let only = option("--only");
+    let fused = match option("--path").as_deref() {
+        None | Some("fused") => true,
+        Some("reference") => false,
+        Some(other) => panic!("--path {other}: expected fused or reference"),
+    };
+    let workloads = match option("--backend").as_deref() {
+        None | Some("ndarray") => workloads::<NdArray<f32>, Autodiff<NdArray<f32>>>(fused),
+        #[cfg(feature = "wgpu")]
+        Some("wgpu") => workloads::<Wgpu, Autodiff<Wgpu>>(fused),
+        Some(other) => panic!(
+            "--backend {other}: expected ndarray{}",
+            if cfg!(feature = "wgpu") {
+                " or wgpu"
+            } else {
+                " (wgpu needs --features wgpu)"
+            }
+        ),
+    };
     for (name, make) in workloads {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;

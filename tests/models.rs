@@ -1,7 +1,8 @@
 //! LTC and CfC behaviour beyond the fixtures: entry points that must agree,
 //! errors, records, training.
 
-use burn::backend::{Autodiff, NdArray};
+mod common;
+
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -13,16 +14,12 @@ use ncps::import::{ImportError, LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
 use ncps::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs, SynapseMatrix, Wiring, WiringError};
 
-type B = NdArray<f32>;
-type AD = Autodiff<NdArray<f32>>;
+use common::{AD, B, assert_tensors_close, device};
 
-fn device() -> burn::tensor::Device<B> {
-    Default::default()
-}
-
+/// Two computations of the same numbers agree to float32 rounding.
+#[track_caller]
 fn close(a: Tensor<B, 2>, b: Tensor<B, 2>) {
-    a.into_data()
-        .assert_approx_eq::<f32>(&b.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+    assert_tensors_close(a, b, 1e-6, "tensor");
 }
 
 fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
@@ -281,159 +278,159 @@ fn initial_state_is_used() {
 
 // ------------------------------------------------ errors
 
+/// The variant and the argument of an error that names one.
+fn named_argument(err: &ConfigError) -> Option<(&'static str, &'static str)> {
+    match *err {
+        ConfigError::InvalidArgument { argument, .. } => Some(("InvalidArgument", argument)),
+        ConfigError::BackboneWithWiring { argument } => Some(("BackboneWithWiring", argument)),
+        _ => None,
+    }
+}
+
 #[test]
 fn config_errors_name_the_argument() {
-    let wiring = || Units::from(AutoNCP::new(12, 2).unwrap());
-    for (config, argument) in [
+    let wired = || Units::from(AutoNCP::new(12, 2).unwrap());
+    let cfc = |config: CfCConfig| config.init::<B>(&device()).map(drop);
+    let ltc = |config: LTCConfig| config.init::<B>(&device()).map(drop);
+    let cell = |config: CfCCellConfig| config.init::<B>(&device()).map(drop);
+    // A CfC cell's mask is (input + hidden) x hidden, and only without a backbone.
+    let (mask, misshapen_mask) = (SynapseMatrix::zeros(11, 8), SynapseMatrix::zeros(10, 8));
+    const BACKBONE: &str = "BackboneWithWiring";
+    const INVALID: &str = "InvalidArgument";
+    let table = [
         (
-            CfCConfig::new(3, wiring()).with_backbone_units(Some(8)),
-            "backbone_units",
+            "wired CfC with backbone_units",
+            cfc(CfCConfig::new(3, wired()).with_backbone_units(Some(8))),
+            (BACKBONE, "backbone_units"),
         ),
         (
-            CfCConfig::new(3, wiring()).with_backbone_layers(Some(2)),
-            "backbone_layers",
+            "wired CfC with backbone_layers",
+            cfc(CfCConfig::new(3, wired()).with_backbone_layers(Some(2))),
+            (BACKBONE, "backbone_layers"),
         ),
         (
-            CfCConfig::new(3, wiring()).with_backbone_dropout(Some(0.1)),
-            "backbone_dropout",
+            "wired CfC with backbone_dropout",
+            cfc(CfCConfig::new(3, wired()).with_backbone_dropout(Some(0.1))),
+            (BACKBONE, "backbone_dropout"),
         ),
-    ] {
-        match config.init::<B>(&device()).unwrap_err() {
-            ConfigError::BackboneWithWiring { argument: a } => assert_eq!(a, argument),
-            other => panic!("{other:?}"),
-        }
+        (
+            "CfC with input_size 0",
+            cfc(CfCConfig::new(0, Units::from(8))),
+            (INVALID, "input_size"),
+        ),
+        (
+            "LTC with input_size 0",
+            ltc(LTCConfig::new(0, Units::from(8))),
+            (INVALID, "input_size"),
+        ),
+        (
+            "CfC with proj_size 0",
+            cfc(CfCConfig::new(3, Units::from(8)).with_proj_size(Some(0))),
+            (INVALID, "proj_size"),
+        ),
+        (
+            "CfC with 0 units",
+            cfc(CfCConfig::new(3, Units::from(0))),
+            (INVALID, "hidden_size"),
+        ),
+        (
+            "CfC with backbone_dropout 1",
+            cfc(CfCConfig::new(3, Units::from(8)).with_backbone_dropout(Some(1.0))),
+            (INVALID, "backbone_dropout"),
+        ),
+        (
+            "CfC with backbone_units 0",
+            cfc(CfCConfig::new(3, Units::from(8)).with_backbone_units(Some(0))),
+            (INVALID, "backbone_units"),
+        ),
+        (
+            "LTC with ode_unfolds 0",
+            ltc(LTCConfig::new(3, Units::from(8)).with_ode_unfolds(0)),
+            (INVALID, "ode_unfolds"),
+        ),
+        (
+            "LTC with epsilon -1",
+            ltc(LTCConfig::new(3, Units::from(8)).with_epsilon(-1.0)),
+            (INVALID, "epsilon"),
+        ),
+        (
+            "CfC cell with a backbone and a mask",
+            cell(CfCCellConfig::new(3, 8).with_sparsity_mask(Some(mask.clone()))),
+            (INVALID, "sparsity_mask"),
+        ),
+        (
+            "CfC cell (3 inputs, 8 units) with a 10x8 mask",
+            cell(
+                CfCCellConfig::new(3, 8)
+                    .with_backbone_layers(0)
+                    .with_sparsity_mask(Some(misshapen_mask)),
+            ),
+            (INVALID, "sparsity_mask"),
+        ),
+    ];
+    for (case, result, expected) in table {
+        let err = result.expect_err(case);
+        assert_eq!(named_argument(&err), Some(expected), "{case}: {err:?}");
     }
-    let invalid = |result: Result<_, ConfigError>| match result {
-        Err(ConfigError::InvalidArgument { argument, .. }) => argument,
-        Err(other) => panic!("expected InvalidArgument, got {other:?}"),
-        Ok(_) => panic!("expected an error"),
-    };
-    assert_eq!(
-        invalid(
-            CfCConfig::new(0, Units::from(8))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "input_size"
-    );
-    assert_eq!(
-        invalid(
-            LTCConfig::new(0, Units::from(8))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "input_size"
-    );
-    assert_eq!(
-        invalid(
-            CfCConfig::new(3, Units::from(8))
-                .with_proj_size(Some(0))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "proj_size"
-    );
-    assert_eq!(
-        invalid(
-            CfCConfig::new(3, Units::from(0))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "hidden_size"
-    );
-    assert_eq!(
-        invalid(
-            CfCConfig::new(3, Units::from(8))
-                .with_backbone_dropout(Some(1.0))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "backbone_dropout"
-    );
-    assert_eq!(
-        invalid(
-            CfCConfig::new(3, Units::from(8))
-                .with_backbone_units(Some(0))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "backbone_units"
-    );
-    assert_eq!(
-        invalid(
-            LTCConfig::new(3, Units::from(8))
-                .with_ode_unfolds(0)
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "ode_unfolds"
-    );
-    assert_eq!(
-        invalid(
-            LTCConfig::new(3, Units::from(8))
-                .with_epsilon(-1.0)
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "epsilon"
-    );
-    let mask = SynapseMatrix::zeros(11, 8);
-    assert_eq!(
-        invalid(
-            CfCCellConfig::new(3, 8)
-                .with_sparsity_mask(Some(mask.clone()))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "sparsity_mask"
-    );
-    assert_eq!(
-        invalid(
+    // Without a backbone the 11x8 mask is the right one.
+    assert!(
+        cell(
             CfCCellConfig::new(3, 8)
                 .with_backbone_layers(0)
-                .with_sparsity_mask(Some(SynapseMatrix::zeros(10, 8)))
-                .init::<B>(&device())
-                .map(|_| ())
-        ),
-        "sparsity_mask"
-    );
-    assert!(
-        CfCCellConfig::new(3, 8)
-            .with_backbone_layers(0)
-            .with_sparsity_mask(Some(mask))
-            .init::<B>(&device())
-            .is_ok()
+                .with_sparsity_mask(Some(mask))
+        )
+        .is_ok()
     );
 }
 
 #[test]
 fn unbuilt_and_mismatched_wirings_are_errors() {
     let unbuilt = AutoNCP::new(12, 2).unwrap();
-    assert!(matches!(
-        LTCCellConfig::new(unbuilt.clone().into()).init::<B>(&device()),
-        Err(ConfigError::WiringNotBuilt)
-    ));
-    assert!(matches!(
-        WiredCfCCellConfig::new(unbuilt.clone().into()).init::<B>(&device()),
-        Err(ConfigError::WiringNotBuilt)
-    ));
-    let mut built = unbuilt;
+    let mut built = unbuilt.clone();
     built.build(5).unwrap();
-    for result in [
-        LTCConfig::new(3, Units::from(built.clone()))
-            .init::<B>(&device())
-            .map(|_| ()),
-        CfCConfig::new(3, Units::from(built))
-            .init::<B>(&device())
-            .map(|_| ()),
-    ] {
-        match result.unwrap_err() {
+    let not_built: fn(&ConfigError) -> bool = |err| matches!(err, ConfigError::WiringNotBuilt);
+    let conflict: fn(&ConfigError) -> bool = |err| {
+        matches!(
+            err,
             ConfigError::Wiring(WiringError::InputDimConflict {
                 built: 5,
                 requested: 3,
-            }) => {}
-            other => panic!("{other:?}"),
-        }
+            })
+        )
+    };
+    let table = [
+        (
+            "LTC cell on an unbuilt wiring",
+            LTCCellConfig::new(unbuilt.clone().into())
+                .init::<B>(&device())
+                .map(drop),
+            not_built,
+        ),
+        (
+            "wired CfC cell on an unbuilt wiring",
+            WiredCfCCellConfig::new(unbuilt.into())
+                .init::<B>(&device())
+                .map(drop),
+            not_built,
+        ),
+        (
+            "LTC with 3 inputs on a wiring built for 5",
+            LTCConfig::new(3, Units::from(built.clone()))
+                .init::<B>(&device())
+                .map(drop),
+            conflict,
+        ),
+        (
+            "CfC with 3 inputs on a wiring built for 5",
+            CfCConfig::new(3, Units::from(built))
+                .init::<B>(&device())
+                .map(drop),
+            conflict,
+        ),
+    ];
+    for (case, result, expected) in table {
+        let err = result.expect_err(case);
+        assert!(expected(&err), "{case}: {err:?}");
     }
     // The message says what to do.
     let err = LTCCellConfig::new(AutoNCP::new(12, 2).unwrap().into())

@@ -14,18 +14,19 @@
 //! `cargo test --release --test parity -- --nocapture` prints every case's
 //! worst errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use burn::backend::{Autodiff, NdArray};
 use burn::module::Module;
 use burn::prelude::*;
 use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
 use ncps::import::{LoadStateDict, StateDict, UpstreamParams};
-use ncps::rnn::{CfCCells, CfCConfig, LTCConfig, Rnn, RnnState, Units};
+use ncps::rnn::{AnyCfCCell, CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use ncps::wirings::AnyWiring;
 use serde_json::Value;
 
-type B = Autodiff<NdArray<f32>>;
+use common::{AD as B, device, values, worst_error};
 
 /// How close one fixture set must be matched.
 #[derive(Clone, Copy)]
@@ -45,19 +46,6 @@ const FLOAT64_TRUTH: Tolerance = Tolerance {
     forward: 1e-5,
     gradient: 1e-5,
 };
-
-/// Largest error, absolute below 1 and relative above.
-fn worst_error(ours: &[f32], theirs: &[f32]) -> f64 {
-    assert_eq!(ours.len(), theirs.len(), "element counts differ");
-    ours.iter()
-        .zip(theirs)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs() / f64::from(b.abs()).max(1.0))
-        .fold(0.0, f64::max)
-}
-
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
 
 struct Case {
     name: String,
@@ -139,7 +127,7 @@ fn ltc(
     config.init(device).expect("valid LTC config")
 }
 
-fn cfc(case: &Case, device: &burn::tensor::Device<B>) -> Rnn<B, CfCCells<B>> {
+fn cfc(case: &Case, device: &burn::tensor::Device<B>) -> Rnn<B, AnyCfCCell<B>> {
     let mode = match case.arg("mode").and_then(Value::as_str) {
         None | Some("default") => CfCMode::Default,
         Some("pure") => CfCMode::Pure,
@@ -167,7 +155,7 @@ fn cfc(case: &Case, device: &burn::tensor::Device<B>) -> Rnn<B, CfCCells<B>> {
         .init(device)
         .expect("valid CfC config");
     // Upstream ran in eval mode: no dropout.
-    if let CfCCells::Dense(cell) = &mut model.cell {
+    if let AnyCfCCell::Dense(cell) = &mut model.cell {
         cell.dropout.prob = 0.0;
     }
     model
@@ -184,7 +172,7 @@ where
     C: RecurrentCell<B> + Module<B> + UpstreamParams<B> + Clone,
     Rnn<B, C>: Module<B> + Clone,
 {
-    let device = Default::default();
+    let device = device();
     let model = model
         .load_state_dict(&case.tensors.clone().strip_prefix("param."))
         .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -317,7 +305,7 @@ fn check_set(dir: &Path, tolerance: Tolerance, path: LtcPath) {
         })
         .collect();
     names.sort();
-    let device = Default::default();
+    let device = device();
     let mut passed = 0;
     for name in &names {
         let meta: Value = serde_json::from_str(

@@ -1,6 +1,8 @@
 //! Loading the `.pt` files `torch.save(model.state_dict(), path)` writes
 //! (made by `tests/fixtures/pt/generate.py` with upstream ncps 1.0.1).
 
+mod common;
+
 use std::path::Path;
 
 use burn::backend::NdArray;
@@ -11,7 +13,7 @@ use ncps::rnn::{CfCConfig, LTCConfig, RnnState, Units};
 use ncps::wirings::Wiring;
 use serde_json::Value;
 
-type B = NdArray<f32>;
+use common::{B, assert_close, device, floats, values};
 
 fn fixture(name: &str) -> (StateDict, Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pt");
@@ -20,14 +22,6 @@ fn fixture(name: &str) -> (StateDict, Value) {
         serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
             .unwrap();
     (dict, meta)
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 fn input(meta: &Value) -> Tensor<B, 3> {
@@ -39,17 +33,14 @@ fn input(meta: &Value) -> Tensor<B, 3> {
         .collect();
     Tensor::from_data(
         TensorData::new(floats(&meta["input"]), [shape[0], shape[1], shape[2]]),
-        &Default::default(),
+        &device(),
     )
 }
 
-fn assert_close(ours: Tensor<B, 3>, theirs: &Value) {
-    let ours: Vec<f32> = ours.into_data().to_vec().unwrap();
-    let theirs = floats(theirs);
-    assert_eq!(ours.len(), theirs.len());
-    for (a, b) in ours.iter().zip(&theirs) {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
-    }
+/// `ours` matches the numbers upstream stored under `meta[key]`.
+#[track_caller]
+fn matches_upstream(ours: Tensor<B, 3>, meta: &Value, key: &str) {
+    assert_close(&values(ours), &floats(&meta[key]), 1e-5, key);
 }
 
 #[test]
@@ -60,35 +51,35 @@ fn a_pt_state_dict_of_a_mixed_memory_cfc_loads_and_reproduces_upstream() {
         .with_proj_size(Some(2))
         .with_mixed_memory(true)
         .with_backbone_units(Some(16))
-        .init::<B>(&Default::default())
+        .init::<B>(&device())
         .unwrap()
         .load_state_dict(&dict)
         .unwrap();
     let (output, state) = model.forward(input(&meta), None);
-    assert_close(output, &meta["output"]);
+    matches_upstream(output, &meta, "output");
     let RnnState { hidden, memory } = state;
-    assert_close(hidden.unsqueeze_dim(0), &meta["hx_out"]);
-    assert_close(memory.unwrap().unsqueeze_dim(0), &meta["cx_out"]);
+    matches_upstream(hidden.unsqueeze_dim(0), &meta, "hx_out");
+    matches_upstream(memory.unwrap().unsqueeze_dim(0), &meta, "cx_out");
 }
 
 #[test]
 fn a_pt_state_dict_of_an_ltc_loads_and_reproduces_upstream() {
     let (dict, meta) = fixture("ltc_fully_connected");
     let model = LTCConfig::new(3, Units::from(6))
-        .init::<B>(&Default::default())
+        .init::<B>(&device())
         .unwrap()
         .load_state_dict(&dict)
         .unwrap();
     let (output, state) = model.forward(input(&meta), None);
-    assert_close(output, &meta["output"]);
-    assert_close(state.hidden.unsqueeze_dim(0), &meta["hx_out"]);
+    matches_upstream(output, &meta, "output");
+    matches_upstream(state.hidden.unsqueeze_dim(0), &meta, "hx_out");
 }
 
 #[test]
 fn a_pt_file_for_another_model_is_rejected_by_name() {
     let (dict, _) = fixture("cfc_mixed_proj");
     let err = CfCConfig::new(3, Units::from(8))
-        .init::<B>(&Default::default())
+        .init::<B>(&device())
         .unwrap()
         .load_state_dict(&dict)
         .unwrap_err();
@@ -102,7 +93,7 @@ fn a_pt_file_for_another_model_is_rejected_by_name() {
 #[test]
 fn weights_load_into_a_float64_model_and_compute_the_same_numbers() {
     type B64 = NdArray<f64>;
-    let device = Default::default();
+    let device = device();
     let (dict, meta) = fixture("ltc_fully_connected");
     let model = LTCConfig::new(3, Units::from(6))
         .init::<B64>(&device)
@@ -112,7 +103,7 @@ fn weights_load_into_a_float64_model_and_compute_the_same_numbers() {
     let input = Tensor::<B64, 3>::from_data(input(&meta).into_data().convert::<f64>(), &device);
     let (output, _) = model.forward(input, None);
     let output = Tensor::<B, 3>::from_data(output.into_data().convert::<f32>(), &device);
-    assert_close(output, &meta["output"]);
+    matches_upstream(output, &meta, "output");
 
     // Wired models check their sparsity masks against the file: the check
     // must not depend on the float type either.
@@ -208,10 +199,10 @@ fn an_upstream_ltc_ncp_checkpoint_loads_alone_with_its_exact_wiring() {
         serde_json::from_value(meta["wiring"]["neuron_types"].clone()).unwrap();
     assert_eq!(wiring.neuron_types(), types);
 
-    let model = ncps::import::load_ltc::<B>(&path, &Default::default()).unwrap();
+    let model = ncps::import::load_ltc::<B>(&path, &device()).unwrap();
     let (output, state) = model.forward(input(&meta), None);
-    assert_close(output, &meta["output"]);
-    assert_close(state.hidden.unsqueeze_dim(0), &meta["hx_out"]);
+    matches_upstream(output, &meta, "output");
+    matches_upstream(state.hidden.unsqueeze_dim(0), &meta, "hx_out");
 }
 
 #[test]
@@ -236,20 +227,20 @@ fn an_upstream_wired_cfc_checkpoint_with_transposed_masks_loads_alone() {
             }
         }
     }
-    let model = ncps::import::load_cfc::<B>(&path, &Default::default()).unwrap();
+    let model = ncps::import::load_cfc::<B>(&path, &device()).unwrap();
     let (output, state) = model.forward(input(&meta), None);
-    assert_close(output, &meta["output"]);
-    assert_close(state.hidden.unsqueeze_dim(0), &meta["hx_out"]);
+    matches_upstream(output, &meta, "output");
+    matches_upstream(state.hidden.unsqueeze_dim(0), &meta, "hx_out");
 }
 
 #[test]
 fn an_upstream_pure_cfc_checkpoint_loads_alone() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pt/cfc_pure.pt");
     let (_, meta) = fixture("cfc_pure");
-    let model = ncps::import::load_cfc::<B>(&path, &Default::default()).unwrap();
+    let model = ncps::import::load_cfc::<B>(&path, &device()).unwrap();
     let (output, state) = model.forward(input(&meta), None);
-    assert_close(output, &meta["output"]);
-    assert_close(state.hidden.unsqueeze_dim(0), &meta["hx_out"]);
+    matches_upstream(output, &meta, "output");
+    matches_upstream(state.hidden.unsqueeze_dim(0), &meta, "hx_out");
 }
 
 #[test]

@@ -138,69 +138,48 @@ fn invalid_argument(err: WiringError) -> &'static str {
     }
 }
 
+/// One row of an error table: the case, what it returned, the argument the
+/// error must name and a part of its message.
+type ArgumentRow = (String, Result<(), WiringError>, &'static str, &'static str);
+
+/// Checks every row of an error table, naming the row that fails.
+fn check_argument_errors(table: Vec<ArgumentRow>) {
+    for (case, result, argument, in_message) in table {
+        let err = result.expect_err(&case);
+        let message = err.to_string();
+        assert!(
+            message.contains(argument) && message.contains(in_message),
+            "{case}: the message {message:?} lacks {argument:?} or {in_message:?}"
+        );
+        match err {
+            WiringError::InvalidArgument {
+                argument: named, ..
+            } => {
+                assert_eq!(named, argument, "{case}")
+            }
+            other => panic!("{case}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+}
+
+/// A row of an error table, labelled by the call that gives its result.
+macro_rules! row {
+    ($call:expr, $argument:expr, $in_message:expr) => {
+        (
+            // On one line, however rustfmt lays the call out.
+            stringify!($call)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            $call.map(drop),
+            $argument,
+            $in_message,
+        )
+    };
+}
+
 #[test]
 fn constructor_errors_name_the_argument_and_range() {
-    assert_eq!(
-        invalid_argument(FullyConnected::new(0, 0).unwrap_err()),
-        "units"
-    );
-    assert_eq!(
-        invalid_argument(FullyConnected::new(4, 5).unwrap_err()),
-        "output_dim"
-    );
-    assert_eq!(
-        invalid_argument(FullyConnected::new(4, 0).unwrap_err()),
-        "output_dim"
-    );
-    assert_eq!(
-        invalid_argument(Random::new(0, 1, 0.5).unwrap_err()),
-        "units"
-    );
-    assert_eq!(
-        invalid_argument(Random::new(4, 9, 0.5).unwrap_err()),
-        "output_dim"
-    );
-    for bad in [-0.1, 1.0, 1.5, f64::NAN] {
-        let err = Random::new(4, 1, bad).unwrap_err();
-        assert!(err.to_string().contains("in [0, 1)"), "{err}");
-        assert_eq!(invalid_argument(err), "sparsity_level");
-    }
-    assert_eq!(invalid_argument(Custom::new(0, 1).unwrap_err()), "units");
-
-    let err = AutoNCP::new(8, 6).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid output_size = 6: must be less than units - 2 = 6"
-    );
-    assert_eq!(
-        invalid_argument(AutoNCP::new(2, 1).unwrap_err()),
-        "output_size"
-    );
-    assert_eq!(
-        invalid_argument(AutoNCP::new(8, 0).unwrap_err()),
-        "output_size"
-    );
-    for bad in [0.0, 0.09, 1.01, f64::NAN] {
-        let err = AutoNCP::new(16, 2)
-            .unwrap()
-            .with_sparsity_level(bad)
-            .unwrap_err();
-        assert!(err.to_string().contains("in [0.1, 1.0]"), "{err}");
-    }
-    assert!(
-        AutoNCP::new(16, 2)
-            .unwrap()
-            .with_sparsity_level(1.0)
-            .is_ok()
-    );
-    assert!(
-        AutoNCP::new(16, 2)
-            .unwrap()
-            .with_sparsity_level(0.1)
-            .is_ok()
-    );
-
-    // One argument at a time outside its range, the others valid.
     let valid = NCPArgs {
         inter_neurons: 4,
         command_neurons: 3,
@@ -210,78 +189,138 @@ fn constructor_errors_name_the_argument_and_range() {
         recurrent_command_synapses: 1,
         motor_fanin: 2,
     };
-    let cases = [
-        (
-            "inter_neurons",
-            NCPArgs {
+    assert!(NCP::new(valid).is_ok());
+    let mut table = vec![
+        row!(FullyConnected::new(0, 0), "units", "at least 1"),
+        row!(
+            FullyConnected::new(4, 5),
+            "output_dim",
+            "between 1 and units = 4"
+        ),
+        row!(
+            FullyConnected::new(4, 0),
+            "output_dim",
+            "between 1 and units = 4"
+        ),
+        row!(Random::new(0, 1, 0.5), "units", "at least 1"),
+        row!(
+            Random::new(4, 9, 0.5),
+            "output_dim",
+            "between 1 and units = 4"
+        ),
+        row!(Custom::new(0, 1), "units", "at least 1"),
+        row!(
+            AutoNCP::new(8, 6),
+            "output_size",
+            "between 1 and units - 3 = 5"
+        ),
+        row!(
+            AutoNCP::new(2, 1),
+            "output_size",
+            "between 1 and units - 3 = 0"
+        ),
+        row!(AutoNCP::new(8, 0), "output_size", "output_size = 0"),
+        // One NCP argument at a time outside its range, the others valid.
+        row!(
+            NCP::new(NCPArgs {
                 inter_neurons: 0,
                 sensory_fanout: 0,
                 ..valid
-            },
+            }),
+            "inter_neurons",
+            "at least 1"
         ),
-        (
-            "command_neurons",
-            NCPArgs {
+        row!(
+            NCP::new(NCPArgs {
                 command_neurons: 0,
                 ..valid
-            },
+            }),
+            "command_neurons",
+            "at least 1"
         ),
-        (
-            "motor_neurons",
-            NCPArgs {
+        row!(
+            NCP::new(NCPArgs {
                 motor_neurons: 0,
                 ..valid
-            },
+            }),
+            "motor_neurons",
+            "at least 1"
         ),
-        (
-            "sensory_fanout",
-            NCPArgs {
+        row!(
+            NCP::new(NCPArgs {
                 sensory_fanout: 5,
                 ..valid
-            },
-        ),
-        (
+            }),
             "sensory_fanout",
-            NCPArgs {
+            "between 1 and inter_neurons = 4"
+        ),
+        row!(
+            NCP::new(NCPArgs {
                 sensory_fanout: 0,
                 ..valid
-            },
+            }),
+            "sensory_fanout",
+            "between 1 and inter_neurons = 4"
         ),
-        (
-            "inter_fanout",
-            NCPArgs {
+        row!(
+            NCP::new(NCPArgs {
                 inter_fanout: 4,
                 ..valid
-            },
-        ),
-        (
+            }),
             "inter_fanout",
-            NCPArgs {
+            "between 1 and command_neurons = 3"
+        ),
+        row!(
+            NCP::new(NCPArgs {
                 inter_fanout: 0,
                 ..valid
-            },
+            }),
+            "inter_fanout",
+            "between 1 and command_neurons = 3"
         ),
-        (
-            "motor_fanin",
-            NCPArgs {
+        row!(
+            NCP::new(NCPArgs {
                 motor_fanin: 4,
                 ..valid
-            },
-        ),
-        (
+            }),
             "motor_fanin",
-            NCPArgs {
+            "between 1 and command_neurons = 3"
+        ),
+        row!(
+            NCP::new(NCPArgs {
                 motor_fanin: 0,
                 ..valid
-            },
+            }),
+            "motor_fanin",
+            "between 1 and command_neurons = 3"
         ),
     ];
-    assert!(NCP::new(valid).is_ok());
-    for (argument, args) in cases {
-        let err = NCP::new(args).unwrap_err();
-        assert!(err.to_string().contains(argument), "{err}");
-        assert_eq!(invalid_argument(err), argument);
+    for bad in [-0.1, 1.0, 1.5, f64::NAN] {
+        table.push((
+            format!("Random::new(4, 1, {bad})"),
+            Random::new(4, 1, bad).map(drop),
+            "sparsity_level",
+            "in [0, 1)",
+        ));
     }
+    for bad in [0.0, 0.09, 1.01, f64::NAN] {
+        table.push((
+            format!("AutoNCP::new(16, 2)?.with_sparsity_level({bad})"),
+            AutoNCP::new(16, 2)
+                .unwrap()
+                .with_sparsity_level(bad)
+                .map(drop),
+            "sparsity_level",
+            "in [0.1, 1.0]",
+        ));
+    }
+    check_argument_errors(table);
+
+    // Whole messages.
+    assert_eq!(
+        AutoNCP::new(8, 6).unwrap_err().to_string(),
+        "invalid output_size = 6: must be between 1 and units - 3 = 5"
+    );
     let err = NCP::new(NCPArgs {
         sensory_fanout: 5,
         ..valid
@@ -291,6 +330,16 @@ fn constructor_errors_name_the_argument_and_range() {
         err.to_string(),
         "invalid sensory_fanout = 5: must be between 1 and inter_neurons = 4"
     );
+    // The ends of AutoNCP's sparsity range are valid.
+    for sparsity_level in [0.1, 1.0] {
+        assert!(
+            AutoNCP::new(16, 2)
+                .unwrap()
+                .with_sparsity_level(sparsity_level)
+                .is_ok(),
+            "{sparsity_level}"
+        );
+    }
 }
 
 #[test]
@@ -347,57 +396,53 @@ fn graph_and_drawing_need_a_built_wiring() {
 
 #[test]
 fn custom_wiring_errors() {
-    let mut wiring = Custom::new(3, 1).unwrap();
-    assert_eq!(
-        invalid_argument(wiring.add_synapse(3, 0, Polarity::Excitatory).unwrap_err()),
-        "src"
-    );
-    assert_eq!(
-        invalid_argument(wiring.add_synapse(0, 7, Polarity::Excitatory).unwrap_err()),
-        "dest"
-    );
+    let excitatory = Polarity::Excitatory;
+    check_argument_errors(vec![
+        row!(
+            Custom::new(3, 1).unwrap().add_synapse(3, 0, excitatory),
+            "src",
+            "less than units = 3"
+        ),
+        row!(
+            Custom::new(3, 1).unwrap().add_synapse(0, 7, excitatory),
+            "dest",
+            "less than units = 3"
+        ),
+        row!(
+            built(Custom::new(3, 1).unwrap(), 2).add_sensory_synapse(2, 0, excitatory),
+            "src",
+            "less than input_dim = 2"
+        ),
+        row!(
+            Custom::new(3, 1)
+                .unwrap()
+                .with_layers(vec![vec![0, 1]], vec![NeuronType::Inter; 3]),
+            "layers",
+            "partition of the neuron ids 0..3"
+        ),
+        row!(
+            Custom::new(3, 1)
+                .unwrap()
+                .with_layers(vec![vec![0, 1, 1, 2]], vec![NeuronType::Inter; 3]),
+            "layers",
+            "partition of the neuron ids 0..3"
+        ),
+        row!(
+            Custom::new(3, 1)
+                .unwrap()
+                .with_layers(vec![vec![2, 0], vec![1]], vec![NeuronType::Inter; 2]),
+            "neuron_types",
+            "one per neuron (3)"
+        ),
+    ]);
     assert!(matches!(
-        wiring.add_sensory_synapse(0, 0, Polarity::Excitatory),
+        Custom::new(3, 1)
+            .unwrap()
+            .add_sensory_synapse(0, 0, excitatory),
         Err(WiringError::NotBuilt {
             operation: "add_sensory_synapse"
         })
     ));
-    wiring.build(2).unwrap();
-    assert_eq!(
-        invalid_argument(
-            wiring
-                .add_sensory_synapse(2, 0, Polarity::Excitatory)
-                .unwrap_err()
-        ),
-        "src"
-    );
-    assert_eq!(
-        invalid_argument(
-            Custom::new(3, 1)
-                .unwrap()
-                .with_layers(vec![vec![0, 1]], vec![NeuronType::Inter; 3])
-                .unwrap_err()
-        ),
-        "layers"
-    );
-    assert_eq!(
-        invalid_argument(
-            Custom::new(3, 1)
-                .unwrap()
-                .with_layers(vec![vec![0, 1, 1, 2]], vec![NeuronType::Inter; 3])
-                .unwrap_err()
-        ),
-        "layers"
-    );
-    assert_eq!(
-        invalid_argument(
-            Custom::new(3, 1)
-                .unwrap()
-                .with_layers(vec![vec![2, 0], vec![1]], vec![NeuronType::Inter; 2])
-                .unwrap_err()
-        ),
-        "neuron_types"
-    );
     let layered = Custom::new(3, 1)
         .unwrap()
         .with_layers(
@@ -424,50 +469,88 @@ fn malformed_json_errors_name_the_field() {
     wiring.build(3).unwrap();
     let good: serde_json::Value = serde_json::from_str(&AnyWiring::from(wiring).to_json()).unwrap();
 
-    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+    type Edit = dyn Fn(&mut serde_json::Value);
+    let edit = |f: &Edit| {
         let mut v = good.clone();
         f(&mut v);
         AnyWiring::from_json(&v.to_string())
             .unwrap_err()
             .to_string()
     };
-    let msg = edit(&|v| v["adjacency_matrix"][0][1] = 2.into());
-    assert!(msg.contains("adjacency_matrix[0][1] = 2"), "{msg}");
-    let msg = edit(&|v| {
-        v["adjacency_matrix"].as_array_mut().unwrap().pop();
-    });
-    assert!(msg.contains("adjacency_matrix must be 10x10"), "{msg}");
-    let msg = edit(&|v| {
-        v["sensory_adjacency_matrix"][1]
-            .as_array_mut()
-            .unwrap()
-            .pop();
-    });
-    assert!(msg.contains("sensory_adjacency_matrix"), "{msg}");
-    let msg = edit(&|v| v["input_dim"] = 4.into());
-    assert!(
-        msg.contains("sensory_adjacency_matrix must be 4x10"),
-        "{msg}"
-    );
-    let msg = edit(&|v| v["input_dim"] = serde_json::Value::Null);
-    assert!(msg.contains("sensory_adjacency_matrix"), "{msg}");
-    let msg = edit(&|v| v["layers"] = serde_json::json!([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]));
-    assert!(msg.contains("layers"), "{msg}");
-    let msg = edit(&|v| v["neuron_types"][0] = "inter".into());
-    assert!(msg.contains("neuron_types"), "{msg}");
-    let msg = edit(&|v| v["synapse_count"] = 1.into());
-    assert!(msg.contains("synapse_count"), "{msg}");
-    let msg = edit(&|v| v["units"] = 11.into());
-    assert!(
-        msg.contains("adjacency_matrix must be 11x11, but it has 10 rows"),
-        "{msg}"
-    );
-    let msg = edit(&|v| v["constructor"]["output_size"] = 9.into());
-    assert!(msg.contains("output_size"), "{msg}");
-    let msg = edit(&|v| v["kind"] = "Hexagonal".into());
-    assert!(msg.contains("Hexagonal"), "{msg}");
-    let msg = edit(&|v| v["neuron_types"][0] = "glial".into());
-    assert!(msg.contains("glial"), "{msg}");
+    // (what the edit does, the edit, a part of the message)
+    let table: [(&str, &Edit, &str); 12] = [
+        (
+            "an adjacency entry of 2",
+            &|v| v["adjacency_matrix"][0][1] = 2.into(),
+            "adjacency_matrix[0][1] = 2",
+        ),
+        (
+            "an adjacency row less",
+            &|v| {
+                v["adjacency_matrix"].as_array_mut().unwrap().pop();
+            },
+            "adjacency_matrix must be 10x10",
+        ),
+        (
+            "a sensory entry less",
+            &|v| {
+                v["sensory_adjacency_matrix"][1]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
+            },
+            "sensory_adjacency_matrix",
+        ),
+        (
+            "another input_dim",
+            &|v| v["input_dim"] = 4.into(),
+            "sensory_adjacency_matrix must be 4x10",
+        ),
+        (
+            "no input_dim but a sensory matrix",
+            &|v| v["input_dim"] = serde_json::Value::Null,
+            "sensory_adjacency_matrix",
+        ),
+        (
+            "layers of another wiring",
+            &|v| v["layers"] = serde_json::json!([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]),
+            "layers",
+        ),
+        (
+            "another neuron type",
+            &|v| v["neuron_types"][0] = "inter".into(),
+            "neuron_types",
+        ),
+        (
+            "a wrong synapse_count",
+            &|v| v["synapse_count"] = 1.into(),
+            "synapse_count",
+        ),
+        (
+            "more units than rows",
+            &|v| v["units"] = 11.into(),
+            "adjacency_matrix must be 11x11, but it has 10 rows",
+        ),
+        (
+            "an invalid constructor argument",
+            &|v| v["constructor"]["output_size"] = 9.into(),
+            "output_size",
+        ),
+        (
+            "an unknown kind",
+            &|v| v["kind"] = "Hexagonal".into(),
+            "Hexagonal",
+        ),
+        (
+            "an unknown neuron type",
+            &|v| v["neuron_types"][0] = "glial".into(),
+            "glial",
+        ),
+    ];
+    for (case, change, in_message) in table {
+        let message = edit(change);
+        assert!(message.contains(in_message), "{case}: {message}");
+    }
     assert!(matches!(
         AnyWiring::from_json("{ not json"),
         Err(WiringError::Json(_))

@@ -1,13 +1,13 @@
 //! The closed-form continuous-time cell.
 
-use burn::module::{Initializer, Param};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, silu, tanh};
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentCell, materialize};
+use super::{RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
 use crate::ConfigError;
 use crate::wirings::SynapseMatrix;
 
@@ -68,14 +68,14 @@ pub struct CfCCellConfig {
     #[config(default = "Activation::LecunTanh")]
     pub activation: Activation,
     /// Width of each backbone layer. Default: 128.
-    #[config(default = 128)]
+    #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_UNITS")]
     pub backbone_units: usize,
     /// Backbone layers; 0 feeds `[input, state]` to the heads directly.
     /// Default: 1.
-    #[config(default = 1)]
+    #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_LAYERS")]
     pub backbone_layers: usize,
     /// Dropout after backbone layers 2 and later (as upstream). Default: 0.
-    #[config(default = 0.0)]
+    #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_DROPOUT")]
     pub backbone_dropout: f64,
     /// Sparsity mask of the `ff1`/`ff2` heads, `[input_size + hidden_size,
     /// hidden_size]`, `[src][dest]` (absolute values are used); needs
@@ -111,6 +111,7 @@ pub struct CfCCellConfig {
 /// # Ok::<(), ncps::ConfigError>(())
 /// ```
 #[derive(Module, Debug)]
+#[module(custom_display)]
 pub struct CfCCell<B: Backend> {
     /// Backbone layers, `[input + hidden → units]`, then `[units → units]`.
     pub backbone: Vec<Linear<B>>,
@@ -142,21 +143,23 @@ pub struct CfCCell<B: Backend> {
     pub hidden_size: usize,
 }
 
-/// A `Linear` with upstream's CfC initialisation: Xavier-uniform weight,
-/// PyTorch's default bias.
-pub(crate) fn xavier_linear<B: Backend>(
-    d_input: usize,
-    d_output: usize,
-    device: &B::Device,
-) -> Linear<B> {
-    let mut layer = LinearConfig::new(d_input, d_output).init(device);
-    layer.weight = Initializer::XavierUniform { gain: 1.0 }.init_with(
-        [d_input, d_output],
-        Some(d_input),
-        Some(d_output),
-        device,
-    );
-    layer
+impl<B: Backend> ModuleDisplay for CfCCell<B> {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        one_line()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        let backbone_units = self.backbone.first().map_or(0, |l| l.weight.dims()[1]);
+        content
+            .add("input_size", &self.input_size)
+            .add("hidden_size", &self.hidden_size)
+            .add("mode", format!("{:?}", self.mode).as_str())
+            .add("activation", format!("{:?}", self.activation).as_str())
+            .add("backbone_layers", &self.backbone.len())
+            .add("backbone_units", &backbone_units)
+            .add("sparsity_mask", &self.sparsity_mask.is_some())
+            .optional()
+    }
 }
 
 /// A `[1, hidden]` parameter, Xavier-uniform as torch initialises a 2-D
@@ -166,6 +169,13 @@ fn xavier_row<B: Backend>(hidden: usize, device: &B::Device) -> Param<Tensor<B, 
 }
 
 impl CfCCellConfig {
+    /// Upstream's `backbone_units`.
+    pub const DEFAULT_BACKBONE_UNITS: usize = 128;
+    /// Upstream's `backbone_layers`.
+    pub const DEFAULT_BACKBONE_LAYERS: usize = 1;
+    /// Upstream's `backbone_dropout`.
+    pub const DEFAULT_BACKBONE_DROPOUT: f64 = 0.0;
+
     /// Initialises the cell on `device`.
     ///
     /// Fails when a size is 0, `backbone_dropout` is outside `[0, 1)`, or a
@@ -211,10 +221,7 @@ impl CfCCellConfig {
                     ),
                 ));
             }
-            Some(mask) => Some(Tensor::from_data(
-                burn::tensor::TensorData::new(mask.mask_f32(), mask.shape()),
-                device,
-            )),
+            Some(mask) => Some(mask_tensor(mask, device)),
         };
         let backbone: Vec<Linear<B>> = (0..self.backbone_layers)
             .map(|i| {

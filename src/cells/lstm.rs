@@ -5,8 +5,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
-use super::cfc::xavier_linear;
-use super::materialize;
+use super::{materialize, xavier_linear};
 use crate::ConfigError;
 
 /// Configuration of an [`LSTMCell`].

@@ -1,12 +1,11 @@
 //! The liquid time-constant cell.
 
-use burn::module::{Initializer, Param};
+use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentCell, materialize};
+use super::{RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, Wiring};
 
@@ -105,6 +104,7 @@ impl LTCCellConfig {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Module, Debug)]
+#[module(custom_display)]
 pub struct LTCCell<B: Backend> {
     /// Leak conductance `[N]`.
     pub gleak: Param<Tensor<B, 1>>,
@@ -153,6 +153,50 @@ pub struct LTCCell<B: Backend> {
     /// The synapses grouped by destination, for the fused kernel.
     #[module(skip)]
     pub(crate) plan: SynapsePlan,
+    /// What `println!("{cell}")` shows of the wiring.
+    #[module(skip)]
+    pub(crate) summary: WiringSummary,
+}
+
+/// The wiring as a cell's display shows it: its kind and synapse counts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WiringSummary {
+    pub(crate) kind: &'static str,
+    pub(crate) synapses: usize,
+    pub(crate) sensory_synapses: usize,
+}
+
+impl WiringSummary {
+    pub(crate) fn of(wiring: &AnyWiring) -> Self {
+        Self {
+            kind: wiring.kind(),
+            synapses: wiring.synapse_count(),
+            sensory_synapses: wiring.sensory_synapse_count(),
+        }
+    }
+}
+
+impl<B: Backend> ModuleDisplay for LTCCell<B> {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        one_line()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        content
+            .add("units", &self.state_size())
+            .add("input_size", &self.input_size())
+            .add("motor", &self.motor_size)
+            .add("wiring", self.summary.kind)
+            .add("synapses", &self.summary.synapses)
+            .add("sensory_synapses", &self.summary.sensory_synapses)
+            .add("ode_unfolds", &self.ode_unfolds)
+            .add(
+                "implicit_param_constraints",
+                &self.implicit_param_constraints,
+            )
+            .add("fused", &self.fused)
+            .optional()
+    }
 }
 
 /// The cell's synapse plan (built from its masks at `init`); the fused
@@ -210,14 +254,6 @@ pub struct DensePrepared<B: Backend> {
     gleak_vleak: Tensor<B, 2>,
 }
 
-fn from_floats<B: Backend, const D: usize>(
-    values: Vec<f32>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
 impl LTCCellConfig {
     /// Initialises the cell's parameters on `device`.
     ///
@@ -234,6 +270,7 @@ impl LTCCellConfig {
         if self.epsilon.is_nan() || self.epsilon < 0.0 {
             return Err(ConfigError::invalid("epsilon", self.epsilon, "at least 0"));
         }
+        let adjacency = wiring.adjacency_matrix();
         let (n, s, m) = (wiring.units(), sensory.rows(), wiring.output_dim());
         let uniform = |min: f64, max: f64| Initializer::Uniform { min, max };
         let ones = |len: usize, used: bool| used.then(|| Initializer::Ones.init([len], device));
@@ -245,23 +282,24 @@ impl LTCCellConfig {
             sigma: uniform(3.0, 8.0).init([n, n], device),
             mu: uniform(0.3, 0.8).init([n, n], device),
             w: uniform(0.001, 1.0).init([n, n], device),
-            erev: Param::from_tensor(from_floats(wiring.erev_init(), [n, n], device)),
+            erev: Param::from_tensor(polarity_tensor(adjacency, device)),
             sensory_sigma: uniform(3.0, 8.0).init([s, n], device),
             sensory_mu: uniform(0.3, 0.8).init([s, n], device),
             sensory_w: uniform(0.001, 1.0).init([s, n], device),
-            sensory_erev: Param::from_tensor(from_floats(sensory.to_f32(), [s, n], device)),
+            sensory_erev: Param::from_tensor(polarity_tensor(sensory, device)),
             input_w: ones(s, self.input_mapping.has_weight()),
             input_b: zeros(s, self.input_mapping.has_bias()),
             output_w: ones(m, self.output_mapping.has_weight()),
             output_b: zeros(m, self.output_mapping.has_bias()),
-            sparsity_mask: from_floats(wiring.sparsity_mask(), [n, n], device),
-            sensory_sparsity_mask: from_floats(sensory.mask_f32(), [s, n], device),
+            sparsity_mask: mask_tensor(adjacency, device),
+            sensory_sparsity_mask: mask_tensor(sensory, device),
             ode_unfolds: self.ode_unfolds,
             epsilon: self.epsilon,
             implicit_param_constraints: self.implicit_param_constraints,
             motor_size: m,
             fused: self.fused,
-            plan: SynapsePlan::new(&wiring.sparsity_mask(), &sensory.mask_f32(), n),
+            plan: SynapsePlan::new(&adjacency.mask_f32(), &sensory.mask_f32(), n),
+            summary: WiringSummary::of(wiring),
         }))
     }
 }
@@ -308,27 +346,30 @@ impl<B: Backend> LTCCell<B> {
     }
 
     fn map_inputs(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
-        let input = match &self.input_w {
-            Some(w) => input * w.val().unsqueeze_dim(0),
-            None => input,
-        };
-        match &self.input_b {
-            Some(b) => input + b.val().unsqueeze_dim(0),
-            None => input,
-        }
+        affine(input, &self.input_w, &self.input_b)
     }
 
     fn map_outputs(&self, state: Tensor<B, 2>) -> Tensor<B, 2> {
         let [batch, _] = state.dims();
-        let output = state.slice([0..batch, 0..self.motor_size]);
-        let output = match &self.output_w {
-            Some(w) => output * w.val().unsqueeze_dim(0),
-            None => output,
-        };
-        match &self.output_b {
-            Some(b) => output + b.val().unsqueeze_dim(0),
-            None => output,
-        }
+        let motor = state.slice([0..batch, 0..self.motor_size]);
+        affine(motor, &self.output_w, &self.output_b)
+    }
+}
+
+/// The optional elementwise map of a [`Mapping`]: `x * w + b`, `x * w` or
+/// `x`, with `w` and `b` `[features]`.
+fn affine<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: &Option<Param<Tensor<B, 1>>>,
+    bias: &Option<Param<Tensor<B, 1>>>,
+) -> Tensor<B, 2> {
+    let x = match weight {
+        Some(w) => x * w.val().unsqueeze_dim(0),
+        None => x,
+    };
+    match bias {
+        Some(b) => x + b.val().unsqueeze_dim(0),
+        None => x,
     }
 }
 

@@ -18,8 +18,12 @@ mod lstm;
 mod ltc;
 mod wired_cfc;
 
-use burn::module::{ModuleVisitor, Param};
+use burn::module::{Initializer, ModuleVisitor, Param};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::TensorData;
+
+use crate::wirings::SynapseMatrix;
 
 pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode};
 pub use lstm::{LSTMCell, LSTMCellConfig};
@@ -124,6 +128,46 @@ pub(crate) fn materialize<B: Backend, M: Module<B>>(module: M) -> M {
     module
 }
 
+/// A `Linear` with upstream's CfC initialisation: Xavier-uniform weight,
+/// PyTorch's default bias.
+pub(crate) fn xavier_linear<B: Backend>(
+    d_input: usize,
+    d_output: usize,
+    device: &B::Device,
+) -> Linear<B> {
+    let mut layer = LinearConfig::new(d_input, d_output).init(device);
+    layer.weight = Initializer::XavierUniform { gain: 1.0 }.init_with(
+        [d_input, d_output],
+        Some(d_input),
+        Some(d_output),
+        device,
+    );
+    layer
+}
+
+/// A constant 0/1 mask tensor of a synapse matrix (`|entry|`), in its
+/// `[rows, cols]` layout: how every cell turns a wiring into a mask.
+pub(crate) fn mask_tensor<B: Backend>(matrix: &SynapseMatrix, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(matrix.mask_f32(), matrix.shape()), device)
+}
+
+/// The polarities of a synapse matrix (`-1`, `0`, `+1`) as a tensor: the
+/// initial reversal potentials of an LTC cell.
+pub(crate) fn polarity_tensor<B: Backend>(
+    matrix: &SynapseMatrix,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(matrix.to_f32(), matrix.shape()), device)
+}
+
+/// Display settings of the cells: every attribute on one line, as burn-nn's
+/// `Linear` prints.
+pub(crate) fn one_line() -> Option<burn::module::DisplaySettings> {
+    burn::module::DisplaySettings::new()
+        .with_new_line_after_attribute(false)
+        .optional()
+}
+
 /// Panics unless an input's feature size is the expected one.
 pub(crate) fn check_features(argument: &str, found: usize, expected: usize) {
     assert!(
@@ -138,4 +182,66 @@ pub(crate) fn check_shape(argument: &str, dims: &[usize], expected: &[usize]) {
         dims == expected,
         "{argument} has shape {dims:?}, but {expected:?} was expected"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+
+    use crate::rnn::{CfCConfig, LTCConfig, Units};
+    use crate::wirings::AutoNCP;
+
+    #[test]
+    fn models_print_their_units_wiring_and_synapse_counts() {
+        let device = Default::default();
+        let wiring = AutoNCP::new(12, 2).unwrap();
+        let ltc = LTCConfig::new(3, Units::from(wiring.clone()))
+            .init::<NdArray>(&device)
+            .unwrap();
+        let cfc = CfCConfig::new(3, Units::from(wiring))
+            .init::<NdArray>(&device)
+            .unwrap();
+        let dense = CfCConfig::new(3, Units::from(8))
+            .with_proj_size(Some(2))
+            .init::<NdArray>(&device)
+            .unwrap();
+        for (model, expected) in [
+            (
+                format!("{ltc}"),
+                &[
+                    "LTCCell {",
+                    "units: 12",
+                    "input_size: 3",
+                    "motor: 2",
+                    "wiring: AutoNCP",
+                    "synapses: 20",
+                    "sensory_synapses: 10",
+                    "fused: true",
+                ][..],
+            ),
+            (
+                format!("{cfc}"),
+                &[
+                    "WiredCfCCell {",
+                    "units: 12",
+                    "layer_sizes: [6, 4, 2]",
+                    "wiring: AutoNCP",
+                    "synapses: 20",
+                ][..],
+            ),
+            (
+                format!("{dense}"),
+                &[
+                    "CfCCell {",
+                    "hidden_size: 8",
+                    "backbone_units: 128",
+                    "d_output: 2",
+                ][..],
+            ),
+        ] {
+            for part in expected {
+                assert!(model.contains(part), "{part:?} missing in\n{model}");
+            }
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! The wired CfC: one CfC cell per wiring layer.
 
+use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell};
+use super::ltc::WiringSummary;
+use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell, one_line};
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, NeuronType, SynapseMatrix, Wiring};
 
@@ -45,6 +47,7 @@ pub struct WiredCfCCellConfig {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Module, Debug)]
+#[module(custom_display)]
 pub struct WiredCfCCell<B: Backend> {
     /// One cell per wiring layer, first layer first.
     pub layers: Vec<CfCCell<B>>,
@@ -53,6 +56,27 @@ pub struct WiredCfCCell<B: Backend> {
     /// Positions of the motor neurons within the last layer, when they are
     /// not the whole layer (constant).
     pub motor_positions: Option<Tensor<B, 1, Int>>,
+    /// What `println!("{cell}")` shows of the wiring.
+    #[module(skip)]
+    pub(crate) summary: WiringSummary,
+}
+
+impl<B: Backend> ModuleDisplay for WiredCfCCell<B> {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        one_line()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        content
+            .add("units", &self.state_size())
+            .add("input_size", &self.input_size())
+            .add("layer_sizes", format!("{:?}", self.layer_sizes).as_str())
+            .add("motor", &self.output_size())
+            .add("wiring", self.summary.kind)
+            .add("synapses", &self.summary.synapses)
+            .add("sensory_synapses", &self.summary.sensory_synapses)
+            .optional()
+    }
 }
 
 /// The `[inputs + layer, layer]` mask of one wiring layer: the synapses from
@@ -119,6 +143,7 @@ impl WiredCfCCellConfig {
             layers: cells,
             layer_sizes: layers.iter().map(Vec::len).collect(),
             motor_positions,
+            summary: WiringSummary::of(&self.wiring),
         })
     }
 }
@@ -163,5 +188,30 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
             None => x,
         };
         (output, Tensor::cat(next, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wirings::Polarity;
+
+    #[test]
+    fn layer_mask_holds_the_synapses_into_the_layer_then_full_recurrence() {
+        // 4 neurons: 2 and 3 feed 0 and 1; polarity does not matter to a mask.
+        let mut synapses = SynapseMatrix::zeros(4, 4);
+        synapses.set(2, 0, Some(Polarity::Inhibitory));
+        synapses.set(3, 1, Some(Polarity::Excitatory));
+        synapses.set(3, 0, Some(Polarity::Excitatory));
+        synapses.set(0, 1, Some(Polarity::Excitatory)); // within the layer: not in the mask
+        let mask = layer_mask(&synapses, &[2, 3], &[0, 1]);
+        assert_eq!(mask.shape(), [4, 2]);
+        assert_eq!(
+            mask.to_rows(),
+            vec![vec![1, 0], vec![1, 1], vec![1, 1], vec![1, 1]]
+        );
+        // Layer order follows the given ids, not the matrix order.
+        let reversed = layer_mask(&synapses, &[3, 2], &[1, 0]);
+        assert_eq!(reversed.to_rows()[..2], [vec![1, 1], vec![0, 1]]);
     }
 }

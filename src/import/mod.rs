@@ -38,7 +38,7 @@ use crate::cells::{CfCCell, LSTMCell, LTCCell, WiredCfCCell};
 mod infer;
 mod pt;
 
-use crate::rnn::{CfCCells, Rnn};
+use crate::rnn::{AnyCfCCell, Rnn};
 pub use infer::{load_cfc, load_ltc};
 
 /// Why weights could not be imported.
@@ -526,11 +526,11 @@ impl<B: Backend> UpstreamParams<B> for WiredCfCCell<B> {
     }
 }
 
-impl<B: Backend> UpstreamParams<B> for CfCCells<B> {
+impl<B: Backend> UpstreamParams<B> for AnyCfCCell<B> {
     fn upstream_slots<'a>(&'a mut self, prefix: &str, slots: &mut Vec<(String, Slot<'a, B>)>) {
         match self {
-            CfCCells::Dense(cell) => cell.upstream_slots(prefix, slots),
-            CfCCells::Wired(cell) => cell.upstream_slots(prefix, slots),
+            AnyCfCCell::Dense(cell) => cell.upstream_slots(prefix, slots),
+            AnyCfCCell::Wired(cell) => cell.upstream_slots(prefix, slots),
         }
     }
 }

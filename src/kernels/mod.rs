@@ -11,3 +11,25 @@
 pub mod ltc;
 #[cfg(feature = "ndarray")]
 pub(crate) mod ndarray;
+
+/// Whether [`LTCCell`](crate::cells::LTCCell) runs its fused step on backend
+/// `B` (`NdArray<f32>` and `Autodiff<NdArray<f32>>`; with `fused = true`,
+/// the default). Other backends take the dense tensor-op path.
+///
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+///
+/// assert!(ncps::kernels::fused_ltc_available::<NdArray<f32>>());
+/// assert!(ncps::kernels::fused_ltc_available::<Autodiff<NdArray<f32>>>());
+/// assert!(!ncps::kernels::fused_ltc_available::<NdArray<f64>>());
+/// ```
+pub fn fused_ltc_available<B: burn::prelude::Backend>() -> bool {
+    #[cfg(feature = "ndarray")]
+    {
+        ndarray::fused_ltc_available::<B>()
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        false
+    }
+}

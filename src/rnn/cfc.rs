@@ -50,34 +50,34 @@ pub struct CfCConfig {
 // One value per model: the size difference between the variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
-pub enum CfCCells<B: Backend> {
+pub enum AnyCfCCell<B: Backend> {
     /// A [`CfCCell`] with a backbone.
     Dense(CfCCell<B>),
     /// A [`WiredCfCCell`].
     Wired(WiredCfCCell<B>),
 }
 
-impl<B: Backend> RecurrentCell<B> for CfCCells<B> {
+impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
     type Prepared = ();
 
     fn input_size(&self) -> usize {
         match self {
-            CfCCells::Dense(cell) => cell.input_size(),
-            CfCCells::Wired(cell) => cell.input_size(),
+            AnyCfCCell::Dense(cell) => cell.input_size(),
+            AnyCfCCell::Wired(cell) => cell.input_size(),
         }
     }
 
     fn state_size(&self) -> usize {
         match self {
-            CfCCells::Dense(cell) => cell.state_size(),
-            CfCCells::Wired(cell) => cell.state_size(),
+            AnyCfCCell::Dense(cell) => cell.state_size(),
+            AnyCfCCell::Wired(cell) => cell.state_size(),
         }
     }
 
     fn output_size(&self) -> usize {
         match self {
-            CfCCells::Dense(cell) => cell.output_size(),
-            CfCCells::Wired(cell) => cell.output_size(),
+            AnyCfCCell::Dense(cell) => cell.output_size(),
+            AnyCfCCell::Wired(cell) => cell.output_size(),
         }
     }
 
@@ -91,8 +91,8 @@ impl<B: Backend> RecurrentCell<B> for CfCCells<B> {
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         match self {
-            CfCCells::Dense(cell) => cell.step(prepared, input, state, elapsed),
-            CfCCells::Wired(cell) => cell.step(prepared, input, state, elapsed),
+            AnyCfCCell::Dense(cell) => cell.step(prepared, input, state, elapsed),
+            AnyCfCCell::Wired(cell) => cell.step(prepared, input, state, elapsed),
         }
     }
 }
@@ -113,7 +113,7 @@ impl<B: Backend> RecurrentCell<B> for CfCCells<B> {
 /// assert_eq!(state.hidden.dims(), [2, 50]);
 /// # Ok::<(), ncps::ConfigError>(())
 /// ```
-pub type CfC<B> = Rnn<B, CfCCells<B>>;
+pub type CfC<B> = Rnn<B, AnyCfCCell<B>>;
 
 impl CfCConfig {
     /// Initialises the model (building the wiring with `input_size`).
@@ -125,13 +125,22 @@ impl CfCConfig {
         let options = self.options();
         options.check()?;
         let cell = match &self.units {
-            Units::Count(units) => CfCCells::Dense(
+            Units::Count(units) => AnyCfCCell::Dense(
                 CfCCellConfig::new(self.input_size, *units)
                     .with_mode(self.mode)
                     .with_activation(self.activation)
-                    .with_backbone_units(self.backbone_units.unwrap_or(128))
-                    .with_backbone_layers(self.backbone_layers.unwrap_or(1))
-                    .with_backbone_dropout(self.backbone_dropout.unwrap_or(0.0))
+                    .with_backbone_units(
+                        self.backbone_units
+                            .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_UNITS),
+                    )
+                    .with_backbone_layers(
+                        self.backbone_layers
+                            .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_LAYERS),
+                    )
+                    .with_backbone_dropout(
+                        self.backbone_dropout
+                            .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_DROPOUT),
+                    )
                     .init(device)?,
             ),
             Units::Wiring(wiring) => {
@@ -146,7 +155,7 @@ impl CfCConfig {
                 }
                 let mut wiring = wiring.clone();
                 wiring.build(self.input_size)?;
-                CfCCells::Wired(
+                AnyCfCCell::Wired(
                     WiredCfCCellConfig::new(wiring)
                         .with_mode(self.mode)
                         .init(device)?,

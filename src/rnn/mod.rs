@@ -14,7 +14,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use cfc::{CfC, CfCCells, CfCConfig};
+pub use cfc::{AnyCfCCell, CfC, CfCConfig};
 pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;

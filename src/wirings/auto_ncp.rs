@@ -83,7 +83,7 @@ impl AutoNCP {
             return Err(WiringError::invalid(
                 "output_size",
                 output_size,
-                format!("less than units - 2 = {}", units.saturating_sub(2)),
+                format!("between 1 and units - 3 = {}", units.saturating_sub(3)),
             ));
         }
         if !(0.1..=1.0).contains(&sparsity_level) {

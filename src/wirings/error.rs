@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// assert!(matches!(err, WiringError::InvalidArgument { argument: "output_size", .. }));
 /// assert_eq!(
 ///     err.to_string(),
-///     "invalid output_size = 6: must be less than units - 2 = 6"
+///     "invalid output_size = 6: must be between 1 and units - 3 = 5"
 /// );
 /// ```
 #[derive(Debug, thiserror::Error)]

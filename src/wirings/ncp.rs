@@ -309,3 +309,119 @@ impl Wiring for NCP {
         vec![self.inter_ids(), self.command_ids(), self.motor_ids()]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The column of `dest`: its input from every row.
+    fn column(matrix: &SynapseMatrix, dest: usize) -> Vec<i8> {
+        (0..matrix.rows())
+            .map(|src| matrix.get(src, dest))
+            .collect()
+    }
+
+    /// `connect_layers` from `seed` on a `rows x cols` matrix.
+    fn connect(
+        [rows, cols]: [usize; 2],
+        src_layer: &[usize],
+        dest_layer: &[usize],
+        fanout: usize,
+        fanin: usize,
+        seed: u64,
+    ) -> SynapseMatrix {
+        let mut matrix = SynapseMatrix::zeros(rows, cols);
+        let mut draws = rng::seeded(seed, rng::INTERNAL_STREAM);
+        connect_layers(
+            &mut draws,
+            &mut matrix,
+            src_layer,
+            dest_layer,
+            fanout,
+            fanin,
+        );
+        matrix
+    }
+
+    #[test]
+    fn every_src_reaches_fanout_dests_and_every_unreached_dest_gets_fanin_srcs() {
+        // (matrix shape, src layer, dest layer), as `draw` passes them.
+        let layouts: [([usize; 2], Vec<usize>, Vec<usize>); 4] = [
+            // 3 inputs onto inter neurons 6..11 of 11.
+            ([3, 11], (0..3).collect(), (6..11).collect()),
+            // Inter neurons 6..11 onto command neurons 2..6.
+            ([11, 11], (6..11).collect(), (2..6).collect()),
+            // Many sources onto few destinations.
+            ([12, 12], (4..12).collect(), (0..4).collect()),
+            // A single source.
+            ([5, 5], vec![4], vec![0, 1, 2, 3]),
+        ];
+        for (shape, src_layer, dest_layer) in &layouts {
+            for fanout in 1..=dest_layer.len() {
+                for fanin in 1..=src_layer.len() {
+                    for seed in 0..20 {
+                        let case = format!(
+                            "{src_layer:?} -> {dest_layer:?}, fanout {fanout}, fanin {fanin}, seed {seed}"
+                        );
+                        // With fanin 0 only the fanout draws run, and they
+                        // draw the same as with any fanin.
+                        let fanout_only = connect(*shape, src_layer, dest_layer, fanout, 0, seed);
+                        let matrix = connect(*shape, src_layer, dest_layer, fanout, fanin, seed);
+                        for (src, dest, _) in matrix.synapses() {
+                            assert!(
+                                src_layer.contains(&src) && dest_layer.contains(&dest),
+                                "{case}: synapse {src} -> {dest} outside the layers"
+                            );
+                        }
+                        for &src in src_layer {
+                            let reached = dest_layer
+                                .iter()
+                                .filter(|&&dest| fanout_only.get(src, dest) != 0)
+                                .count();
+                            assert_eq!(reached, fanout, "{case}: src {src}");
+                        }
+                        for &dest in dest_layer {
+                            let before = column(&fanout_only, dest);
+                            let after = column(&matrix, dest);
+                            let inputs = after.iter().filter(|&&e| e != 0).count();
+                            if before.iter().all(|&e| e == 0) {
+                                assert_eq!(inputs, fanin, "{case}: unreached dest {dest}");
+                            } else {
+                                assert_eq!(after, before, "{case}: reached dest {dest} changed");
+                            }
+                            assert!(inputs >= 1, "{case}: dest {dest} has no input");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fanout_over_the_whole_dest_layer_connects_everything_once() {
+        let (src_layer, dest_layer) = ((3..6).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let matrix = connect([6, 6], &src_layer, &dest_layer, 3, 3, 1);
+        assert_eq!(matrix.synapse_count(), 9);
+        for &src in &src_layer {
+            for &dest in &dest_layer {
+                assert_ne!(matrix.get(src, dest), 0, "{src} -> {dest}");
+            }
+        }
+    }
+
+    #[test]
+    fn draws_are_seeded_and_polarities_fair() {
+        let (src_layer, dest_layer): (Vec<usize>, Vec<usize>) =
+            ((0..100).collect(), (100..200).collect());
+        let draw = |seed| connect([200, 200], &src_layer, &dest_layer, 50, 1, seed);
+        let matrix = draw(5);
+        assert_eq!(matrix, draw(5));
+        assert_ne!(matrix, draw(6));
+        // 100 sources x 50 distinct destinations reach every destination:
+        // exactly the fanout synapses, half of them excitatory.
+        assert_eq!(matrix.synapse_count(), 5000);
+        let excitatory = matrix.entries().iter().filter(|&&e| e == 1).count();
+        let share = excitatory as f64 / 5000.0;
+        assert!((share - 0.5).abs() < 0.03, "excitatory share {share}");
+    }
+}

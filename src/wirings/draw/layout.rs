@@ -390,6 +390,110 @@ mod tests {
         }
     }
 
+    /// Checks `A v = λ v` for every (value, column) pair and that the
+    /// columns are orthonormal.
+    fn check_eigen(a: &[Vec<f64>], values: &[f64], vectors: &[Vec<f64>]) {
+        let n = a.len();
+        assert_eq!((values.len(), vectors.len()), (n, n));
+        for (k, &lambda) in values.iter().enumerate() {
+            for i in 0..n {
+                let av: f64 = (0..n).map(|j| a[i][j] * vectors[j][k]).sum();
+                let lv = lambda * vectors[i][k];
+                assert!(
+                    (av - lv).abs() < 1e-9,
+                    "(A v)[{i}] = {av}, λ v = {lv} for λ = {lambda}"
+                );
+            }
+        }
+        for k in 0..n {
+            for l in 0..n {
+                let dot: f64 = (0..n).map(|i| vectors[i][k] * vectors[i][l]).sum();
+                let want = f64::from(u8::from(k == l));
+                assert!((dot - want).abs() < 1e-9, "columns {k} and {l}: dot {dot}");
+            }
+        }
+    }
+
+    fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+        values.sort_by(f64::total_cmp);
+        values
+    }
+
+    #[test]
+    fn jacobi_gives_orthonormal_eigenvectors_of_a_tridiagonal_matrix() {
+        // Eigenvalues 2 - √2, 2, 2 + √2.
+        let a = vec![
+            vec![2.0, 1.0, 0.0],
+            vec![1.0, 2.0, 1.0],
+            vec![0.0, 1.0, 2.0],
+        ];
+        let (values, vectors) = symmetric_eigen(a.clone());
+        check_eigen(&a, &values, &vectors);
+        let want = [2.0 - 2f64.sqrt(), 2.0, 2.0 + 2f64.sqrt()];
+        for (got, want) in sorted(values).iter().zip(want) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn jacobi_handles_a_repeated_eigenvalue() {
+        // All-ones plus the identity: eigenvalues 1, 1 and 4.
+        let a = vec![
+            vec![2.0, 1.0, 1.0],
+            vec![1.0, 2.0, 1.0],
+            vec![1.0, 1.0, 2.0],
+        ];
+        let (values, vectors) = symmetric_eigen(a.clone());
+        check_eigen(&a, &values, &vectors);
+        for (got, want) in sorted(values).iter().zip([1.0, 1.0, 4.0]) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn jacobi_leaves_a_diagonal_matrix_as_it_is() {
+        // Eigenvalues in diagonal order, not sorted: callers sort.
+        let a = vec![
+            vec![3.0, 0.0, 0.0],
+            vec![0.0, -1.0, 0.0],
+            vec![0.0, 0.0, 2.0],
+        ];
+        let (values, vectors) = symmetric_eigen(a.clone());
+        assert_eq!(values, vec![3.0, -1.0, 2.0]);
+        assert_eq!(
+            vectors,
+            vec![
+                vec![1.0, 0.0, 0.0],
+                vec![0.0, 1.0, 0.0],
+                vec![0.0, 0.0, 1.0],
+            ]
+        );
+        assert_eq!(
+            symmetric_eigen(vec![vec![5.0]]),
+            (vec![5.0], vec![vec![1.0]])
+        );
+    }
+
+    #[test]
+    fn jacobi_diagonalises_a_larger_dense_matrix() {
+        // A fixed dense symmetric 7x7 matrix; the eigenvalues sum to its trace.
+        let n = 7;
+        let a: Vec<Vec<f64>> = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| {
+                        let (lo, hi) = (i.min(j) as f64, i.max(j) as f64);
+                        (lo * 1.3 + hi * 0.7).sin() + if i == j { 2.0 } else { 0.0 }
+                    })
+                    .collect()
+            })
+            .collect();
+        let (values, vectors) = symmetric_eigen(a.clone());
+        check_eigen(&a, &values, &vectors);
+        let trace: f64 = (0..n).map(|i| a[i][i]).sum();
+        assert!((values.iter().sum::<f64>() - trace).abs() < 1e-9);
+    }
+
     #[test]
     fn rescale_centres_and_bounds() {
         let p = rescale(vec![[2.0, 2.0], [4.0, 2.0], [3.0, 6.0]]);

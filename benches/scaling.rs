@@ -1,0 +1,687 @@
+//! How the cost of LTC and CfC grows with batch size, sequence length and
+//! units, on Burn's ndarray backend (inference: `NdArray<f32>`; training
+//! step: `Autodiff<NdArray<f32>>`, forward + `mean(y^2)` + backward + Adam
+//! 1e-3), optionally drawn against upstream Python ncps (torch), which
+//! `benches/scaling.py` times on the same grid.
+//!
+//! ```sh
+//! cargo bench --bench scaling                          # all three sweeps
+//! cargo bench --bench scaling -- --quick               # a reduced grid
+//! cargo bench --bench scaling -- --sweep batch         # one sweep (repeatable)
+//! /tmp/ncps-ref/bin/python benches/scaling.py          # torch: torch-<sweep>.csv
+//! cargo bench --bench scaling -- --replot --torch target/ncps/scaling
+//! cargo bench --bench scaling -- --peak ltc_train_b32_l64   # for benches/peak_memory.sh
+//! ```
+//!
+//! The sweeps (models: `LTC(32, AutoNCP(u, 8))`, `CfC(32, u)`, u = 64 unless
+//! swept; 32 input features):
+//!
+//! - `batch`: batch 1, 4, 16, 64, 256 at length 64;
+//! - `length`: length 8, 32, 128, 512 at batch 32;
+//! - `units`: u = 16, 32, 64, 128, 256 at batch 32, length 64.
+//!
+//! Each point is the median of at least 5 runs and 1 s (at most 200 runs),
+//! after 1 warm-up run. A training point whose warm-up run takes longer than
+//! `--max-train-s` (default 5 s) is skipped and recorded as `skipped`.
+//!
+//! Output, under `--out` (default `target/ncps/scaling`): one markdown table
+//! per sweep on stdout, `<sweep>.csv` and `<sweep>.png` (log-log). The CSV
+//! columns are `sweep,model,mode,batch,length,units,median_ms,runs`, the
+//! same as `scaling.py` writes. `--torch PATH` (a CSV file or a directory
+//! holding `torch-<sweep>.csv`) adds torch's points as dashed lines and
+//! prints a torch/ncps comparison table; `--replot` reads `<sweep>.csv`
+//! back instead of timing.
+//!
+//! `--peak NAME` (`{ltc,cfc}_{infer,train}_b<B>_l<L>[_u<U>]`) builds that
+//! workload, runs it `--steps` times (default 5, no warm-up), prints the
+//! process's peak resident set (`VmHWM`) and exits.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::backend::AutodiffBackend;
+use ncps::cells::RecurrentCell;
+use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, Rnn, Units};
+use ncps::wirings::AutoNCP;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+type Infer = NdArray<f32>;
+type Train = Autodiff<NdArray<f32>>;
+
+const FEATURES: usize = 32;
+
+// ---------------------------------------------------------------- workloads
+
+fn ltc<B: Backend>(units: usize, device: &B::Device) -> LTC<B> {
+    LTCConfig::new(
+        FEATURES,
+        Units::from(AutoNCP::new(units, 8).expect("valid wiring")),
+    )
+    .init(device)
+    .expect("valid config")
+}
+
+fn cfc<B: Backend>(units: usize, device: &B::Device) -> CfC<B> {
+    CfCConfig::new(FEATURES, Units::from(units))
+        .init(device)
+        .expect("valid config")
+}
+
+fn input<B: Backend>(batch: usize, length: usize, device: &B::Device) -> Tensor<B, 3> {
+    Tensor::random(
+        [batch, length, FEATURES],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    )
+}
+
+fn infer<B: Backend, C: RecurrentCell<B> + 'static>(
+    model: Rnn<B, C>,
+    x: Tensor<B, 3>,
+) -> Box<dyn FnMut()> {
+    Box::new(move || {
+        let (y, _) = model.forward(x.clone(), None);
+        black_box(y.into_data());
+    })
+}
+
+fn train<B, C>(model: Rnn<B, C>, x: Tensor<B, 3>) -> Box<dyn FnMut()>
+where
+    B: AutodiffBackend,
+    C: RecurrentCell<B> + AutodiffModule<B> + 'static,
+    Rnn<B, C>: AutodiffModule<B>,
+{
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut model = Some(model);
+    Box::new(move || {
+        let m = model.take().expect("put back every run");
+        let (y, _) = m.forward(x.clone(), None);
+        let loss = y.square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = Some(optimizer.step(1e-3, m, grads));
+    })
+}
+
+/// One point of a sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Workload {
+    model: &'static str, // "ltc" | "cfc"
+    mode: &'static str,  // "infer" | "train"
+    batch: usize,
+    length: usize,
+    units: usize,
+}
+
+impl Workload {
+    /// The closure one run calls; the model and input are built (seeded) here.
+    fn build(&self) -> Box<dyn FnMut()> {
+        let (b, l, u) = (self.batch, self.length, self.units);
+        match (self.model, self.mode) {
+            ("ltc", "infer") => {
+                let d = Default::default();
+                Infer::seed(&d, 0);
+                infer(ltc::<Infer>(u, &d), input::<Infer>(b, l, &d))
+            }
+            ("cfc", "infer") => {
+                let d = Default::default();
+                Infer::seed(&d, 0);
+                infer(cfc::<Infer>(u, &d), input::<Infer>(b, l, &d))
+            }
+            ("ltc", "train") => {
+                let d = Default::default();
+                Train::seed(&d, 0);
+                train(ltc::<Train>(u, &d), input::<Train>(b, l, &d))
+            }
+            ("cfc", "train") => {
+                let d = Default::default();
+                Train::seed(&d, 0);
+                train(cfc::<Train>(u, &d), input::<Train>(b, l, &d))
+            }
+            other => panic!("unknown workload {other:?}"),
+        }
+    }
+
+    /// `ltc_train_b32_l64` (units 64) or `ltc_train_b32_l64_u128`.
+    fn name(&self) -> String {
+        let mut s = format!(
+            "{}_{}_b{}_l{}",
+            self.model, self.mode, self.batch, self.length
+        );
+        if self.units != 64 {
+            s += &format!("_u{}", self.units);
+        }
+        s
+    }
+
+    fn parse(name: &str) -> Option<Workload> {
+        let parts: Vec<&str> = name.split('_').collect();
+        if !(4..=5).contains(&parts.len()) {
+            return None;
+        }
+        let model = match parts[0] {
+            "ltc" => "ltc",
+            "cfc" => "cfc",
+            _ => return None,
+        };
+        let mode = match parts[1] {
+            "infer" => "infer",
+            "train" => "train",
+            _ => return None,
+        };
+        let num = |p: &str, prefix: char| p.strip_prefix(prefix)?.parse::<usize>().ok();
+        Some(Workload {
+            model,
+            mode,
+            batch: num(parts[2], 'b')?,
+            length: num(parts[3], 'l')?,
+            units: match parts.get(4) {
+                Some(p) => num(p, 'u')?,
+                None => 64,
+            },
+        })
+    }
+}
+
+// ------------------------------------------------------------------- sweeps
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Batch,
+    Length,
+    Units,
+}
+
+impl Sweep {
+    const ALL: [Sweep; 3] = [Sweep::Batch, Sweep::Length, Sweep::Units];
+
+    fn name(self) -> &'static str {
+        match self {
+            Sweep::Batch => "batch",
+            Sweep::Length => "length",
+            Sweep::Units => "units",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Sweep> {
+        Sweep::ALL.into_iter().find(|w| w.name() == s)
+    }
+
+    fn values(self, quick: bool) -> &'static [usize] {
+        match (self, quick) {
+            (Sweep::Batch, false) => &[1, 4, 16, 64, 256],
+            (Sweep::Batch, true) => &[1, 16, 64],
+            (Sweep::Length, false) => &[8, 32, 128, 512],
+            (Sweep::Length, true) => &[8, 32, 128],
+            (Sweep::Units, false) => &[16, 32, 64, 128, 256],
+            (Sweep::Units, true) => &[16, 64, 128],
+        }
+    }
+
+    fn x(self, w: &Workload) -> usize {
+        match self {
+            Sweep::Batch => w.batch,
+            Sweep::Length => w.length,
+            Sweep::Units => w.units,
+        }
+    }
+
+    fn x_label(self) -> &'static str {
+        match self {
+            Sweep::Batch => "batch size",
+            Sweep::Length => "sequence length",
+            Sweep::Units => "units (LTC: AutoNCP(u, 8); CfC: u hidden)",
+        }
+    }
+
+    fn fixed(self) -> &'static str {
+        match self {
+            Sweep::Batch => "sequence length 64",
+            Sweep::Length => "batch 32",
+            Sweep::Units => "batch 32, length 64",
+        }
+    }
+
+    /// Every point, in the order they are timed.
+    fn workloads(self, quick: bool) -> Vec<Workload> {
+        let mut out = Vec::new();
+        for model in ["ltc", "cfc"] {
+            for mode in ["infer", "train"] {
+                for &v in self.values(quick) {
+                    let (batch, length, units) = match self {
+                        Sweep::Batch => (v, 64, 64),
+                        Sweep::Length => (32, v, 64),
+                        Sweep::Units => (32, 64, v),
+                    };
+                    out.push(Workload {
+                        model,
+                        mode,
+                        batch,
+                        length,
+                        units,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One timed point: `None` when skipped.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    work: Workload,
+    ms: Option<f64>,
+    runs: usize,
+}
+
+/// Median milliseconds of at least 5 runs and `min_s` seconds (at most 200
+/// runs) after one warm-up run, or `None` when the warm-up took longer than
+/// `skip_above_s`.
+fn median_ms(mut f: impl FnMut(), min_s: f64, skip_above_s: f64) -> (Option<f64>, usize) {
+    let t0 = Instant::now();
+    f();
+    if t0.elapsed().as_secs_f64() > skip_above_s {
+        return (None, 0);
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < min_s {
+        let t0 = Instant::now();
+        f();
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        if times.len() >= 200 {
+            break;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    let median = if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2.0
+    };
+    (Some(median), n)
+}
+
+// ---------------------------------------------------------------------- csv
+
+const HEADER: &str = "sweep,model,mode,batch,length,units,median_ms,runs";
+
+fn write_csv(path: &Path, sweep: Sweep, rows: &[Row]) -> std::io::Result<()> {
+    let mut s = String::from(HEADER);
+    s.push('\n');
+    for r in rows {
+        let w = r.work;
+        let ms = r.ms.map_or("skipped".to_string(), |m| format!("{m:.3}"));
+        s += &format!(
+            "{},{},{},{},{},{},{},{}\n",
+            sweep.name(),
+            w.model,
+            w.mode,
+            w.batch,
+            w.length,
+            w.units,
+            ms,
+            r.runs
+        );
+    }
+    std::fs::write(path, s)
+}
+
+/// The rows of `sweep` in a CSV file of the format above (other sweeps'
+/// rows are left out).
+fn read_csv(path: &Path, sweep: Sweep) -> Result<Vec<Row>, Box<dyn Error>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.trim().split(',').collect();
+        if f.len() != 8 {
+            return Err(format!("{}:{}: expected 8 fields", path.display(), i + 1).into());
+        }
+        if f[0] != sweep.name() {
+            continue;
+        }
+        let name = format!("{}_{}_b{}_l{}_u{}", f[1], f[2], f[3], f[4], f[5]);
+        let work = Workload::parse(&name)
+            .ok_or_else(|| format!("{}:{}: bad workload {name}", path.display(), i + 1))?;
+        rows.push(Row {
+            work,
+            ms: f[6].parse::<f64>().ok(),
+            runs: f[7].parse().unwrap_or(0),
+        });
+    }
+    Ok(rows)
+}
+
+// ------------------------------------------------------------------- tables
+
+fn fmt_ms(ms: Option<f64>) -> String {
+    ms.map_or("skipped".to_string(), |m| format!("{m:.3}"))
+}
+
+/// `| batch | ltc infer | ltc train | cfc infer | cfc train |`, in ms.
+fn print_table(sweep: Sweep, who: &str, rows: &[Row]) {
+    let xs: Vec<usize> = {
+        let mut v: Vec<usize> = rows.iter().map(|r| sweep.x(&r.work)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let cols = [
+        ("ltc", "infer"),
+        ("ltc", "train"),
+        ("cfc", "infer"),
+        ("cfc", "train"),
+    ];
+    println!(
+        "\n### {who}: time vs {} ({}), median ms\n",
+        sweep.name(),
+        sweep.fixed()
+    );
+    println!(
+        "| {} | {} |",
+        sweep.name(),
+        cols.map(|(m, d)| format!("{m} {d}")).join(" | ")
+    );
+    println!("|---:|{}", "---:|".repeat(cols.len()));
+    for x in xs {
+        let cells = cols.map(|(m, d)| {
+            rows.iter()
+                .find(|r| r.work.model == m && r.work.mode == d && sweep.x(&r.work) == x)
+                .map_or("-".to_string(), |r| fmt_ms(r.ms))
+        });
+        println!("| {x} | {} |", cells.join(" | "));
+    }
+}
+
+/// One row per point both sides have: torch ms, ncps ms, speed-up (torch/ncps).
+fn print_comparison(sweep: Sweep, ours: &[Row], torch: &[Row]) {
+    println!(
+        "\n### torch vs ncps: {} sweep ({}), median ms; speed-up = torch / ncps\n",
+        sweep.name(),
+        sweep.fixed()
+    );
+    println!(
+        "| model | mode | {} | torch ms | ncps ms | speed-up |",
+        sweep.name()
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for r in ours {
+        let t = torch.iter().find(|t| t.work == r.work).and_then(|t| t.ms);
+        let ratio = match (t, r.ms) {
+            (Some(t), Some(o)) => format!("{:.2}x", t / o),
+            _ => "-".to_string(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.work.model,
+            r.work.mode,
+            sweep.x(&r.work),
+            t.map_or("-".to_string(), |t| format!("{t:.3}")),
+            fmt_ms(r.ms),
+            ratio
+        );
+    }
+}
+
+// --------------------------------------------------------------------- plot
+
+fn register_font() {
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        epaint_default_fonts::HACK_REGULAR,
+    )
+    .unwrap_or_else(|_| panic!("the embedded font is a valid TTF"));
+}
+
+fn color(model: &str, mode: &str) -> RGBColor {
+    match (model, mode) {
+        ("ltc", "infer") => RGBColor(0x1f, 0x77, 0xb4),
+        ("ltc", "train") => RGBColor(0xff, 0x7f, 0x0e),
+        ("cfc", "infer") => RGBColor(0x2c, 0xa0, 0x2c),
+        _ => RGBColor(0xd6, 0x27, 0x28),
+    }
+}
+
+/// A tick label: `16`, `2.5`, `0.12`.
+fn tick(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        let s = format!("{v:.1}");
+        s.trim_end_matches(".0").to_string()
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Log-log chart of every (model, mode) line: ours solid with dots, torch's
+/// dashed with triangles.
+fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Box<dyn Error>> {
+    type Line = (String, Vec<(f64, f64)>, RGBColor, bool);
+    let mut lines: Vec<Line> = Vec::new();
+    for (who, rows, dashed) in [("ncps", ours, false), ("torch", torch, true)] {
+        let mut by: BTreeMap<(&str, &str), Vec<(f64, f64)>> = BTreeMap::new();
+        for r in rows {
+            if let Some(ms) = r.ms {
+                by.entry((r.work.model, r.work.mode))
+                    .or_default()
+                    .push((sweep.x(&r.work) as f64, ms));
+            }
+        }
+        // Legend order: ltc infer, ltc train, cfc infer, cfc train.
+        for key in [
+            ("ltc", "infer"),
+            ("ltc", "train"),
+            ("cfc", "infer"),
+            ("cfc", "train"),
+        ] {
+            if let Some(mut pts) = by.remove(&key) {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let label = format!("{who} {} {}", key.0.to_uppercase(), key.1);
+                lines.push((label, pts, color(key.0, key.1), dashed));
+            }
+        }
+    }
+    let all = lines.iter().flat_map(|l| l.1.iter().copied());
+    let (x0, x1, y0, y1) = all.fold(
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
+        |(a, b, c, d), (x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
+    );
+    if !x0.is_finite() {
+        return Err("nothing to plot".into());
+    }
+
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!("Time vs {} ({})", sweep.name(), sweep.fixed());
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            (x0 / 1.3..x1 * 1.3).log_scale(),
+            // Headroom above for the legend in the upper left.
+            (y0 / 1.5..y1 * 4.0).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(sweep.x_label())
+        .y_desc("median time per call (ms)")
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (label, pts, c, dashed) in &lines {
+        let c = *c;
+        let style = c.stroke_width(2);
+        let drawn = if *dashed {
+            chart.draw_series(DashedLineSeries::new(pts.clone(), 7, 5, style))?
+        } else {
+            chart.draw_series(LineSeries::new(pts.clone(), style))?
+        };
+        if *dashed {
+            drawn.label(label).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (8, 0)], c.stroke_width(2))
+                    + PathElement::new(vec![(13, 0), (20, 0)], c.stroke_width(2))
+            });
+            chart.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 4, c.filled())))?;
+        } else {
+            drawn.label(label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+            });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+// --------------------------------------------------------------------- main
+
+/// The value after `flag` on the command line, if any.
+fn option(flag: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != flag).nth(1)
+}
+
+fn options(flag: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .filter(|w| w[0] == flag)
+        .flat_map(|w| w[1].split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// Peak resident set of this process (`VmHWM`), in KiB.
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn peak(name: &str, steps: usize) {
+    let work = Workload::parse(name).unwrap_or_else(|| {
+        panic!("--peak {name}: expected {{ltc,cfc}}_{{infer,train}}_b<B>_l<L>[_u<U>]")
+    });
+    let mut run = work.build();
+    for _ in 0..steps {
+        run();
+    }
+    let kib = vm_hwm_kib().unwrap_or(0);
+    println!(
+        "{name} steps {steps} VmHWM {kib} kB ({:.1} MiB)",
+        kib as f64 / 1024.0
+    );
+}
+
+/// The torch rows of `sweep`: `path` is a CSV file or a directory with
+/// `torch-<sweep>.csv`.
+fn torch_rows(path: &Path, sweep: Sweep) -> Result<Vec<Row>, Box<dyn Error>> {
+    if path.is_dir() {
+        let file = path.join(format!("torch-{}.csv", sweep.name()));
+        if file.exists() {
+            read_csv(&file, sweep)
+        } else {
+            Ok(Vec::new())
+        }
+    } else {
+        read_csv(path, sweep)
+    }
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    if let Some(name) = option("--peak") {
+        let steps = option("--steps").map_or(5, |s| s.parse().expect("--steps N"));
+        peak(&name, steps);
+        return Ok(());
+    }
+    let quick = flag("--quick");
+    let replot = flag("--replot");
+    let min_s: f64 = option("--min-s").map_or(1.0, |s| s.parse().expect("--min-s SECONDS"));
+    let max_train_s: f64 =
+        option("--max-train-s").map_or(5.0, |s| s.parse().expect("--max-train-s SECONDS"));
+    let out = PathBuf::from(option("--out").unwrap_or_else(|| "target/ncps/scaling".into()));
+    let torch = option("--torch").map(PathBuf::from);
+    let sweeps: Vec<Sweep> = match options("--sweep") {
+        v if v.is_empty() => Sweep::ALL.to_vec(),
+        v => v
+            .iter()
+            .map(|s| {
+                Sweep::from_name(s)
+                    .unwrap_or_else(|| panic!("--sweep {s}: expected batch, length or units"))
+            })
+            .collect(),
+    };
+    std::fs::create_dir_all(&out)?;
+    register_font();
+
+    for sweep in sweeps {
+        let csv = out.join(format!("{}.csv", sweep.name()));
+        let rows = if replot {
+            read_csv(&csv, sweep)?
+        } else {
+            let mut rows = Vec::new();
+            for work in sweep.workloads(quick) {
+                let skip = if work.mode == "train" {
+                    max_train_s
+                } else {
+                    f64::INFINITY
+                };
+                let (ms, runs) = median_ms(work.build(), min_s, skip);
+                eprintln!("{:<24} {:>12} ms ({runs} runs)", work.name(), fmt_ms(ms));
+                if ms.is_none() {
+                    eprintln!("  skipped: the warm-up run took longer than {max_train_s} s");
+                }
+                rows.push(Row { work, ms, runs });
+            }
+            write_csv(&csv, sweep, &rows)?;
+            rows
+        };
+        print_table(sweep, "ncps (Burn NdArray<f32>)", &rows);
+        let theirs = match &torch {
+            Some(p) => torch_rows(p, sweep)?,
+            None => Vec::new(),
+        };
+        if !theirs.is_empty() {
+            print_table(sweep, "torch (upstream ncps 1.0.1)", &theirs);
+            print_comparison(sweep, &rows, &theirs);
+        }
+        let png = out.join(format!("{}.png", sweep.name()));
+        plot(&png, sweep, &rows, &theirs)?;
+        eprintln!("wrote {} and {}", csv.display(), png.display());
+    }
+    Ok(())
+}

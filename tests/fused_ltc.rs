@@ -1,0 +1,170 @@
+//! The fused sparse LTC step against the dense reference path, on generated
+//! wirings and settings: values within 1e-5 and every gradient within 1e-4
+//! (absolute below 1, relative above).
+
+mod common;
+
+use burn::backend::NdArray;
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+use ncps::cells::{LTCCell, Mapping};
+use ncps::import::StateDict;
+use ncps::rnn::{LTCConfig, Rnn, Units};
+use ncps::wirings::{AnyWiring, AutoNCP, FullyConnected, NCP, NCPArgs, Random};
+use proptest::prelude::*;
+
+use common::{AD as B, values, worst_error};
+
+/// A wiring drawn from the strategy's numbers.
+fn wiring(kind: u8, units: usize, output: usize, sparsity: f64, seed: u64) -> AnyWiring {
+    let output = output.clamp(1, units);
+    match kind {
+        0 => FullyConnected::new(units, output)
+            .unwrap()
+            .with_erev_init_seed(seed)
+            .with_self_connections(seed.is_multiple_of(2))
+            .into(),
+        1 => Random::new(units, output, sparsity.min(0.9))
+            .unwrap()
+            .with_random_seed(seed)
+            .into(),
+        2 => {
+            let units = units.max(5);
+            AutoNCP::new(units, output.min(units - 3))
+                .unwrap()
+                .with_seed(seed)
+                .into()
+        }
+        _ => {
+            let (inter, command, motor) = (units.div_ceil(2), units / 3 + 1, output.min(3));
+            NCP::new(NCPArgs {
+                inter_neurons: inter,
+                command_neurons: command,
+                motor_neurons: motor,
+                sensory_fanout: 1 + seed as usize % inter,
+                inter_fanout: 1 + seed as usize % command,
+                recurrent_command_synapses: seed as usize % 5,
+                motor_fanin: 1 + (seed as usize / 7) % command,
+            })
+            .unwrap()
+            .with_seed(seed)
+            .into()
+        }
+    }
+}
+
+struct Case {
+    wiring: AnyWiring,
+    inputs: usize,
+    batch: usize,
+    steps: usize,
+    mapping: Mapping,
+    implicit: bool,
+    timed: bool,
+    mixed: bool,
+    unfolds: usize,
+}
+
+fn check(case: Case) -> Result<(), TestCaseError> {
+    assert!(ncps::kernels::fused_ltc_available::<B>());
+    let device = Default::default();
+    B::seed(&device, case.batch as u64);
+    let fused: Rnn<B, LTCCell<B>> = LTCConfig::new(case.inputs, Units::from(case.wiring))
+        .with_input_mapping(case.mapping)
+        .with_output_mapping(case.mapping)
+        .with_implicit_param_constraints(case.implicit)
+        .with_mixed_memory(case.mixed)
+        .with_ode_unfolds(case.unfolds)
+        .init(&device)
+        .unwrap();
+    let mut reference = fused.clone();
+    reference.cell.fused = false;
+    let input = Tensor::<B, 3>::random(
+        [case.batch, case.steps, case.inputs],
+        Distribution::Normal(0.0, 1.5),
+        &device,
+    );
+    let timespans: Vec<f32> = (0..case.batch * case.steps)
+        .map(|i| 0.1 + (i * 37 % 23) as f32 / 7.0)
+        .collect();
+    let timespans = Tensor::<B, 2>::from_data(
+        TensorData::new(timespans, [case.batch, case.steps]),
+        &device,
+    );
+    let run = |model: &Rnn<B, LTCCell<B>>| {
+        let (output, state) = if case.timed {
+            model.forward_timed(input.clone(), timespans.clone(), None)
+        } else {
+            model.forward(input.clone(), None)
+        };
+        let loss = output.clone().powf_scalar(2.0).sum() + state.hidden.clone().sum();
+        let grads = StateDict::gradients(model, &loss.backward());
+        (values(output), values(state.hidden), grads)
+    };
+    let (out_f, hx_f, grads_f) = run(&fused);
+    let (out_r, hx_r, grads_r) = run(&reference);
+    prop_assert!(worst_error(&out_f, &out_r) <= 1e-5, "output differs");
+    prop_assert!(worst_error(&hx_f, &hx_r) <= 1e-5, "state differs");
+    let names: Vec<&str> = grads_r.names().collect();
+    prop_assert_eq!(grads_f.names().collect::<Vec<_>>(), names.clone());
+    for name in names {
+        let err = worst_error(
+            &grads_f.values(name).unwrap(),
+            &grads_r.values(name).unwrap(),
+        );
+        prop_assert!(err <= 1e-4, "gradient of {} differs by {:.2e}", name, err);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_step_matches_the_reference_path(
+        kind in 0u8..4,
+        units in 3usize..24,
+        output in 1usize..4,
+        sparsity in 0.0f64..0.9,
+        seed in 0u64..1000,
+        inputs in 1usize..5,
+        batch in prop_oneof![Just(1usize), 2usize..8, 16usize..20, Just(64)],
+        steps in 1usize..5,
+        mapping in prop_oneof![Just(Mapping::Affine), Just(Mapping::Linear), Just(Mapping::Identity)],
+        implicit in any::<bool>(),
+        timed in any::<bool>(),
+        mixed in prop::bool::weighted(0.25),
+        unfolds in 1usize..8,
+    ) {
+        check(Case {
+            wiring: wiring(kind, units, output, sparsity, seed),
+            inputs,
+            batch,
+            steps,
+            mapping,
+            implicit,
+            timed,
+            mixed,
+            unfolds,
+        })?;
+    }
+}
+
+#[test]
+fn inference_without_autodiff_takes_the_fused_path_and_agrees() {
+    type Plain = NdArray<f32>;
+    let device = Default::default();
+    let model = LTCConfig::new(3, Units::from(AutoNCP::new(12, 2).unwrap()))
+        .init::<Plain>(&device)
+        .unwrap();
+    let mut reference = model.clone();
+    reference.cell.fused = false;
+    let input = Tensor::<Plain, 3>::random([20, 6, 3], Distribution::Normal(0.0, 1.0), &device);
+    let (a, _) = model.forward(input.clone(), None);
+    let (b, _) = reference.forward(input, None);
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        a.into_data().to_vec().unwrap(),
+        b.into_data().to_vec().unwrap(),
+    );
+    assert!(worst_error(&a, &b) <= 1e-5);
+}
