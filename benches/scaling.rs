@@ -491,7 +491,8 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
         ] {
             if let Some(mut pts) = by.remove(&key) {
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let label = format!("{who} {} {}", key.0.to_uppercase(), key.1);
+                let model = if key.0 == "ltc" { "LTC" } else { "CfC" };
+                let label = format!("{who} {model} {}", key.1);
                 lines.push((label, pts, color(key.0, key.1), dashed));
             }
         }
@@ -510,6 +511,24 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
         return Err("nothing to plot".into());
     }
 
+    // Ticks: the swept values on x, 1-2-5 steps on y.
+    let mut xs: Vec<f64> = lines.iter().flat_map(|l| l.1.iter().map(|p| p.0)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let (y_lo, y_hi) = (y0 / 1.5, y1 * 4.0);
+    let mut ys = Vec::new();
+    let mut decade = 10f64.powf(y_lo.log10().floor());
+    while decade <= y_hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * decade;
+            if (y_lo..=y_hi).contains(&v) {
+                ys.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+
+    let (xs_len, ys_len) = (xs.len(), ys.len());
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let title = format!("Time vs {} ({})", sweep.name(), sweep.fixed());
@@ -519,9 +538,9 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(
-            (x0 / 1.3..x1 * 1.3).log_scale(),
+            LogCoord::from((x0 / 1.3..x1 * 1.3).log_scale()).with_key_points(xs),
             // Headroom above for the legend in the upper left.
-            (y0 / 1.5..y1 * 4.0).log_scale(),
+            LogCoord::from((y_lo..y_hi).log_scale()).with_key_points(ys),
         )?;
     chart
         .configure_mesh()
@@ -531,6 +550,8 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
         .y_label_formatter(&|v| tick(*v))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
+        .x_labels(xs_len)
+        .y_labels(ys_len)
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (label, pts, c, dashed) in &lines {

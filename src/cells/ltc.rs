@@ -230,12 +230,15 @@ pub enum LTCPrepared<B: Backend> {
     Fused(FusedPrepared<B>),
 }
 
-/// The fused kernel's inputs: the parameters, unconstrained.
+/// The fused kernel's inputs: the parameters (unconstrained, for the
+/// gradients) and their synapses gathered and constrained once.
 #[derive(Clone, Debug)]
 pub struct FusedPrepared<B: Backend> {
     sensory: [Tensor<B, 2>; 4],
     recurrent: [Tensor<B, 2>; 4],
     neurons: [Tensor<B, 1>; 3],
+    #[cfg(feature = "ndarray")]
+    gathered: std::sync::Arc<crate::kernels::ndarray::GatheredParams>,
 }
 
 /// The dense path's tensors, broadcastable over `[batch, src, dest]`.
@@ -453,24 +456,35 @@ impl<B: Backend> LTCCell<B> {
         None
     }
 
-    /// The parameters as they are: the kernel gathers the synapses and
-    /// applies the positivity constraint itself.
+    /// The parameters as they are (for the gradients), and their synapses
+    /// gathered and constrained once for the sequence.
     #[cfg(feature = "ndarray")]
-    fn prepare_fused(&self, _: &crate::kernels::ndarray::LtcPlan) -> FusedPrepared<B> {
+    fn prepare_fused(&self, plan: &crate::kernels::ndarray::LtcPlan) -> FusedPrepared<B> {
+        let sensory = [
+            self.sensory_w.val(),
+            self.sensory_mu.val(),
+            self.sensory_sigma.val(),
+            self.sensory_erev.val(),
+        ];
+        let recurrent = [
+            self.w.val(),
+            self.mu.val(),
+            self.sigma.val(),
+            self.erev.val(),
+        ];
+        let neurons = [self.cm.val(), self.gleak.val(), self.vleak.val()];
+        let gathered = crate::kernels::ndarray::gather_params(
+            plan,
+            self.implicit_param_constraints,
+            &sensory,
+            &recurrent,
+            &neurons,
+        );
         FusedPrepared {
-            sensory: [
-                self.sensory_w.val(),
-                self.sensory_mu.val(),
-                self.sensory_sigma.val(),
-                self.sensory_erev.val(),
-            ],
-            recurrent: [
-                self.w.val(),
-                self.mu.val(),
-                self.sigma.val(),
-                self.erev.val(),
-            ],
-            neurons: [self.cm.val(), self.gleak.val(), self.vleak.val()],
+            sensory,
+            recurrent,
+            neurons,
+            gathered,
         }
     }
 
@@ -501,6 +515,7 @@ impl<B: Backend> LTCCell<B> {
             sensory: p.sensory.clone(),
             recurrent: p.recurrent.clone(),
             neurons: p.neurons.clone(),
+            gathered: Some(p.gathered.clone()),
         };
         fused_ltc_step(plan, solver, inputs)
     }

@@ -120,8 +120,71 @@ pub struct Trace {
     cm_t: Vec<f32>,
 }
 
+/// `e^x` for `f32`, branch-free so that loops over slices vectorize: the
+/// argument is reduced to `x = n·ln 2 + r` with `|r| <= ln 2 / 2` (ln 2 in
+/// two parts, Cody and Waite), `e^r` is Cephes' degree-7 polynomial and
+/// `2^n` is put into the exponent bits. Arguments are clamped to
+/// `[-87.3, 88.3]` (results from 1.2e-38 to 2.2e38). Measured against f64
+/// `exp` over the whole range: at most 8.0e-8 relative error, within one
+/// float32 rounding as a libm `expf`; `exp_matches_float64` checks it.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    /// 1.5 · 2^23: adding it rounds to an integer, kept in the low bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = if x < -87.3 { -87.3 } else { x };
+    let x = if x > 88.3 { 88.3 } else { x };
+    let t = x * LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    let n = t.to_bits() as i32 - ROUND.to_bits() as i32;
+    e_r * f32::from_bits(((n + 127) << 23) as u32)
+}
+
+/// `1 / (1 + e^-z)` with [`exp`].
+#[inline(always)]
 fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
+    1.0 / (1.0 + exp(-z))
+}
+
+/// The sigmoid of every synapse of a group for the presynaptic values
+/// `pre`: `out[k] = sigmoid(sigma[k] · (pre[src[k]] - mu[k]))`. The gather
+/// and the sigmoids are separate loops, so the sigmoids vectorize.
+fn activations(synapses: &Synapses, p: SynapseParams<'_>, pre: &[f32], out: &mut [f32]) {
+    for (k, z) in out.iter_mut().enumerate() {
+        *z = p.sigma[k] * (pre[synapses.sources[k]] - p.mu[k]);
+    }
+    for z in out.iter_mut() {
+        *z = sigmoid(*z);
+    }
+}
+
+/// Per destination: `Σ w·s·erev` and `Σ w·s` over its synapses.
+fn weighted_sums(
+    synapses: &Synapses,
+    p: SynapseParams<'_>,
+    activations: &[f32],
+    destination: usize,
+) -> (f32, f32) {
+    let row = synapses.offsets[destination]..synapses.offsets[destination + 1];
+    let (mut num, mut den) = (0.0f32, 0.0f32);
+    for ((&w, &erev), &s) in p.w[row.clone()]
+        .iter()
+        .zip(&p.erev[row.clone()])
+        .zip(&activations[row])
+    {
+        let a = w * s;
+        num += a * erev;
+        den += a;
+    }
+    (num, den)
 }
 
 impl Step<'_> {
@@ -185,32 +248,21 @@ impl Step<'_> {
     ) {
         let n = self.neurons();
         let (rec, sen) = (self.recurrent, self.sensory);
-        let (p, ps) = (self.recurrent_params, self.sensory_params);
         // Leak and sensory terms, constant over the unfolds.
+        let mut sensory = vec![0.0f32; sen.len()];
+        activations(sen, self.sensory_params, input, &mut sensory);
         let mut numerator_leak = vec![0.0f32; n];
         let mut denominator_leak = vec![0.0f32; n];
         let mut cm_t = vec![0.0f32; n];
         let step = elapsed / self.unfolds as f32;
-        if let Some(t) = trace.as_deref_mut() {
-            t.sensory_activations.clear();
-            t.sensory_activations.resize(sen.len(), 0.0);
-        }
         for d in 0..n {
-            let (mut num, mut den) = (0.0f32, 0.0f32);
-            for k in sen.offsets[d]..sen.offsets[d + 1] {
-                let s = sigmoid(ps.sigma[k] * (input[sen.sources[k]] - ps.mu[k]));
-                if let Some(t) = trace.as_deref_mut() {
-                    t.sensory_activations[k] = s;
-                }
-                let a = ps.w[k] * s;
-                num += a * ps.erev[k];
-                den += a;
-            }
+            let (num, den) = weighted_sums(sen, self.sensory_params, &sensory, d);
             numerator_leak[d] = self.gleak[d] * self.vleak[d] + num;
             denominator_leak[d] = self.gleak[d] + den + self.epsilon;
             cm_t[d] = self.cm[d] / step;
         }
         if let Some(t) = trace.as_deref_mut() {
+            t.sensory_activations = sensory;
             t.potentials.clear();
             t.potentials.extend_from_slice(state);
             t.denominators.clear();
@@ -219,18 +271,11 @@ impl Step<'_> {
             t.cm_t.clone_from(&cm_t);
         }
         let mut v = state.to_vec();
+        let mut act = vec![0.0f32; rec.len()];
         for unfold in 0..self.unfolds {
+            activations(rec, self.recurrent_params, &v, &mut act);
             for d in 0..n {
-                let (mut num, mut den) = (0.0f32, 0.0f32);
-                for k in rec.offsets[d]..rec.offsets[d + 1] {
-                    let s = sigmoid(p.sigma[k] * (v[rec.sources[k]] - p.mu[k]));
-                    if let Some(t) = trace.as_deref_mut() {
-                        t.activations[unfold * rec.len() + k] = s;
-                    }
-                    let a = p.w[k] * s;
-                    num += a * p.erev[k];
-                    den += a;
-                }
+                let (num, den) = weighted_sums(rec, self.recurrent_params, &act, d);
                 let denominator = cm_t[d] + denominator_leak[d] + den;
                 out[d] = (cm_t[d] * v[d] + numerator_leak[d] + num) / denominator;
                 if let Some(t) = trace.as_deref_mut() {
@@ -240,6 +285,7 @@ impl Step<'_> {
             v.copy_from_slice(&out[..n]);
             if let Some(t) = trace.as_deref_mut() {
                 t.potentials.extend_from_slice(&v);
+                t.activations[unfold * rec.len()..(unfold + 1) * rec.len()].copy_from_slice(&act);
             }
         }
         if self.unfolds == 0 {
@@ -579,5 +625,39 @@ impl Step<'_> {
             "inputs are not [batch, inputs]"
         );
         batch.inputs.len() / size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_float64() {
+        let mut worst = 0.0f64;
+        let mut x = -87.3f32;
+        while x <= 88.3 {
+            let truth = f64::from(x).exp();
+            worst = worst.max((f64::from(exp(x)) - truth).abs() / truth);
+            x += 1.3e-3;
+        }
+        assert!(worst <= 1.0e-7, "exp: relative error {worst:.2e}");
+        // Beyond the range: clamped, finite, and the sigmoid saturates.
+        assert_eq!(sigmoid(200.0), 1.0);
+        assert!(sigmoid(-200.0) < 1e-37 && sigmoid(-200.0) >= 0.0);
+        assert!(exp(f32::INFINITY).is_finite() && exp(f32::NEG_INFINITY) > 0.0);
+    }
+
+    #[test]
+    fn synapses_are_grouped_by_destination() {
+        // 3 neurons: 0 -> 1, 2 -> 1, 1 -> 2, 2 -> 2.
+        let mut mask = vec![0.0; 9];
+        for (src, dest) in [(0, 1), (2, 1), (1, 2), (2, 2)] {
+            mask[src * 3 + dest] = 1.0;
+        }
+        let (plan, flat) = Synapses::from_mask(&mask, 3, 3);
+        assert_eq!(plan.offsets, vec![0, 0, 2, 4]);
+        assert_eq!(plan.sources, vec![0, 2, 1, 2]);
+        assert_eq!(flat, vec![1, 7, 5, 8]);
     }
 }

@@ -121,6 +121,9 @@ pub struct LtcStepInputs<B: Backend> {
     pub recurrent: [Tensor<B, 2>; 4],
     /// `cm`, `gleak`, `vleak`, `[N]`.
     pub neurons: [Tensor<B, 1>; 3],
+    /// The same parameters gathered and constrained by [`gather_params`],
+    /// when the caller did that once for the sequence.
+    pub gathered: Option<Arc<GatheredParams>>,
 }
 
 impl<B: Backend> LtcStepInputs<B> {
@@ -128,6 +131,7 @@ impl<B: Backend> LtcStepInputs<B> {
         let [sw, smu, ssigma, serev] = self.sensory;
         let [w, mu, sigma, erev] = self.recurrent;
         let [cm, gleak, vleak] = self.neurons;
+        let _ = self.gathered;
         let p1 = |t: Tensor<B, 1>| t.into_primitive().tensor();
         let p2 = |t: Tensor<B, 2>| t.into_primitive().tensor();
         [
@@ -196,17 +200,15 @@ struct Gathered {
 }
 
 impl Gathered {
-    fn new(plan: &LtcPlan, solver: Solver, v: &[Cow<'_, [f32]>]) -> Self {
+    /// From the parameters in the op's input order (`values[3..14]`).
+    fn new(plan: &LtcPlan, implicit_constraints: bool, params: &[&[f32]]) -> Self {
         let positive = |x: f32| {
-            if solver.implicit_constraints {
-                softplus(x)
-            } else {
-                x
-            }
+            if implicit_constraints { softplus(x) } else { x }
         };
+        let param = |at: usize| params[at - at::SENSORY];
         let gather = |first: usize, flat: &[usize]| -> [Vec<f32>; 4] {
             std::array::from_fn(|i| {
-                let matrix = &v[first + i];
+                let matrix = param(first + i);
                 let values = flat.iter().map(|&f| matrix[f]);
                 if i == 0 {
                     values.map(positive).collect()
@@ -218,10 +220,64 @@ impl Gathered {
         Self {
             sensory: gather(at::SENSORY, &plan.sensory_flat),
             recurrent: gather(at::RECURRENT, &plan.recurrent_flat),
-            cm: v[at::CM].iter().copied().map(positive).collect(),
-            gleak: v[at::GLEAK].iter().copied().map(positive).collect(),
+            cm: param(at::CM).iter().copied().map(positive).collect(),
+            gleak: param(at::GLEAK).iter().copied().map(positive).collect(),
         }
     }
+}
+
+/// The constrained synapse parameters of a cell, gathered once per sequence
+/// (by `LTCCell::prepare`) so that the steps skip the gathers and the
+/// softplus.
+#[derive(Debug)]
+pub struct GatheredParams(Gathered);
+
+impl std::fmt::Debug for Gathered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gathered")
+            .field("synapses", &self.recurrent[0].len())
+            .field("sensory_synapses", &self.sensory[0].len())
+            .finish()
+    }
+}
+
+/// The ndarray tensor inside a float primitive of `NdArray<f32>` or
+/// `Autodiff<NdArray<f32>>`.
+fn ndarray_primitive<B: Backend>(tensor: FloatTensor<B>) -> NdArrayTensor {
+    match cast::<_, NdArrayTensor>(tensor) {
+        Ok(plain) => plain,
+        Err(tracked) => into_type::<_, AutodiffPrimitive>(tracked).primitive,
+    }
+}
+
+/// Gathers and constrains a cell's synapse parameters for a sequence.
+///
+/// # Panics
+/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
+pub fn gather_params<B: Backend>(
+    plan: &LtcPlan,
+    implicit_constraints: bool,
+    sensory: &[Tensor<B, 2>; 4],
+    recurrent: &[Tensor<B, 2>; 4],
+    neurons: &[Tensor<B, 1>; 3],
+) -> Arc<GatheredParams> {
+    let tensors: Vec<NdArrayTensor> = sensory
+        .iter()
+        .chain(recurrent)
+        .map(|t| ndarray_primitive::<B>(t.clone().into_primitive().tensor()))
+        .chain(
+            neurons[..2]
+                .iter()
+                .map(|t| ndarray_primitive::<B>(t.clone().into_primitive().tensor())),
+        )
+        .collect();
+    let v: Vec<Cow<'_, [f32]>> = tensors.iter().map(values).collect();
+    let params: Vec<&[f32]> = v.iter().map(|c| &**c).collect();
+    Arc::new(GatheredParams(Gathered::new(
+        plan,
+        implicit_constraints,
+        &params,
+    )))
 }
 
 /// Runs `f` on the kernel's view of the 14 inputs.
@@ -229,10 +285,19 @@ fn with_step<R>(
     plan: &LtcPlan,
     solver: Solver,
     inputs: &[NdArrayTensor; INPUTS],
+    gathered: Option<&GatheredParams>,
     f: impl FnOnce(&ltc::Step<'_>, Batch<'_>, &[Cow<'_, [f32]>]) -> R,
 ) -> R {
     let v: Vec<Cow<'_, [f32]>> = inputs.iter().map(values).collect();
-    let g = Gathered::new(plan, solver, &v);
+    let computed;
+    let g = match gathered {
+        Some(GatheredParams(g)) => g,
+        None => {
+            let params: Vec<&[f32]> = v[at::SENSORY..].iter().map(|c| &**c).collect();
+            computed = Gathered::new(plan, solver.implicit_constraints, &params);
+            &computed
+        }
+    };
     fn synapses(p: &[Vec<f32>; 4]) -> SynapseParams<'_> {
         SynapseParams {
             w: &p[0],
@@ -264,6 +329,7 @@ fn with_step<R>(
 #[derive(Clone, Debug)]
 struct Saved {
     plan: Arc<LtcPlan>,
+    gathered: Option<Arc<GatheredParams>>,
     solver: Solver,
     inputs: Arc<[NdArrayTensor; INPUTS]>,
     traces: Arc<Vec<Trace>>,
@@ -294,8 +360,12 @@ impl Backward<Nd, INPUTS> for LtcStepBackward {
         let grad_out = values(&grad_out).into_owned();
         let plan = &saved.plan;
         let implicit = saved.solver.implicit_constraints;
-        let all: [Vec<f32>; INPUTS] =
-            with_step(plan, saved.solver, &saved.inputs, |step, batch, v| {
+        let all: [Vec<f32>; INPUTS] = with_step(
+            plan,
+            saved.solver,
+            &saved.inputs,
+            saved.gathered.as_deref(),
+            |step, batch, v| {
                 let g = ltc::backward(step, batch, &saved.traces, &grad_out);
                 let p = g.params;
                 let constrained = |i: usize| implicit.then_some(&*v[i]);
@@ -332,7 +402,8 @@ impl Backward<Nd, INPUTS> for LtcStepBackward {
                     neuron(p.gleak, at::GLEAK),
                     p.vleak,
                 ]
-            });
+            },
+        );
         for ((parent, grad), input) in ops.parents.iter().zip(all).zip(saved.inputs.iter()) {
             if let Some(node) = parent {
                 grads.register::<Nd>(node.id, ndarray_tensor(grad, input.shape().to_vec()));
@@ -357,10 +428,15 @@ pub fn fused_ltc_step<B: Backend>(
     let [batch, _] = inputs.state.dims();
     let neurons = plan.recurrent.destinations();
     let shape = vec![batch, neurons];
+    let gathered = inputs.gathered.clone();
     let forward = |inner: &[NdArrayTensor; INPUTS], keep_traces: bool| {
-        with_step(plan, solver, inner, |step, batch, _| {
-            ltc::forward(step, batch, keep_traces)
-        })
+        with_step(
+            plan,
+            solver,
+            inner,
+            gathered.as_deref(),
+            |step, batch, _| ltc::forward(step, batch, keep_traces),
+        )
     };
     let primitives = inputs.into_primitives();
     if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
@@ -386,6 +462,7 @@ pub fn fused_ltc_step<B: Backend>(
             let (next, traces) = forward(&inner, true);
             let saved = Saved {
                 plan: Arc::clone(plan),
+                gathered: gathered.clone(),
                 solver,
                 inputs: Arc::new(inner),
                 traces: Arc::new(traces),
