@@ -3,12 +3,14 @@
 use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid, silu, tanh};
+use burn::tensor::activation::{relu, silu};
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
 use super::{RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
 use crate::ConfigError;
+use crate::kernels::activate;
+use crate::kernels::activation::Unary;
 use crate::wirings::SynapseMatrix;
 
 /// How a [`CfCCell`] turns its heads into the next state.
@@ -43,10 +45,10 @@ impl Activation {
     /// Applies the activation.
     pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            Activation::LecunTanh => tanh(x * 0.666) * 1.7159,
+            Activation::LecunTanh => activate(x, Unary::LecunTanh),
             Activation::Silu => silu(x),
             Activation::Relu => relu(x),
-            Activation::Tanh => tanh(x),
+            Activation::Tanh => activate(x, Unary::Tanh),
             // Burn 0.21's `gelu` differentiates the tanh approximation; the
             // erf form keeps forward and gradient exact, as torch's.
             Activation::Gelu => x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5,
@@ -302,9 +304,12 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         let ff1 = self.head(&self.ff1, x.clone());
         let hidden = match (&self.ff2, &self.time_a, &self.time_b, &self.w_tau, &self.a) {
             (Some(ff2), Some(time_a), Some(time_b), _, _) => {
-                let ff2 = tanh(self.head(ff2, x.clone()));
-                let ff1 = tanh(ff1);
-                let t = sigmoid(time_a.forward(x.clone()) * elapsed + time_b.forward(x));
+                let ff2 = activate(self.head(ff2, x.clone()), Unary::Tanh);
+                let ff1 = activate(ff1, Unary::Tanh);
+                let t = activate(
+                    time_a.forward(x.clone()) * elapsed + time_b.forward(x),
+                    Unary::Sigmoid,
+                );
                 match self.mode {
                     CfCMode::NoGate => ff1 + t * ff2,
                     _ => ff1 * (t.clone().neg() + 1.0) + t * ff2,

@@ -3,10 +3,11 @@
 use burn::module::Initializer;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, tanh};
 
 use super::{materialize, xavier_linear};
 use crate::ConfigError;
+use crate::kernels::activate;
+use crate::kernels::activation::Unary::{Sigmoid, Tanh};
 
 /// Configuration of an [`LSTMCell`].
 #[derive(Config, Debug)]
@@ -88,8 +89,8 @@ impl<B: Backend> LSTMCell<B> {
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let z = self.input_map.forward(input) + self.recurrent_map.forward(h);
         let [i, ig, fg, og]: [Tensor<B, 2>; 4] = z.chunk(4, 1).try_into().expect("4 gates");
-        let c = c * sigmoid(fg + 1.0) + tanh(i) * sigmoid(ig);
-        let h = tanh(c.clone()) * sigmoid(og);
+        let c = c * activate(fg + 1.0, Sigmoid) + activate(i, Tanh) * activate(ig, Sigmoid);
+        let h = activate(c.clone(), Tanh) * activate(og, Sigmoid);
         (h, c)
     }
 }

@@ -3,11 +3,14 @@
 //! - [`ltc`]: one LTC time step over the existing synapses only (grouped by
 //!   destination), forward and analytic backward, on `f32` slices: no Burn
 //!   types, so a later Burn or a GPU kernel reuses the same arithmetic.
+//! - [`activation`]: vectorizable `tanh`, `sigmoid`, LeCun `tanh` and their
+//!   derivatives, for the CfC's activations.
 //! - `ndarray` (feature `ndarray`): the step as one Burn operation on
 //!   `NdArray<f32>` and `Autodiff<NdArray<f32>>`, dispatched at run time by
 //!   [`LTCCell`](crate::cells::LTCCell); other backends use the cell's
 //!   tensor-op reference path.
 
+pub mod activation;
 pub mod ltc;
 #[cfg(feature = "ndarray")]
 pub(crate) mod ndarray;
@@ -31,5 +34,81 @@ pub fn fused_ltc_available<B: burn::prelude::Backend>() -> bool {
     #[cfg(not(feature = "ndarray"))]
     {
         false
+    }
+}
+
+/// An activation: one fused operation on `NdArray<f32>` (and its autodiff),
+/// Burn's tensor ops elsewhere.
+pub(crate) fn activate<B: burn::prelude::Backend, const D: usize>(
+    x: burn::prelude::Tensor<B, D>,
+    op: activation::Unary,
+) -> burn::prelude::Tensor<B, D> {
+    use activation::Unary;
+    use burn::tensor::activation::{sigmoid, tanh};
+    #[cfg(feature = "ndarray")]
+    if fused_ltc_available::<B>() {
+        return ndarray::unary(x, op);
+    }
+    match op {
+        Unary::Tanh => tanh(x),
+        Unary::Sigmoid => sigmoid(x),
+        Unary::LecunTanh => tanh(x * 0.666) * 1.7159,
+    }
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use burn::backend::{Autodiff, NdArray};
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+
+    use super::activation::Unary;
+
+    type B = Autodiff<NdArray<f32>>;
+    type Wide = Autodiff<NdArray<f64>>;
+
+    /// The fused activations against Burn's ops in f64: values and gradients.
+    #[test]
+    fn fused_activations_match_burn_in_float64() {
+        let device = Default::default();
+        let x = Tensor::<B, 2>::random([17, 33], Distribution::Normal(0.0, 3.0), &device);
+        let data: Vec<f32> = x.to_data().to_vec().unwrap();
+        for op in [Unary::Tanh, Unary::Sigmoid, Unary::LecunTanh] {
+            let ours_x = x.clone().require_grad();
+            let ours = super::activate(ours_x.clone(), op);
+            let grads = (ours.clone() * ours.clone()).sum().backward();
+            let ours_grad: Vec<f32> = ours_x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            let ours: Vec<f32> = ours.into_data().to_vec().unwrap();
+
+            let wide_x = Tensor::<Wide, 2>::from_data(
+                burn::tensor::TensorData::new(
+                    data.iter().map(|&v| f64::from(v)).collect(),
+                    [17, 33],
+                ),
+                &Default::default(),
+            )
+            .require_grad();
+            // Not fused: Burn's own ops on f64.
+            let wide = super::activate(wide_x.clone(), op);
+            let grads = (wide.clone() * wide.clone()).sum().backward();
+            let wide_grad: Vec<f64> = wide_x
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .convert::<f64>()
+                .to_vec()
+                .unwrap();
+            let wide: Vec<f64> = wide.into_data().convert::<f64>().to_vec().unwrap();
+            for i in 0..data.len() {
+                let value = (f64::from(ours[i]) - wide[i]).abs() / wide[i].abs().max(1.0);
+                let grad =
+                    (f64::from(ours_grad[i]) - wide_grad[i]).abs() / wide_grad[i].abs().max(1.0);
+                assert!(
+                    value < 5e-7 && grad < 1e-6,
+                    "{op:?} at {}: {value:.1e} / {grad:.1e}",
+                    data[i]
+                );
+            }
+        }
     }
 }

@@ -23,6 +23,7 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{TensorData, TensorMetadata, TensorPrimitive};
 
+use super::activation::Unary;
 use super::ltc::{self, Batch, SynapseParams, Synapses, Trace};
 
 /// The inner backend the fused op runs on.
@@ -481,4 +482,62 @@ fn into_type<T: 'static, U: 'static>(value: T) -> U {
         Ok(u) => u,
         Err(_) => unreachable!("the backend's primitive type was checked"),
     }
+}
+
+/// The backward node of an elementwise activation: keeps the outputs.
+#[derive(Debug)]
+struct UnaryBackward;
+
+impl Backward<Nd, 1> for UnaryBackward {
+    type State = (Unary, NdArrayTensor);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Nd>(&ops.node);
+        let (op, output) = ops.state;
+        let mut grad = values(&grad).into_owned();
+        op.backward(&values(&output), &mut grad);
+        if let Some(node) = &ops.parents[0] {
+            grads.register::<Nd>(node.id, ndarray_tensor(grad, output.shape().to_vec()));
+        }
+    }
+}
+
+/// An activation computed by [`super::activation`] as one Burn operation
+/// (with its backward under autodiff).
+///
+/// # Panics
+/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
+pub fn unary<B: Backend, const D: usize>(tensor: Tensor<B, D>, op: Unary) -> Tensor<B, D> {
+    assert!(
+        fused_ltc_available::<B>(),
+        "the fused activations run on NdArray<f32> only"
+    );
+    let shape = tensor.dims().to_vec();
+    let apply = |input: &NdArrayTensor| {
+        let mut out = values(input).into_owned();
+        op.forward(&mut out);
+        ndarray_tensor(out, shape.clone())
+    };
+    let primitive = tensor.into_primitive().tensor();
+    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
+        let output = apply(&into_type::<_, NdArrayTensor>(primitive));
+        return Tensor::from_primitive(TensorPrimitive::Float(into_type(output)));
+    }
+    // The input stays alive until the step is registered (see fused_ltc_step).
+    let tracked = into_type::<_, AutodiffPrimitive>(primitive);
+    let prep = <UnaryBackward as Backward<Nd, 1>>::prepare::<NoCheckpointing>(
+        UnaryBackward,
+        [tracked.node.clone()],
+    )
+    .compute_bound()
+    .stateful();
+    let result = match prep {
+        OpsKind::Tracked(prep) => {
+            let output = apply(&tracked.primitive);
+            prep.finish((op, output.clone()), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(apply(&tracked.primitive)),
+    };
+    drop(tracked);
+    Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
 }

@@ -1,0 +1,130 @@
+//! Elementwise activations on `f32` slices, branch-free so that the loops
+//! vectorize: `tanh`, `sigmoid` and LeCun's scaled `tanh`, with their
+//! derivatives from the outputs (what a backward pass keeps).
+//!
+//! libm's scalar `tanh` was half of a CfC step's time on the CPU; these run
+//! several values per instruction at the same accuracy (within one or two
+//! float32 roundings, measured against f64 in the tests below).
+
+use super::ltc::exp;
+
+/// Which activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `1.7159 · tanh(0.666 · x)` (upstream's `lecun_tanh`).
+    LecunTanh,
+}
+
+/// LeCun's scale and slope.
+const LECUN_SCALE: f32 = 1.7159;
+const LECUN_SLOPE: f32 = 0.666;
+
+/// `tanh(x)`: Cephes' odd polynomial below |x| = 0.625, `1 - 2 / (e^2|x| + 1)`
+/// above, with the sign of `x`.
+#[inline(always)]
+// Cephes' published coefficients, as printed there.
+#[allow(clippy::excessive_precision)]
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let small =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328_2e-1)
+            * z
+            * x
+            + x;
+    let large = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
+    let large = if x < 0.0 { -large } else { large };
+    if a < 0.625 { small } else { large }
+}
+
+/// `1 / (1 + e^-x)`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+impl Unary {
+    /// Applies the activation to every value in place.
+    pub fn forward(self, values: &mut [f32]) {
+        match self {
+            Unary::Tanh => values.iter_mut().for_each(|x| *x = tanh(*x)),
+            Unary::Sigmoid => values.iter_mut().for_each(|x| *x = sigmoid(*x)),
+            Unary::LecunTanh => values
+                .iter_mut()
+                .for_each(|x| *x = LECUN_SCALE * tanh(LECUN_SLOPE * *x)),
+        }
+    }
+
+    /// Turns `grad` (of the outputs) into the gradient of the inputs, from
+    /// the outputs `y`.
+    pub fn backward(self, outputs: &[f32], grad: &mut [f32]) {
+        let pairs = grad.iter_mut().zip(outputs);
+        match self {
+            Unary::Tanh => pairs.for_each(|(g, &y)| *g *= 1.0 - y * y),
+            Unary::Sigmoid => pairs.for_each(|(g, &y)| *g *= y * (1.0 - y)),
+            Unary::LecunTanh => pairs.for_each(|(g, &y)| {
+                let t = y / LECUN_SCALE;
+                *g *= LECUN_SCALE * LECUN_SLOPE * (1.0 - t * t);
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worst(f: impl Fn(f32) -> f32, truth: impl Fn(f64) -> f64) -> f64 {
+        let mut worst = 0.0f64;
+        let mut x = -40.0f32;
+        while x <= 40.0 {
+            let t = truth(f64::from(x));
+            // Relative where the value is not tiny: absolute below 1e-30.
+            worst = worst.max((f64::from(f(x)) - t).abs() / t.abs().max(1e-30));
+            x += 7.7e-4;
+        }
+        worst
+    }
+
+    #[test]
+    fn activations_match_float64() {
+        let tanh_error = worst(tanh, f64::tanh);
+        let sigmoid_error = worst(sigmoid, |x| 1.0 / (1.0 + (-x).exp()));
+        assert!(
+            tanh_error <= 2.5e-7,
+            "tanh: relative error {tanh_error:.2e}"
+        );
+        assert!(
+            sigmoid_error <= 2.5e-7,
+            "sigmoid: relative error {sigmoid_error:.2e}"
+        );
+        for x in [1e-30f32, -1e-20, 1e-8, 0.0] {
+            assert_eq!(tanh(x), x, "tanh is exact for tiny x");
+        }
+        assert_eq!((tanh(f32::INFINITY), tanh(f32::NEG_INFINITY)), (1.0, -1.0));
+    }
+
+    #[test]
+    fn derivatives_from_outputs() {
+        for (op, f) in [
+            (Unary::Tanh, f64::tanh as fn(f64) -> f64),
+            (Unary::Sigmoid, |x: f64| 1.0 / (1.0 + (-x).exp())),
+            (Unary::LecunTanh, |x: f64| 1.7159 * (0.666 * x).tanh()),
+        ] {
+            for x in [-3.0f32, -0.4, 0.0, 0.3, 2.5] {
+                let mut y = [x];
+                op.forward(&mut y);
+                let mut g = [1.0f32];
+                op.backward(&y, &mut g);
+                let h = 1e-4;
+                let numeric = (f(f64::from(x) + h) - f(f64::from(x) - h)) / (2.0 * h);
+                assert!((f64::from(g[0]) - numeric).abs() < 1e-5, "{op:?} at {x}");
+            }
+        }
+    }
+}
