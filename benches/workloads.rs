@@ -98,7 +98,19 @@ where
 }
 
 /// One step of a control loop: the state carried between calls.
-fn single_step<B: Backend, C: RecurrentCell<B>>(model: Rnn<B, C>) -> impl FnMut() {
+/// One step of a control loop through the deployment API, `Stateful`
+/// (state and per-sequence constants kept between calls).
+fn single_step<B: Backend, C: RecurrentCell<B> + 'static>(model: Rnn<B, C>) -> impl FnMut() {
+    let x = input::<B>([1, 1, 32], &Default::default()).squeeze_dim::<2>(1);
+    // The policy borrows its model for as long as the bench runs.
+    let mut policy = Box::leak(Box::new(model)).stateful();
+    move || {
+        black_box(policy.step(x.clone()).into_data());
+    }
+}
+
+/// The same through `Rnn::step`, which derives the constants at every call.
+fn single_call<B: Backend, C: RecurrentCell<B>>(model: Rnn<B, C>) -> impl FnMut() {
     let x = input::<B>([1, 1, 32], &Default::default()).squeeze_dim::<2>(1);
     let mut state = None;
     move || {
@@ -123,7 +135,8 @@ fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
 /// A workload: builds its model and returns the closure to time.
 type Workload = (&'static str, Box<dyn Fn() -> Box<dyn FnMut()>>);
 
-/// The seven workloads on inference backend `I` and training backend `T`.
+/// The seven workloads on inference backend `I` and training backend `T`,
+/// and the two single steps through `Rnn::step` (`*_call`).
 fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
     I::seed(&Default::default(), 0);
     T::seed(&Default::default(), 0);
@@ -155,6 +168,14 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
         (
             "sine_ltc_epoch",
             Box::new(move || Box::new(sine_epoch::<T>(fused))),
+        ),
+        (
+            "cfc_step_b1_call",
+            Box::new(|| Box::new(single_call(cfc::<I>(&Default::default())))),
+        ),
+        (
+            "ltc_step_b1_call",
+            Box::new(move || Box::new(single_call(ltc::<I>(&Default::default(), fused)))),
         ),
     ]
 }

@@ -489,7 +489,9 @@ const SAMPLES_PER_THREAD: usize = 8;
 
 /// How many threads a batch of `batch` samples is split over.
 fn threads_for(batch: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Asked once: the answer reads cgroup files, a few system calls.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
     (batch / SAMPLES_PER_THREAD).clamp(1, cores)
 }
 
