@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
 use crate::ConfigError;
-use crate::kernels::activate;
-use crate::kernels::activation::Unary;
+use crate::kernels::activation::{GatedMix, Unary};
+use crate::kernels::{activate, gated_mix};
 use crate::wirings::SynapseMatrix;
 
 /// How a [`CfCCell`] turns its heads into the next state.
@@ -304,16 +304,16 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         let ff1 = self.head(&self.ff1, x.clone());
         let hidden = match (&self.ff2, &self.time_a, &self.time_b, &self.w_tau, &self.a) {
             (Some(ff2), Some(time_a), Some(time_b), _, _) => {
-                let ff2 = activate(self.head(ff2, x.clone()), Unary::Tanh);
-                let ff1 = activate(ff1, Unary::Tanh);
-                let t = activate(
-                    time_a.forward(x.clone()) * elapsed + time_b.forward(x),
-                    Unary::Sigmoid,
-                );
-                match self.mode {
-                    CfCMode::NoGate => ff1 + t * ff2,
-                    _ => ff1 * (t.clone().neg() + 1.0) + t * ff2,
-                }
+                let heads = [
+                    ff1,
+                    self.head(ff2, x.clone()),
+                    time_a.forward(x.clone()),
+                    time_b.forward(x),
+                ];
+                let mix = GatedMix {
+                    gated: self.mode != CfCMode::NoGate,
+                };
+                gated_mix(heads, elapsed, mix)
             }
             (_, _, _, Some(w_tau), Some(a)) => {
                 let a = a.val();

@@ -128,3 +128,106 @@ mod tests {
         }
     }
 }
+
+/// The gated mix of a CfC step, elementwise over `[batch, hidden]`:
+/// `t = sigmoid(time_a · elapsed + time_b)`, then
+/// `tanh(ff1) · (1 - t) + t · tanh(ff2)` (`gated`) or
+/// `tanh(ff1) + t · tanh(ff2)` (upstream's `no_gate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatedMix {
+    /// Whether `tanh(ff1)` is weighted by `1 - t`.
+    pub gated: bool,
+}
+
+/// What [`GatedMix::backward`] needs from the forward pass, `[batch · hidden]` each.
+#[derive(Clone, Debug, Default)]
+pub struct MixTrace {
+    ff1: Vec<f32>,
+    ff2: Vec<f32>,
+    gate: Vec<f32>,
+}
+
+/// Gradients of the mix's inputs.
+#[derive(Clone, Debug)]
+pub struct MixGrads {
+    /// Of `ff1`, `ff2`, `time_a`, `time_b`, `[batch · hidden]` each.
+    pub heads: [Vec<f32>; 4],
+    /// Of the elapsed time, `[batch]`.
+    pub elapsed: Vec<f32>,
+}
+
+impl GatedMix {
+    /// The mix of `[batch · hidden]` head outputs with `elapsed [batch]`;
+    /// keeps a trace when asked.
+    pub fn forward(
+        self,
+        heads: [&[f32]; 4],
+        elapsed: &[f32],
+        keep_trace: bool,
+    ) -> (Vec<f32>, Option<MixTrace>) {
+        let [ff1, ff2, time_a, time_b] = heads;
+        let hidden = ff1.len() / elapsed.len().max(1);
+        let mut f1: Vec<f32> = ff1.to_vec();
+        let mut f2: Vec<f32> = ff2.to_vec();
+        Unary::Tanh.forward(&mut f1);
+        Unary::Tanh.forward(&mut f2);
+        let mut gate: Vec<f32> = time_a
+            .iter()
+            .zip(time_b)
+            .enumerate()
+            .map(|(i, (&a, &b))| a * elapsed[i / hidden] + b)
+            .collect();
+        Unary::Sigmoid.forward(&mut gate);
+        let out = f1
+            .iter()
+            .zip(&f2)
+            .zip(&gate)
+            .map(|((&f1, &f2), &t)| {
+                if self.gated {
+                    f1 * (1.0 - t) + t * f2
+                } else {
+                    f1 + t * f2
+                }
+            })
+            .collect();
+        let trace = keep_trace.then_some(MixTrace {
+            ff1: f1,
+            ff2: f2,
+            gate,
+        });
+        (out, trace)
+    }
+
+    /// The inputs' gradients from the output's, `time_a` and `elapsed`.
+    pub fn backward(
+        self,
+        trace: &MixTrace,
+        time_a: &[f32],
+        elapsed: &[f32],
+        grad: &[f32],
+    ) -> MixGrads {
+        let n = grad.len();
+        let hidden = n / elapsed.len().max(1);
+        let mut heads: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0f32; n]);
+        let mut grad_elapsed = vec![0.0f32; elapsed.len()];
+        for i in 0..n {
+            let (f1, f2, t, g) = (trace.ff1[i], trace.ff2[i], trace.gate[i], grad[i]);
+            let (d_f1, d_t) = if self.gated {
+                (1.0 - t, f2 - f1)
+            } else {
+                (1.0, f2)
+            };
+            heads[0][i] = g * d_f1 * (1.0 - f1 * f1);
+            heads[1][i] = g * t * (1.0 - f2 * f2);
+            let g_z = g * d_t * t * (1.0 - t);
+            let b = i / hidden;
+            heads[2][i] = g_z * elapsed[b];
+            heads[3][i] = g_z;
+            grad_elapsed[b] += g_z * time_a[i];
+        }
+        MixGrads {
+            heads,
+            elapsed: grad_elapsed,
+        }
+    }
+}

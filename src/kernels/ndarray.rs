@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{TensorData, TensorMetadata, TensorPrimitive};
 
-use super::activation::Unary;
+use super::activation::{GatedMix, MixTrace, Unary};
 use super::ltc::{self, Batch, SynapseParams, Synapses, Trace};
 
 /// The inner backend the fused op runs on.
@@ -537,6 +537,87 @@ pub fn unary<B: Backend, const D: usize>(tensor: Tensor<B, D>, op: Unary) -> Ten
             prep.finish((op, output.clone()), output)
         }
         OpsKind::UnTracked(prep) => prep.finish(apply(&tracked.primitive)),
+    };
+    drop(tracked);
+    Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
+}
+
+/// The backward node of a CfC's gated mix.
+#[derive(Debug)]
+struct MixBackward;
+
+impl Backward<Nd, 5> for MixBackward {
+    type State = (
+        GatedMix,
+        Arc<MixTrace>,
+        NdArrayTensor,
+        NdArrayTensor,
+        Vec<usize>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Nd>(&ops.node);
+        let (mix, trace, time_a, elapsed, shape) = ops.state;
+        let g = mix.backward(&trace, &values(&time_a), &values(&elapsed), &values(&grad));
+        let [ff1, ff2, a, b] = g.heads;
+        let all = [ff1, ff2, a, b, g.elapsed];
+        for (i, (parent, grad)) in ops.parents.iter().zip(all).enumerate() {
+            if let Some(node) = parent {
+                let shape = if i == 4 {
+                    vec![shape[0], 1]
+                } else {
+                    shape.clone()
+                };
+                grads.register::<Nd>(node.id, ndarray_tensor(grad, shape));
+            }
+        }
+    }
+}
+
+/// A CfC step's gated mix ([`GatedMix`]) as one Burn operation: heads
+/// `ff1`, `ff2`, `time_a`, `time_b` `[batch, hidden]`, `elapsed [batch, 1]`.
+///
+/// # Panics
+/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
+pub fn gated_mix<B: Backend>(
+    heads: [Tensor<B, 2>; 4],
+    elapsed: Tensor<B, 2>,
+    mix: GatedMix,
+) -> Tensor<B, 2> {
+    assert!(
+        fused_ltc_available::<B>(),
+        "the fused mix runs on NdArray<f32> only"
+    );
+    let shape = heads[0].dims().to_vec();
+    let [ff1, ff2, a, b] = heads;
+    let primitives = [ff1, ff2, a, b, elapsed].map(|t| t.into_primitive().tensor());
+    let run = |inner: &[NdArrayTensor; 5], keep: bool| {
+        let v: Vec<Cow<'_, [f32]>> = inner.iter().map(values).collect();
+        mix.forward([&v[0], &v[1], &v[2], &v[3]], &v[4], keep)
+    };
+    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
+        let inner = primitives.map(into_type::<_, NdArrayTensor>);
+        let output = ndarray_tensor(run(&inner, false).0, shape);
+        return Tensor::from_primitive(TensorPrimitive::Float(into_type(output)));
+    }
+    // The inputs stay alive until the step is registered (see fused_ltc_step).
+    let tracked = primitives.map(into_type::<_, AutodiffPrimitive>);
+    let nodes = tracked.each_ref().map(|t| t.node.clone());
+    let inner: [NdArrayTensor; 5] = tracked.each_ref().map(|t| t.primitive.clone());
+    let prep = <MixBackward as Backward<Nd, 5>>::prepare::<NoCheckpointing>(MixBackward, nodes)
+        .compute_bound()
+        .stateful();
+    let result = match prep {
+        OpsKind::Tracked(prep) => {
+            let (out, trace) = run(&inner, true);
+            let trace = Arc::new(trace.expect("kept"));
+            let [_, _, a, _, e] = inner;
+            prep.finish(
+                (mix, trace, a, e, shape.clone()),
+                ndarray_tensor(out, shape),
+            )
+        }
+        OpsKind::UnTracked(prep) => prep.finish(ndarray_tensor(run(&inner, false).0, shape)),
     };
     drop(tracked);
     Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
