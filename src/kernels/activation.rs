@@ -52,11 +52,11 @@ impl Unary {
     /// Applies the activation to every value in place.
     pub fn forward(self, values: &mut [f32]) {
         match self {
-            Unary::Tanh => values.iter_mut().for_each(|x| *x = tanh(*x)),
-            Unary::Sigmoid => values.iter_mut().for_each(|x| *x = sigmoid(*x)),
-            Unary::LecunTanh => values
-                .iter_mut()
-                .for_each(|x| *x = LECUN_SCALE * tanh(LECUN_SLOPE * *x)),
+            Unary::Tanh => super::map_in_place(values, tanh),
+            Unary::Sigmoid => super::map_in_place(values, sigmoid),
+            Unary::LecunTanh => {
+                super::map_in_place(values, |x| LECUN_SCALE * tanh(LECUN_SLOPE * x))
+            }
         }
     }
 

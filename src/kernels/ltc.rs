@@ -158,12 +158,11 @@ fn sigmoid(z: f32) -> f32 {
 /// `pre`: `out[k] = sigmoid(sigma[k] · (pre[src[k]] - mu[k]))`. The gather
 /// and the sigmoids are separate loops, so the sigmoids vectorize.
 fn activations(synapses: &Synapses, p: SynapseParams<'_>, pre: &[f32], out: &mut [f32]) {
-    for (k, z) in out.iter_mut().enumerate() {
-        *z = p.sigma[k] * (pre[synapses.sources[k]] - p.mu[k]);
+    let params = p.sigma.iter().zip(p.mu).zip(&synapses.sources);
+    for (z, ((&sigma, &mu), &src)) in out.iter_mut().zip(params) {
+        *z = sigma * (pre[src] - mu);
     }
-    for z in out.iter_mut() {
-        *z = sigmoid(*z);
-    }
+    super::map_in_place(out, sigmoid);
 }
 
 /// Per destination: `Σ w·s·erev` and `Σ w·s` over its synapses.
