@@ -2,7 +2,7 @@
 
 use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, softplus};
+use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use super::{RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
@@ -311,7 +311,7 @@ impl<B: Backend> LTCCell<B> {
     /// `softplus(p)` with implicit constraints, else `p`.
     fn positive<const D: usize>(&self, p: &Param<Tensor<B, D>>) -> Tensor<B, D> {
         if self.implicit_param_constraints {
-            softplus(p.val(), 1.0)
+            softplus(p.val())
         } else {
             p.val()
         }
@@ -357,6 +357,21 @@ impl<B: Backend> LTCCell<B> {
         let motor = state.slice([0..batch, 0..self.motor_size]);
         affine(motor, &self.output_w, &self.output_b)
     }
+}
+
+/// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20,
+/// `ln_1p(e^x)` below, so that it is exact and finite everywhere (Burn's
+/// `softplus` overflows to infinity above 88 and returns exactly 0 below
+/// -17). The exponential's argument is clamped at 20, so its gradient stays
+/// finite where the linear branch is taken; the fused kernel computes the
+/// same formula.
+pub(crate) fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let linear = x.clone().greater_elem(20.0);
+    x.clone()
+        .clamp_max(20.0)
+        .exp()
+        .log1p()
+        .mask_where(linear, x)
 }
 
 /// The optional elementwise map of a [`Mapping`]: `x * w + b`, `x * w` or

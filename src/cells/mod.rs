@@ -192,6 +192,34 @@ mod tests {
     use crate::wirings::AutoNCP;
 
     #[test]
+    fn softplus_is_exact_and_finite_everywhere_with_its_gradient() {
+        use burn::backend::Autodiff;
+        use burn::prelude::*;
+        type B = Autodiff<NdArray<f32>>;
+        let inputs = [-1e4f32, -88.0, -17.0, -1.0, 0.0, 0.5, 19.0, 21.0, 88.0, 1e4];
+        let x = Tensor::<B, 1>::from_floats(inputs, &Default::default()).require_grad();
+        let y = super::ltc::softplus(x.clone());
+        let grads = y.clone().sum().backward();
+        let values: Vec<f32> = y.into_data().to_vec().unwrap();
+        let slopes: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        for ((&x, &y), &slope) in inputs.iter().zip(&values).zip(&slopes) {
+            let x64 = f64::from(x);
+            let truth = if x64 > 20.0 { x64 } else { x64.exp().ln_1p() };
+            let sigmoid = 1.0 / (1.0 + (-x64).exp());
+            assert!(
+                y.is_finite() && slope.is_finite(),
+                "softplus({x}) = {y}, slope {slope}"
+            );
+            let error = (f64::from(y) - truth).abs() / truth.abs().max(1e-300);
+            assert!(error < 2e-7, "softplus({x}) = {y}, truth {truth}");
+            assert!(
+                (f64::from(slope) - sigmoid).abs() < 1e-6,
+                "slope at {x}: {slope}"
+            );
+        }
+    }
+
+    #[test]
     fn models_print_their_units_wiring_and_synapse_counts() {
         let device = Default::default();
         let wiring = AutoNCP::new(12, 2).unwrap();
