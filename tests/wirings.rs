@@ -795,6 +795,31 @@ fn building_an_unbuilt_wiring_loaded_from_json_keeps_its_stored_neuron_synapses(
 }
 
 #[test]
+fn a_failed_save_leaves_the_previous_file_and_no_temporary() {
+    let dir = std::env::temp_dir().join(format!("ncps-atomic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wiring.json");
+    let first = AnyWiring::from(built(AutoNCP::new(10, 2).unwrap(), 2));
+    first.save(&path).unwrap();
+    // A directory where the temporary file should go makes the write fail.
+    let blocker = dir.join(format!("wiring.json.{}.tmp", std::process::id()));
+    std::fs::create_dir_all(&blocker).unwrap();
+    let second = AnyWiring::from(built(AutoNCP::new(12, 2).unwrap(), 2));
+    assert!(second.save(&path).is_err());
+    assert_eq!(
+        AnyWiring::load(&path).unwrap(),
+        first,
+        "the saved wiring was lost"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    second.save(&path).unwrap();
+    assert_eq!(AnyWiring::load(&path).unwrap(), second);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "only wiring.json remains");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn save_and_load_files() {
     let dir = std::env::temp_dir().join(format!("ncps-wirings-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -99,10 +99,11 @@ impl AnyWiring {
         Ok(serde_json::from_str(json)?)
     }
 
-    /// Writes the JSON form to `path`.
+    /// Writes the JSON form to `path` (through a temporary file and a
+    /// rename: a failed write leaves any previous file as it was).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), WiringError> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_json()).map_err(|source| WiringError::Io {
+        super::write_atomically(path, self.to_json().as_bytes()).map_err(|source| WiringError::Io {
             path: path.to_path_buf(),
             source,
         })
