@@ -488,33 +488,28 @@ const SAMPLES_PER_THREAD: usize = 8;
 
 /// How many threads a batch of `batch` samples is split over.
 fn threads_for(batch: usize) -> usize {
-    // Asked once: the answer reads cgroup files, a few system calls.
+    // Asked once: the answer may read cgroup files, a few system calls.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let cores = *CORES.get_or_init(rayon::current_num_threads);
     (batch / SAMPLES_PER_THREAD).clamp(1, cores)
 }
 
 /// Runs `work(first_sample, samples)` over contiguous chunks of the batch,
-/// on several threads when the batch is large enough (never for batch 1).
+/// on rayon's pool when the batch is large enough (never for batch 1): a
+/// step is short, so threads are reused rather than spawned per step.
 fn for_chunks<R: Send>(batch: usize, work: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+    use rayon::prelude::*;
     let threads = threads_for(batch);
     if threads == 1 {
         return vec![work(0, batch)];
     }
     let chunk = batch.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..batch)
-            .step_by(chunk)
-            .map(|first| {
-                let work = &work;
-                scope.spawn(move || work(first, chunk.min(batch - first)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an LTC kernel thread panicked"))
-            .collect()
-    })
+    (0..batch)
+        .step_by(chunk)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| work(first, chunk.min(batch - first)))
+        .collect()
 }
 
 /// The forward pass of a batch: returns the next states `[batch · N]` and,
