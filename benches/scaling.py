@@ -5,6 +5,7 @@ batch size, sequence length and units.
 
     /tmp/ncps-ref/bin/python benches/scaling.py [--quick] [--sweep batch,length,units]
         [--threads 2] [--out target/ncps/scaling] [--min-s 1.0] [--max-train-s 5]
+        [--idle 0.1] [--only NAME[,NAME]]
     /tmp/ncps-ref/bin/python benches/scaling.py --peak ltc_train_b32_l64 [--steps 5]
 
 Models: LTC(32, AutoNCP(u, 8)) and CfC(32, u), u = 64 unless swept; input
@@ -17,10 +18,14 @@ Timing: the protocol of upstream's reference script (shared/bench/reference.py):
 median over at least 5 runs and `--min-s` seconds (at most 200 runs) after
 warm-up, here 1 warm-up run and 1 s, as the Rust bench does. A training point
 whose warm-up run takes longer than `--max-train-s` is skipped (`skipped` in
-the CSV).
+the CSV). The CPU time other processes took meanwhile is recorded (column
+`others`, in cores); `--idle CORES` waits before each point until other
+processes use less than that and times a point again (3 tries at most) when
+they used more meanwhile, as scaling.rs does. `--only NAME[,NAME]` times just
+those points and updates their rows in the CSV already there.
 
 Writes `<out>/torch-<sweep>.csv` (columns
-sweep,model,mode,batch,length,units,median_ms,runs: the format scaling.rs
+sweep,model,mode,batch,length,units,median_ms,runs,others: the format scaling.rs
 writes and reads with `--torch`) and prints a markdown table per sweep.
 `--peak NAME` builds one workload ({ltc,cfc}_{infer,train}_b<B>_l<L>[_u<U>]),
 runs it `--steps` times, prints the process's VmHWM and exits.
@@ -47,13 +52,16 @@ SWEEPS = {
 
 
 def timeit(fn, warmup=1, min_runs=5, min_seconds=1.0, skip_above=float("inf")):
-    """Median ms, runs; (None, 0) when the first warm-up run took longer than
-    skip_above seconds."""
+    """Median ms, runs, seconds of the first warm-up run; (None, 0, seconds)
+    when that run took longer than skip_above seconds."""
+    warm_up = 0.0
     for i in range(warmup):
         t0 = time.perf_counter()
         fn()
-        if i == 0 and time.perf_counter() - t0 > skip_above:
-            return None, 0
+        if i == 0:
+            warm_up = time.perf_counter() - t0
+            if warm_up > skip_above:
+                return None, 0, warm_up
     times = []
     start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < min_seconds:
@@ -62,7 +70,70 @@ def timeit(fn, warmup=1, min_runs=5, min_seconds=1.0, skip_above=float("inf")):
         times.append((time.perf_counter() - t0) * 1000)
         if len(times) >= 200:
             break
-    return statistics.median(times), len(times)
+    return statistics.median(times), len(times), warm_up
+
+
+class CpuClock:
+    """Busy CPU time of the whole machine and of this process (all threads),
+    from /proc: how much of the machine other processes used meanwhile."""
+
+    TICK = 0.01  # USER_HZ
+
+    def __init__(self):
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal: all but idle and iowait.
+        self.busy = sum(cpu[i] for i in (0, 1, 2, 5, 6, 7) if i < len(cpu)) * self.TICK
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # After "(command) ": state is field 3, utime 14, stime 15.
+        self.mine = (int(fields[11]) + int(fields[12])) * self.TICK
+        self.at = time.perf_counter()
+
+    def others(self):
+        """Cores other processes kept busy, on average, since self."""
+        now = CpuClock()
+        wall = max(now.at - self.at, 1e-3)
+        return max(((now.busy - self.busy) - (now.mine - self.mine)) / wall, 0.0)
+
+
+def wait_idle(limit):
+    """Waits until other processes use less than limit cores over a second
+    (20 minutes at most)."""
+    start = time.perf_counter()
+    told = False
+    while True:
+        clock = CpuClock()
+        time.sleep(1.0)
+        others = clock.others()
+        if others < limit:
+            return
+        if time.perf_counter() - start > 20 * 60:
+            print(f"  still busy after 20 minutes ({others:.2f} cores): timing anyway", file=sys.stderr)
+            return
+        if not told:
+            print(f"  waiting for the machine: other processes use {others:.2f} cores", file=sys.stderr, flush=True)
+            told = True
+
+
+def measure(w, min_s, skip_above, idle):
+    """(median ms, runs, others, warm-up s): with idle, waits for the machine first and
+    times the point again (3 tries at most, the least perturbed kept) when
+    other processes used idle cores or more meanwhile."""
+    best = None
+    for attempt in range(3):
+        if idle is not None:
+            wait_idle(idle)
+        clock = CpuClock()
+        ms, runs, warm_up = timeit(build(*w), min_seconds=min_s, skip_above=skip_above)
+        others = clock.others()
+        if best is None or others < best[2]:
+            best = (ms, runs, others, warm_up)
+        if idle is None or others < idle:
+            break
+        then = "again" if attempt < 2 else "keeping the least perturbed try"
+        print(f"  {name(*w)}: other processes used {others:.2f} cores; {then}", file=sys.stderr, flush=True)
+    return best
 
 
 def build(model, mode, batch, length, units):
@@ -159,6 +230,8 @@ def main():
     ap.add_argument("--out", default="target/ncps/scaling")
     ap.add_argument("--min-s", type=float, default=1.0)
     ap.add_argument("--max-train-s", type=float, default=5.0)
+    ap.add_argument("--idle", type=float, default=None)
+    ap.add_argument("--only", default=None)
     ap.add_argument("--peak", default=None)
     ap.add_argument("--steps", type=int, default=5)
     a = ap.parse_args()
@@ -170,19 +243,36 @@ def main():
     for sweep in a.sweep.split(","):
         if sweep not in SWEEPS:
             sys.exit(f"--sweep {sweep}: expected batch, length or units")
-        rows = []
-        for w in workloads(sweep, a.quick):
-            skip = a.max_train_s if w[1] == "train" else float("inf")
-            ms, runs = timeit(build(*w), min_seconds=a.min_s, skip_above=skip)
-            print(f"{name(*w):<24} {fmt_ms(ms):>12} ms ({runs} runs)", file=sys.stderr, flush=True)
-            if ms is None:
-                print(f"  skipped: the warm-up run took longer than {a.max_train_s} s", file=sys.stderr)
-            rows.append((*w, ms, runs))
         path = os.path.join(a.out, f"torch-{sweep}.csv")
+        grid = list(workloads(sweep, a.quick))
+        only = set(a.only.split(",")) if a.only else set()
+        if only and not any(name(*w) in only for w in grid):
+            continue
+        before = {}  # with --only, the other points come from the CSV already there
+        if only and os.path.exists(path):
+            with open(path) as f:
+                for line in f.read().splitlines()[1:]:
+                    _, model, mode, b, l, u, ms, runs, others = line.split(",")
+                    w = (model, mode, int(b), int(l), int(u))
+                    ms = None if ms == "skipped" else float(ms)
+                    before[w] = (*w, ms, int(runs), float(others))
+        rows = []
+        for w in grid:
+            if only and name(*w) not in only:
+                if w in before:
+                    rows.append(before[w])
+                continue
+            skip = a.max_train_s if w[1] == "train" else float("inf")
+            ms, runs, others, warm_up = measure(w, a.min_s, skip, a.idle)
+            print(f"{name(*w):<24} {fmt_ms(ms):>12} ms ({runs} runs; others {others:.2f} cores)",
+                  file=sys.stderr, flush=True)
+            if ms is None:
+                print(f"  skipped: the warm-up run took {warm_up:.1f} s (> {a.max_train_s} s)", file=sys.stderr)
+            rows.append((*w, ms, runs, others))
         with open(path, "w") as f:
-            f.write("sweep,model,mode,batch,length,units,median_ms,runs\n")
-            for model, mode, b, l, u, ms, runs in rows:
-                f.write(f"{sweep},{model},{mode},{b},{l},{u},{fmt_ms(ms)},{runs}\n")
+            f.write("sweep,model,mode,batch,length,units,median_ms,runs,others\n")
+            for model, mode, b, l, u, ms, runs, others in rows:
+                f.write(f"{sweep},{model},{mode},{b},{l},{u},{fmt_ms(ms)},{runs},{others:.2f}\n")
         print_table(sweep, rows)
         print(f"wrote {path}", file=sys.stderr)
 

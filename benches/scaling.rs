@@ -20,14 +20,20 @@
 //! - `length`: length 8, 32, 128, 512 at batch 32;
 //! - `units`: u = 16, 32, 64, 128, 256 at batch 32, length 64.
 //!
-//! Each point is the median of at least 5 runs and 1 s (at most 200 runs),
-//! after 1 warm-up run. A training point whose warm-up run takes longer than
-//! `--max-train-s` (default 5 s) is skipped and recorded as `skipped`.
+//! Each point is the median of at least 5 runs and 1 s (`--min-s`; at most
+//! 200 runs), after 1 warm-up run. A training point whose warm-up run takes
+//! longer than `--max-train-s` (default 5 s) is skipped and recorded as
+//! `skipped`. `--only NAME[,NAME]` times just those points and updates
+//! their rows in the CSV already there. The CPU time other processes took meanwhile is recorded too
+//! (column `others`, in cores, from `/proc`); `--idle CORES` (e.g. 0.1) waits
+//! before each point until other processes use less than that, and times a
+//! point again (3 tries at most) when they used more meanwhile: for a
+//! shared machine.
 //!
 //! Output, under `--out` (default `target/ncps/scaling`): one markdown table
 //! per sweep on stdout, `<sweep>.csv` and `<sweep>.png` (log-log). The CSV
-//! columns are `sweep,model,mode,batch,length,units,median_ms,runs`, the
-//! same as `scaling.py` writes. `--torch PATH` (a CSV file or a directory
+//! columns are `sweep,model,mode,batch,length,units,median_ms,runs,others`,
+//! the same as `scaling.py` writes. `--torch PATH` (a CSV file or a directory
 //! holding `torch-<sweep>.csv`) adds torch's points as dashed lines and
 //! prints a torch/ncps comparison table; `--replot` reads `<sweep>.csv`
 //! back instead of timing.
@@ -281,16 +287,21 @@ struct Row {
     work: Workload,
     ms: Option<f64>,
     runs: usize,
+    /// Cores other processes kept busy meanwhile, on average.
+    others: Option<f64>,
+    /// When skipped: how long the warm-up run took (s).
+    skipped_s: Option<f64>,
 }
 
 /// Median milliseconds of at least 5 runs and `min_s` seconds (at most 200
-/// runs) after one warm-up run, or `None` when the warm-up took longer than
-/// `skip_above_s`.
-fn median_ms(mut f: impl FnMut(), min_s: f64, skip_above_s: f64) -> (Option<f64>, usize) {
+/// runs) after one warm-up run, and the number of runs; `Err(seconds of the
+/// warm-up run)` when that took longer than `skip_above_s`.
+fn median_ms(mut f: impl FnMut(), min_s: f64, skip_above_s: f64) -> Result<(f64, usize), f64> {
     let t0 = Instant::now();
     f();
-    if t0.elapsed().as_secs_f64() > skip_above_s {
-        return (None, 0);
+    let warm_up = t0.elapsed().as_secs_f64();
+    if warm_up > skip_above_s {
+        return Err(warm_up);
     }
     let mut times = Vec::new();
     let start = Instant::now();
@@ -309,12 +320,124 @@ fn median_ms(mut f: impl FnMut(), min_s: f64, skip_above_s: f64) -> (Option<f64>
     } else {
         (times[n / 2 - 1] + times[n / 2]) / 2.0
     };
-    (Some(median), n)
+    Ok((median, n))
+}
+
+/// Busy CPU time of the whole machine and of this process (all threads),
+/// from `/proc` (Linux; `None` elsewhere): how much of the machine other
+/// processes used while a point was timed.
+#[derive(Clone, Copy)]
+struct CpuClock {
+    at: Instant,
+    busy_s: f64,
+    mine_s: f64,
+}
+
+impl CpuClock {
+    fn now() -> Option<CpuClock> {
+        // USER_HZ: 100 on every Linux platform.
+        const TICK: f64 = 0.01;
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| cpu.get(i)).sum();
+        let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After "(command) ": state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = me[me.rfind(')')? + 2..].split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(CpuClock {
+            at: Instant::now(),
+            busy_s: busy as f64 * TICK,
+            mine_s: (utime + stime) as f64 * TICK,
+        })
+    }
+
+    /// Cores that other processes kept busy, on average, since `self`.
+    fn others(&self) -> Option<f64> {
+        let now = CpuClock::now()?;
+        let wall = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
+        let others = (now.busy_s - self.busy_s) - (now.mine_s - self.mine_s);
+        Some((others / wall).max(0.0))
+    }
+}
+
+/// Waits until other processes use less than `limit` cores over a second
+/// (20 minutes at most).
+fn wait_idle(limit: f64) {
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        let Some(clock) = CpuClock::now() else { return };
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let others = clock.others().unwrap_or(0.0);
+        if others < limit {
+            return;
+        }
+        if start.elapsed().as_secs() > 20 * 60 {
+            eprintln!("  still busy after 20 minutes ({others:.2} cores): timing anyway");
+            return;
+        }
+        if !told {
+            eprintln!("  waiting for the machine: other processes use {others:.2} cores");
+            told = true;
+        }
+    }
+}
+
+/// Times one point. With `idle`, waits for the machine first, and times the
+/// point again (3 tries at most, the least perturbed kept) when other
+/// processes used `idle` cores or more meanwhile.
+fn measure(work: &Workload, min_s: f64, skip_above_s: f64, idle: Option<f64>) -> Row {
+    let mut best: Option<Row> = None;
+    for attempt in 0..3 {
+        if let Some(limit) = idle {
+            wait_idle(limit);
+        }
+        let clock = CpuClock::now();
+        let timed = median_ms(work.build(), min_s, skip_above_s);
+        let others = clock.and_then(|c| c.others());
+        let row = Row {
+            work: *work,
+            ms: timed.ok().map(|t| t.0),
+            runs: timed.map_or(0, |t| t.1),
+            others,
+            skipped_s: timed.err(),
+        };
+        let load = |r: &Row| r.others.unwrap_or(0.0);
+        if best.is_none_or(|b| load(&row) < load(&b)) {
+            best = Some(row);
+        }
+        let quiet = match (idle, others) {
+            (Some(limit), Some(o)) => o < limit,
+            _ => true,
+        };
+        if quiet {
+            break;
+        }
+        eprintln!(
+            "  {}: other processes used {:.2} cores; {}",
+            work.name(),
+            load(&row),
+            if attempt < 2 {
+                "again"
+            } else {
+                "keeping the least perturbed try"
+            }
+        );
+    }
+    best.expect("one try at least")
 }
 
 // ---------------------------------------------------------------------- csv
 
-const HEADER: &str = "sweep,model,mode,batch,length,units,median_ms,runs";
+const HEADER: &str = "sweep,model,mode,batch,length,units,median_ms,runs,others";
 
 fn write_csv(path: &Path, sweep: Sweep, rows: &[Row]) -> std::io::Result<()> {
     let mut s = String::from(HEADER);
@@ -323,7 +446,7 @@ fn write_csv(path: &Path, sweep: Sweep, rows: &[Row]) -> std::io::Result<()> {
         let w = r.work;
         let ms = r.ms.map_or("skipped".to_string(), |m| format!("{m:.3}"));
         s += &format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{}\n",
             sweep.name(),
             w.model,
             w.mode,
@@ -331,7 +454,8 @@ fn write_csv(path: &Path, sweep: Sweep, rows: &[Row]) -> std::io::Result<()> {
             w.length,
             w.units,
             ms,
-            r.runs
+            r.runs,
+            r.others.map_or(String::new(), |o| format!("{o:.2}"))
         );
     }
     std::fs::write(path, s)
@@ -347,8 +471,8 @@ fn read_csv(path: &Path, sweep: Sweep) -> Result<Vec<Row>, Box<dyn Error>> {
             continue;
         }
         let f: Vec<&str> = line.trim().split(',').collect();
-        if f.len() != 8 {
-            return Err(format!("{}:{}: expected 8 fields", path.display(), i + 1).into());
+        if !(8..=9).contains(&f.len()) {
+            return Err(format!("{}:{}: expected 8 or 9 fields", path.display(), i + 1).into());
         }
         if f[0] != sweep.name() {
             continue;
@@ -360,6 +484,8 @@ fn read_csv(path: &Path, sweep: Sweep) -> Result<Vec<Row>, Box<dyn Error>> {
             work,
             ms: f[6].parse::<f64>().ok(),
             runs: f[7].parse().unwrap_or(0),
+            others: f.get(8).and_then(|o| o.parse().ok()),
+            skipped_s: None,
         });
     }
     Ok(rows)
@@ -492,7 +618,16 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
             if let Some(mut pts) = by.remove(&key) {
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let model = if key.0 == "ltc" { "LTC" } else { "CfC" };
-                let label = format!("{who} {model} {}", key.1);
+                // Skipped points are named in the legend.
+                let skipped: Vec<String> = rows
+                    .iter()
+                    .filter(|r| (r.work.model, r.work.mode) == key && r.ms.is_none())
+                    .map(|r| sweep.x(&r.work).to_string())
+                    .collect();
+                let mut label = format!("{who} {model} {}", key.1);
+                if !skipped.is_empty() {
+                    label += &format!(" ({} skipped)", skipped.join(", "));
+                }
                 lines.push((label, pts, color(key.0, key.1), dashed));
             }
         }
@@ -515,7 +650,7 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
     let mut xs: Vec<f64> = lines.iter().flat_map(|l| l.1.iter().map(|p| p.0)).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
-    let (y_lo, y_hi) = (y0 / 1.5, y1 * 4.0);
+    let (y_lo, y_hi) = (y0 / 1.5, y1 * 8.0);
     let mut ys = Vec::new();
     let mut decade = 10f64.powf(y_lo.log10().floor());
     while decade <= y_hi {
@@ -654,8 +789,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let min_s: f64 = option("--min-s").map_or(1.0, |s| s.parse().expect("--min-s SECONDS"));
     let max_train_s: f64 =
         option("--max-train-s").map_or(5.0, |s| s.parse().expect("--max-train-s SECONDS"));
+    let idle: Option<f64> = option("--idle").map(|s| s.parse().expect("--idle CORES"));
     let out = PathBuf::from(option("--out").unwrap_or_else(|| "target/ncps/scaling".into()));
     let torch = option("--torch").map(PathBuf::from);
+    let only = options("--only");
     let sweeps: Vec<Sweep> = match options("--sweep") {
         v if v.is_empty() => Sweep::ALL.to_vec(),
         v => v
@@ -674,19 +811,39 @@ fn main() -> Result<(), Box<dyn Error>> {
         let rows = if replot {
             read_csv(&csv, sweep)?
         } else {
+            let grid = sweep.workloads(quick);
+            if !only.is_empty() && !grid.iter().any(|w| only.contains(&w.name())) {
+                continue;
+            }
+            // With --only, the other points come from the CSV already there.
+            let before = if only.is_empty() || !csv.exists() {
+                Vec::new()
+            } else {
+                read_csv(&csv, sweep)?
+            };
             let mut rows = Vec::new();
-            for work in sweep.workloads(quick) {
+            for work in grid {
+                if !only.is_empty() && !only.contains(&work.name()) {
+                    rows.extend(before.iter().find(|r| r.work == work).copied());
+                    continue;
+                }
                 let skip = if work.mode == "train" {
                     max_train_s
                 } else {
                     f64::INFINITY
                 };
-                let (ms, runs) = median_ms(work.build(), min_s, skip);
-                eprintln!("{:<24} {:>12} ms ({runs} runs)", work.name(), fmt_ms(ms));
-                if ms.is_none() {
-                    eprintln!("  skipped: the warm-up run took longer than {max_train_s} s");
+                let row = measure(&work, min_s, skip, idle);
+                eprintln!(
+                    "{:<24} {:>12} ms ({} runs; others {} cores)",
+                    work.name(),
+                    fmt_ms(row.ms),
+                    row.runs,
+                    row.others.map_or("?".to_string(), |o| format!("{o:.2}"))
+                );
+                if let Some(s) = row.skipped_s {
+                    eprintln!("  skipped: the warm-up run took {s:.1} s (> {max_train_s} s)");
                 }
-                rows.push(Row { work, ms, runs });
+                rows.push(row);
             }
             write_csv(&csv, sweep, &rows)?;
             rows
@@ -702,7 +859,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let png = out.join(format!("{}.png", sweep.name()));
         plot(&png, sweep, &rows, &theirs)?;
-        eprintln!("wrote {} and {}", csv.display(), png.display());
+        if replot {
+            eprintln!("wrote {}", png.display());
+        } else {
+            eprintln!("wrote {} and {}", csv.display(), png.display());
+        }
     }
     Ok(())
 }

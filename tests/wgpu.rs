@@ -34,12 +34,12 @@ where
     let timespans: Vec<f32> = (0..12).map(|i| 0.5 + (i % 3) as f32 * 0.25).collect();
     let (a, sa) = cpu.forward_timed(
         Tensor::from_data(TensorData::new(input.clone(), [2, 6, 3]), &cpu_device),
-        Tensor::from_data(TensorData::new(timespans.clone(), [2, 6]), &cpu_device),
+        Tensor::<Cpu, 2>::from_data(TensorData::new(timespans.clone(), [2, 6]), &cpu_device),
         None,
     );
     let (b, sb): (Tensor<Gpu, 3>, RnnState<Gpu, 2>) = gpu.forward_timed(
         Tensor::from_data(TensorData::new(input, [2, 6, 3]), &gpu_device),
-        Tensor::from_data(TensorData::new(timespans, [2, 6]), &gpu_device),
+        Tensor::<Gpu, 2>::from_data(TensorData::new(timespans, [2, 6]), &gpu_device),
         None,
     );
     let tolerance = burn::tensor::Tolerance::<f32>::absolute(1e-4);
