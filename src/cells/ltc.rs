@@ -167,6 +167,14 @@ pub(crate) struct WiringSummary {
 }
 
 impl WiringSummary {
+    /// Adds the wiring's kind and synapse counts to a module's display.
+    pub(crate) fn describe(&self, content: Content) -> Content {
+        content
+            .add("wiring", self.kind)
+            .add("synapses", &self.synapses)
+            .add("sensory_synapses", &self.sensory_synapses)
+    }
+
     pub(crate) fn of(wiring: &AnyWiring) -> Self {
         Self {
             kind: wiring.kind(),
@@ -182,13 +190,12 @@ impl<B: Backend> ModuleDisplay for LTCCell<B> {
     }
 
     fn custom_content(&self, content: Content) -> Option<Content> {
-        content
+        let content = content
             .add("units", &self.state_size())
             .add("input_size", &self.input_size())
-            .add("motor", &self.motor_size)
-            .add("wiring", self.summary.kind)
-            .add("synapses", &self.summary.synapses)
-            .add("sensory_synapses", &self.summary.sensory_synapses)
+            .add("motor", &self.motor_size);
+        self.summary
+            .describe(content)
             .add("ode_unfolds", &self.ode_unfolds)
             .add(
                 "implicit_param_constraints",

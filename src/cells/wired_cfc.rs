@@ -67,15 +67,12 @@ impl<B: Backend> ModuleDisplay for WiredCfCCell<B> {
     }
 
     fn custom_content(&self, content: Content) -> Option<Content> {
-        content
+        let content = content
             .add("units", &self.state_size())
             .add("input_size", &self.input_size())
             .add("layer_sizes", format!("{:?}", self.layer_sizes).as_str())
-            .add("motor", &self.output_size())
-            .add("wiring", self.summary.kind)
-            .add("synapses", &self.summary.synapses)
-            .add("sensory_synapses", &self.summary.sensory_synapses)
-            .optional()
+            .add("motor", &self.output_size());
+        self.summary.describe(content).optional()
     }
 }
 
