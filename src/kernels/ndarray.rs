@@ -439,41 +439,61 @@ pub fn fused_ltc_step<B: Backend>(
             |step, batch, _| ltc::forward(step, batch, keep_traces),
         )
     };
-    let primitives = inputs.into_primitives();
-    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
-        let inner = primitives.map(into_type::<_, NdArrayTensor>);
-        let output = ndarray_tensor(forward(&inner, false).0, shape);
-        return Tensor::from_primitive(TensorPrimitive::Float(into_type(output)));
-    }
-    // The inputs stay alive (their reference counts held) until the step is
-    // registered: Burn's graph cleanup, run by a backward pass on another
-    // thread, frees the steps of graphs no live tensor refers to, and would
-    // otherwise drop the parents' steps while the kernel runs.
-    let tracked = primitives.map(into_type::<_, AutodiffPrimitive>);
-    let nodes = tracked.each_ref().map(|t| t.node.clone());
-    let inner: [NdArrayTensor; INPUTS] = tracked.each_ref().map(|t| t.primitive.clone());
-    let prep = <LtcStepBackward as Backward<Nd, INPUTS>>::prepare::<NoCheckpointing>(
+    let output = custom_op::<B, _, _>(
+        inputs.into_primitives(),
         LtcStepBackward,
-        nodes,
-    )
-    .compute_bound()
-    .stateful();
-    let result = match prep {
-        OpsKind::Tracked(prep) => {
-            let (next, traces) = forward(&inner, true);
-            let saved = Saved {
+        |inner, tracked| {
+            let (next, traces) = forward(&inner, tracked);
+            let saved = tracked.then(|| Saved {
                 plan: Arc::clone(plan),
                 gathered: gathered.clone(),
                 solver,
                 inputs: Arc::new(inner),
                 traces: Arc::new(traces),
-            };
-            prep.finish(saved, ndarray_tensor(next, shape))
+            });
+            (ndarray_tensor(next, shape), saved)
+        },
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// One custom operation on `NdArray<f32>`, with or without autodiff:
+/// `forward` gets the inputs' ndarray tensors and whether the operation is
+/// tracked, and returns the output and, when tracked, what its backward
+/// pass keeps.
+///
+/// Under autodiff the inputs stay alive (their reference counts held) until
+/// the step is registered: Burn's graph cleanup, run by a backward pass on
+/// another thread, frees the steps of graphs no live tensor refers to, and
+/// would otherwise drop the parents' steps while `forward` runs.
+fn custom_op<B, O, const N: usize>(
+    primitives: [FloatTensor<B>; N],
+    backward: O,
+    forward: impl FnOnce([NdArrayTensor; N], bool) -> (NdArrayTensor, Option<O::State>),
+) -> FloatTensor<B>
+where
+    B: Backend,
+    O: Backward<Nd, N>,
+{
+    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
+        let (output, _) = forward(primitives.map(into_type::<_, NdArrayTensor>), false);
+        return into_type(output);
+    }
+    let tracked = primitives.map(into_type::<_, AutodiffPrimitive>);
+    let nodes = tracked.each_ref().map(|t| t.node.clone());
+    let inner = tracked.each_ref().map(|t| t.primitive.clone());
+    let result = match O::prepare::<NoCheckpointing>(backward, nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (output, state) = forward(inner, true);
+            prep.finish(state.expect("a tracked forward keeps its state"), output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(ndarray_tensor(forward(&inner, false).0, shape)),
+        OpsKind::UnTracked(prep) => prep.finish(forward(inner, false).0),
     };
     drop(tracked);
-    Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
+    into_type(result)
 }
 
 /// [`cast`] where the types are known to agree (checked by the caller).
@@ -518,28 +538,13 @@ pub fn unary<B: Backend, const D: usize>(tensor: Tensor<B, D>, op: Unary) -> Ten
         op.forward(&mut out);
         ndarray_tensor(out, shape.clone())
     };
-    let primitive = tensor.into_primitive().tensor();
-    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
-        let output = apply(&into_type::<_, NdArrayTensor>(primitive));
-        return Tensor::from_primitive(TensorPrimitive::Float(into_type(output)));
-    }
-    // The input stays alive until the step is registered (see fused_ltc_step).
-    let tracked = into_type::<_, AutodiffPrimitive>(primitive);
-    let prep = <UnaryBackward as Backward<Nd, 1>>::prepare::<NoCheckpointing>(
-        UnaryBackward,
-        [tracked.node.clone()],
-    )
-    .compute_bound()
-    .stateful();
-    let result = match prep {
-        OpsKind::Tracked(prep) => {
-            let output = apply(&tracked.primitive);
-            prep.finish((op, output.clone()), output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(apply(&tracked.primitive)),
-    };
-    drop(tracked);
-    Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
+    let primitives = [tensor.into_primitive().tensor()];
+    let output = custom_op::<B, _, _>(primitives, UnaryBackward, |[input], tracked| {
+        let output = apply(&input);
+        let state = tracked.then(|| (op, output.clone()));
+        (output, state)
+    });
+    Tensor::from_primitive(TensorPrimitive::Float(output))
 }
 
 /// The backward node of a CfC's gated mix.
@@ -595,30 +600,13 @@ pub fn gated_mix<B: Backend>(
         let v: Vec<Cow<'_, [f32]>> = inner.iter().map(values).collect();
         mix.forward([&v[0], &v[1], &v[2], &v[3]], &v[4], keep)
     };
-    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
-        let inner = primitives.map(into_type::<_, NdArrayTensor>);
-        let output = ndarray_tensor(run(&inner, false).0, shape);
-        return Tensor::from_primitive(TensorPrimitive::Float(into_type(output)));
-    }
-    // The inputs stay alive until the step is registered (see fused_ltc_step).
-    let tracked = primitives.map(into_type::<_, AutodiffPrimitive>);
-    let nodes = tracked.each_ref().map(|t| t.node.clone());
-    let inner: [NdArrayTensor; 5] = tracked.each_ref().map(|t| t.primitive.clone());
-    let prep = <MixBackward as Backward<Nd, 5>>::prepare::<NoCheckpointing>(MixBackward, nodes)
-        .compute_bound()
-        .stateful();
-    let result = match prep {
-        OpsKind::Tracked(prep) => {
-            let (out, trace) = run(&inner, true);
-            let trace = Arc::new(trace.expect("kept"));
-            let [_, _, a, _, e] = inner;
-            prep.finish(
-                (mix, trace, a, e, shape.clone()),
-                ndarray_tensor(out, shape),
-            )
-        }
-        OpsKind::UnTracked(prep) => prep.finish(ndarray_tensor(run(&inner, false).0, shape)),
-    };
-    drop(tracked);
-    Tensor::from_primitive(TensorPrimitive::Float(into_type(result)))
+    let output = custom_op::<B, _, _>(primitives, MixBackward, |inner, tracked| {
+        let (out, trace) = run(&inner, tracked);
+        let state = trace.map(|trace| {
+            let [_, _, time_a, _, elapsed] = inner;
+            (mix, Arc::new(trace), time_a, elapsed, shape.clone())
+        });
+        (ndarray_tensor(out, shape.clone()), state)
+    });
+    Tensor::from_primitive(TensorPrimitive::Float(output))
 }
