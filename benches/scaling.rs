@@ -42,6 +42,8 @@
 //! workload, runs it `--steps` times (default 5, no warm-up), prints the
 //! process's peak resident set (`VmHWM`) and exits.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::hint::black_box;
@@ -303,24 +305,7 @@ fn median_ms(mut f: impl FnMut(), min_s: f64, skip_above_s: f64) -> Result<(f64,
     if warm_up > skip_above_s {
         return Err(warm_up);
     }
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || start.elapsed().as_secs_f64() < min_s {
-        let t0 = Instant::now();
-        f();
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-        if times.len() >= 200 {
-            break;
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let n = times.len();
-    let median = if n % 2 == 1 {
-        times[n / 2]
-    } else {
-        (times[n / 2 - 1] + times[n / 2]) / 2.0
-    };
-    Ok((median, n))
+    Ok(common::median_ms(f, min_s))
 }
 
 /// Busy CPU time of the whole machine and of this process (all threads),

@@ -15,8 +15,9 @@
 //! feature). `benches/compare.sh` runs upstream's reference script and this
 //! bench in one go and prints the ratios.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 #[cfg(feature = "wgpu")]
 use burn::backend::Wgpu;
@@ -31,27 +32,12 @@ use ncps::datasets::sine::{SineData, SineTrainer};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
 use ncps::wirings::AutoNCP;
 
+/// Two warm-up runs, then upstream's protocol with at least 2 seconds.
 fn median_ms(mut f: impl FnMut()) -> f64 {
     for _ in 0..2 {
         f();
     }
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || start.elapsed().as_secs_f64() < 2.0 {
-        let t0 = Instant::now();
-        f();
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-        if times.len() >= 200 {
-            break;
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let n = times.len();
-    if n % 2 == 1 {
-        times[n / 2]
-    } else {
-        (times[n / 2 - 1] + times[n / 2]) / 2.0
-    }
+    common::median_ms(f, 2.0).0
 }
 
 fn cfc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
