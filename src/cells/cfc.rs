@@ -7,7 +7,7 @@ use burn::tensor::activation::{relu, silu};
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
+use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
 use crate::ConfigError;
 use crate::kernels::activation::{GatedMix, Unary};
 use crate::kernels::{activate, gated_mix};
@@ -132,7 +132,7 @@ pub struct CfCCell<B: Backend> {
     /// Pure mode's amplitude `[1, hidden]` (upstream's `A`).
     pub a: Option<Param<Tensor<B, 2>>>,
     /// Sparsity mask of `ff1`/`ff2`, `[cat, hidden]` (constant).
-    pub sparsity_mask: Option<Tensor<B, 2>>,
+    pub sparsity_mask: Mask<B>,
     /// The state-update rule.
     #[module(skip)]
     pub mode: CfCMode,
@@ -159,7 +159,7 @@ impl<B: Backend> ModuleDisplay for CfCCell<B> {
             .add("activation", format!("{:?}", self.activation).as_str())
             .add("backbone_layers", &self.backbone.len())
             .add("backbone_units", &backbone_units)
-            .add("sparsity_mask", &self.sparsity_mask.is_some())
+            .add("sparsity_mask", &self.sparsity_mask.get().is_some())
             .optional()
     }
 }
@@ -205,7 +205,7 @@ impl CfCCellConfig {
         }
         let cat = self.input_size + self.hidden_size;
         let sparsity_mask = match &self.sparsity_mask {
-            None => None,
+            None => Mask::none(),
             Some(_) if self.backbone_layers > 0 => {
                 return Err(ConfigError::invalid(
                     "sparsity_mask",
@@ -223,7 +223,7 @@ impl CfCCellConfig {
                     ),
                 ));
             }
-            Some(mask) => Some(mask_tensor(mask, device)),
+            Some(mask) => mask_tensor(mask, device),
         };
         let backbone: Vec<Linear<B>> = (0..self.backbone_layers)
             .map(|i| {
@@ -259,7 +259,7 @@ impl CfCCellConfig {
 impl<B: Backend> CfCCell<B> {
     /// A head, its weight multiplied by the sparsity mask when there is one.
     fn head(&self, layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        match &self.sparsity_mask {
+        match self.sparsity_mask.get() {
             Some(mask) => linear(
                 x,
                 layer.weight.val() * mask.clone(),

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
+use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, Wiring};
 
@@ -137,9 +137,9 @@ pub struct LTCCell<B: Backend> {
     /// Output map bias `[M]`.
     pub output_b: Option<Param<Tensor<B, 1>>>,
     /// `|adjacency|` `[N, N]`: 1 where a synapse exists (constant).
-    pub sparsity_mask: Tensor<B, 2>,
+    pub sparsity_mask: Mask<B>,
     /// `|sensory adjacency|` `[S, N]` (constant).
-    pub sensory_sparsity_mask: Tensor<B, 2>,
+    pub sensory_sparsity_mask: Mask<B>,
     /// ODE solver steps per time step.
     pub ode_unfolds: usize,
     /// Added to the solver's denominator.
@@ -429,11 +429,11 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
     type Prepared = LTCPrepared<B>;
 
     fn input_size(&self) -> usize {
-        self.sensory_sparsity_mask.dims()[0]
+        self.sensory_sparsity_mask.val().dims()[0]
     }
 
     fn state_size(&self) -> usize {
-        self.sparsity_mask.dims()[0]
+        self.sparsity_mask.val().dims()[0]
     }
 
     fn output_size(&self) -> usize {
@@ -554,8 +554,8 @@ impl<B: Backend> LTCCell<B> {
     }
 
     fn prepare_dense(&self) -> DensePrepared<B> {
-        let w = (self.positive(&self.w) * self.sparsity_mask.clone()).unsqueeze_dim::<3>(0);
-        let sensory_w = (self.positive(&self.sensory_w) * self.sensory_sparsity_mask.clone())
+        let w = (self.positive(&self.w) * self.sparsity_mask.val()).unsqueeze_dim::<3>(0);
+        let sensory_w = (self.positive(&self.sensory_w) * self.sensory_sparsity_mask.val())
             .unsqueeze_dim::<3>(0);
         let gleak = self.positive(&self.gleak).unsqueeze_dim::<2>(0);
         DensePrepared {
@@ -586,19 +586,20 @@ impl<B: Backend> LTCCell<B> {
         let numerator_sensory = sum_presynaptic(a.clone() * p.sensory_w_erev.clone());
         let denominator_sensory = sum_presynaptic(a * p.sensory_w.clone());
 
-        // cm / (elapsed / unfolds): [batch, N]
-        let cm_t = p.cm.clone() / (elapsed / self.ode_unfolds as f64);
+        // Upstream's cm / h update with both sides multiplied by the solver
+        // step h = elapsed / unfolds, so that h = 0 leaves v unchanged.
+        let h = elapsed / self.ode_unfolds as f64; // [batch, 1]
         let numerator_leak = p.gleak_vleak.clone() + numerator_sensory;
         let denominator_leak = p.gleak.clone() + denominator_sensory + self.epsilon;
 
         let mut v = state;
         for _ in 0..self.ode_unfolds {
             let a = synapse_activation(v.clone(), p.mu.clone(), p.sigma.clone());
-            let numerator = cm_t.clone() * v
-                + numerator_leak.clone()
-                + sum_presynaptic(a.clone() * p.w_erev.clone());
-            let denominator =
-                cm_t.clone() + denominator_leak.clone() + sum_presynaptic(a * p.w.clone());
+            let numerator = p.cm.clone() * v
+                + h.clone()
+                    * (numerator_leak.clone() + sum_presynaptic(a.clone() * p.w_erev.clone()));
+            let denominator = p.cm.clone()
+                + h.clone() * (denominator_leak.clone() + sum_presynaptic(a * p.w.clone()));
             v = numerator / denominator;
         }
         v

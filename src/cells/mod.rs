@@ -15,6 +15,7 @@
 
 mod cfc;
 mod lstm;
+mod mask;
 mod ltc;
 mod wired_cfc;
 
@@ -27,6 +28,7 @@ use crate::wirings::SynapseMatrix;
 
 pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode};
 pub use lstm::{LSTMCell, LSTMCellConfig};
+pub use mask::Mask;
 pub use ltc::{LTCCell, LTCCellConfig, Mapping};
 pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
 
@@ -107,6 +109,7 @@ pub trait RecurrentCell<B: Backend> {
         check_features("input", features, self.input_size());
         check_shape("state", &state.dims(), &[batch, self.state_size()]);
         check_shape("elapsed", &elapsed.dims(), &[batch]);
+        check_elapsed("elapsed", &elapsed);
         let prepared = self.prepare();
         self.step(&prepared, input, state, elapsed.unsqueeze_dim(1))
     }
@@ -147,8 +150,11 @@ pub(crate) fn xavier_linear<B: Backend>(
 
 /// A constant 0/1 mask tensor of a synapse matrix (`|entry|`), in its
 /// `[rows, cols]` layout: how every cell turns a wiring into a mask.
-pub(crate) fn mask_tensor<B: Backend>(matrix: &SynapseMatrix, device: &B::Device) -> Tensor<B, 2> {
-    Tensor::from_data(TensorData::new(matrix.mask_f32(), matrix.shape()), device)
+pub(crate) fn mask_tensor<B: Backend>(matrix: &SynapseMatrix, device: &B::Device) -> Mask<B> {
+    Mask::new(Tensor::from_data(
+        TensorData::new(matrix.mask_f32(), matrix.shape()),
+        device,
+    ))
 }
 
 /// The polarities of a synapse matrix (`-1`, `0`, `+1`) as a tensor: the
@@ -182,6 +188,35 @@ pub(crate) fn check_shape(argument: &str, dims: &[usize], expected: &[usize]) {
         dims == expected,
         "{argument} has shape {dims:?}, but {expected:?} was expected"
     );
+}
+
+/// Panics unless every elapsed time is finite and non-negative, naming the
+/// argument and the first offending value. One reduction and one read
+/// back per call (a sequence's timespans are checked once, not per step).
+///
+/// Zero is valid (no time passes: an LTC's state stays where it is); a
+/// negative time runs the ODE backwards, which its solver cannot do
+/// stably, and NaN or infinity have no meaning as durations.
+pub(crate) fn check_elapsed<B: Backend, const D: usize>(argument: &str, elapsed: &Tensor<B, D>) {
+    let valid = elapsed
+        .clone()
+        .is_finite()
+        .bool_and(elapsed.clone().greater_equal_elem(0.0))
+        .all()
+        .into_scalar()
+        .elem::<bool>();
+    if !valid {
+        let (index, value) = elapsed
+            .to_data()
+            .iter::<f64>()
+            .enumerate()
+            .find(|(_, t)| !(t.is_finite() && *t >= 0.0))
+            .unwrap_or((0, f64::NAN));
+        panic!(
+            "{argument} must be finite and >= 0 (elapsed times; 0 means no time passes), \
+             but element {index} (flat index) is {value}"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 use burn::tensor::backend::AutodiffBackend;
 use burn_store::{ModuleStore, SafetensorsStore};
 
@@ -76,6 +76,16 @@ pub enum ImportError {
         expected: Vec<usize>,
         /// The shape in the file.
         found: Vec<usize>,
+    },
+    /// A tensor whose element type is not a float (e.g. integers where a
+    /// weight is expected). Floats of any precision are converted to the
+    /// model's.
+    #[error("tensor {name} has dtype {found}, but a float tensor (f16, bf16, f32 or f64) is expected")]
+    Dtype {
+        /// Upstream's name of the tensor.
+        name: String,
+        /// The element type in the file.
+        found: String,
     },
     /// A tensor whose values cannot be what its name says (e.g. a sparsity
     /// mask with entries other than 0 and 1).
@@ -384,6 +394,15 @@ impl<B: Backend, M: UpstreamParams<B> + Module<B>> LoadStateDict<B> for M {
                     found: shape.clone(),
                 });
             }
+            if !matches!(
+                data.dtype,
+                DType::F64 | DType::F32 | DType::Flex32 | DType::F16 | DType::BF16
+            ) {
+                return Err(ImportError::Dtype {
+                    name,
+                    found: format!("{:?}", data.dtype),
+                });
+            }
             let data = data.clone();
             match slot {
                 Slot::Vector(p) => *p = Param::from_tensor(Tensor::from_data(data, &device)),
@@ -473,7 +492,7 @@ impl<B: Backend> UpstreamParams<B> for LTCCell<B> {
             slots.push((
                 name(key),
                 Slot::Mask {
-                    mask,
+                    mask: mask.get().expect("an LTC cell has masks"),
                     transposed: false,
                 },
             ));
@@ -506,7 +525,7 @@ impl<B: Backend> UpstreamParams<B> for CfCCell<B> {
         if let Some(a) = &mut self.a {
             slots.push((format!("{prefix}A"), Slot::Matrix(a)));
         }
-        if let Some(mask) = &self.sparsity_mask {
+        if let Some(mask) = self.sparsity_mask.get() {
             slots.push((
                 format!("{prefix}sparsity_mask"),
                 Slot::Mask {

@@ -7,12 +7,15 @@
 //! semi-implicit Euler steps give
 //!
 //! ```text
-//! cm_t = cm / (t / unfolds)
-//! v'   = (cm_t · v + gleak · vleak + Σ a·erev + Σ a_s·erev_s)
-//!      / (cm_t + gleak + Σ a + Σ a_s + epsilon)
+//! h  = t / unfolds
+//! v' = (cm · v + h · (gleak · vleak + Σ a·erev + Σ a_s·erev_s))
+//!    / (cm + h · (gleak + Σ a + Σ a_s + epsilon))
 //! ```
 //!
-//! with the sensory synapses `a_s` evaluated once on `x`. Synapses are
+//! with the sensory synapses `a_s` evaluated once on `x`. This is
+//! upstream's `cm_t = cm / h` update with numerator and denominator
+//! multiplied by `h`: the same function for `t > 0`, and for `t = 0` it
+//! leaves the state unchanged (the ODE's answer) where `cm / 0` gives NaN. Synapses are
 //! grouped by destination ([`Synapses`], compressed rows), so a neuron
 //! reads only its own inputs: the cost is `batch · unfolds · nnz`, not
 //! `batch · unfolds · N²` as a dense evaluation.
@@ -116,8 +119,10 @@ pub struct Trace {
     activations: Vec<f32>,
     /// Sigmoid of every sensory synapse: `nnz_sensory`.
     sensory_activations: Vec<f32>,
-    /// `cm / (t / unfolds)`: `N`.
-    cm_t: Vec<f32>,
+    /// `gleak · vleak + Σ a_s·erev_s`: `N`.
+    numerator_leak: Vec<f32>,
+    /// `gleak + Σ a_s + epsilon`: `N`.
+    denominator_leak: Vec<f32>,
 }
 
 /// `e^x` for `f32`, branch-free so that loops over slices vectorize: the
@@ -252,13 +257,11 @@ impl Step<'_> {
         activations(sen, self.sensory_params, input, &mut sensory);
         let mut numerator_leak = vec![0.0f32; n];
         let mut denominator_leak = vec![0.0f32; n];
-        let mut cm_t = vec![0.0f32; n];
-        let step = elapsed / self.unfolds as f32;
+        let h = elapsed / self.unfolds as f32;
         for d in 0..n {
             let (num, den) = weighted_sums(sen, self.sensory_params, &sensory, d);
             numerator_leak[d] = self.gleak[d] * self.vleak[d] + num;
             denominator_leak[d] = self.gleak[d] + den + self.epsilon;
-            cm_t[d] = self.cm[d] / step;
         }
         if let Some(t) = trace.as_deref_mut() {
             t.sensory_activations = sensory;
@@ -267,7 +270,8 @@ impl Step<'_> {
             t.denominators.clear();
             t.activations.clear();
             t.activations.resize(self.unfolds * rec.len(), 0.0);
-            t.cm_t.clone_from(&cm_t);
+            t.numerator_leak.clone_from(&numerator_leak);
+            t.denominator_leak.clone_from(&denominator_leak);
         }
         let mut v = state.to_vec();
         let mut act = vec![0.0f32; rec.len()];
@@ -275,8 +279,8 @@ impl Step<'_> {
             activations(rec, self.recurrent_params, &v, &mut act);
             for d in 0..n {
                 let (num, den) = weighted_sums(rec, self.recurrent_params, &act, d);
-                let denominator = cm_t[d] + denominator_leak[d] + den;
-                out[d] = (cm_t[d] * v[d] + numerator_leak[d] + num) / denominator;
+                let denominator = self.cm[d] + h * (denominator_leak[d] + den);
+                out[d] = (self.cm[d] * v[d] + h * (numerator_leak[d] + num)) / denominator;
                 if let Some(t) = trace.as_deref_mut() {
                     t.denominators.push(denominator);
                 }
@@ -312,9 +316,11 @@ impl Step<'_> {
         let (p, ps) = (self.recurrent_params, self.sensory_params);
         let mut grad_v = grad_out.to_vec();
         let mut grad_prev = vec![0.0f32; n];
-        let mut grad_cm_t = vec![0.0f32; n];
         let mut grad_numerator_leak = vec![0.0f32; n];
         let mut grad_denominator_leak = vec![0.0f32; n];
+        // h = t / unfolds
+        let h = elapsed / self.unfolds as f32;
+        let mut grad_h = 0.0f32;
         for unfold in (0..self.unfolds).rev() {
             let v = &trace.potentials[unfold * n..(unfold + 1) * n];
             let v_next = &trace.potentials[(unfold + 1) * n..(unfold + 2) * n];
@@ -322,42 +328,44 @@ impl Step<'_> {
             let activations = &trace.activations[unfold * rec.len()..(unfold + 1) * rec.len()];
             grad_prev.fill(0.0);
             for d in 0..n {
-                // v' = num / den
+                // v' = num / den, num = cm·v + h·(numerator_leak + Σ a·erev),
+                // den = cm + h·(denominator_leak + Σ a)
                 let grad_num = grad_v[d] / denominators[d];
                 let grad_den = -grad_num * v_next[d];
-                grad_prev[d] += grad_num * trace.cm_t[d];
-                grad_cm_t[d] += grad_num * v[d] + grad_den;
-                grad_numerator_leak[d] += grad_num;
-                grad_denominator_leak[d] += grad_den;
+                grad_prev[d] += grad_num * self.cm[d];
+                grads.cm[d] += grad_num * v[d] + grad_den;
+                let (grad_num_h, grad_den_h) = (grad_num * h, grad_den * h);
+                grad_numerator_leak[d] += grad_num_h;
+                grad_denominator_leak[d] += grad_den_h;
+                let (mut synaptic_num, mut synaptic_den) = (0.0f32, 0.0f32);
                 for k in rec.offsets[d]..rec.offsets[d + 1] {
                     let src = rec.sources[k];
                     let s = activations[k];
                     let a = p.w[k] * s;
-                    let grad_a = grad_num * p.erev[k] + grad_den;
-                    grads.recurrent.erev[k] += grad_num * a;
+                    synaptic_num += a * p.erev[k];
+                    synaptic_den += a;
+                    let grad_a = grad_num_h * p.erev[k] + grad_den_h;
+                    grads.recurrent.erev[k] += grad_num_h * a;
                     grads.recurrent.w[k] += grad_a * s;
                     let grad_z = grad_a * p.w[k] * s * (1.0 - s);
                     grads.recurrent.sigma[k] += grad_z * (v[src] - p.mu[k]);
                     grads.recurrent.mu[k] -= grad_z * p.sigma[k];
                     grad_prev[src] += grad_z * p.sigma[k];
                 }
+                grad_h += grad_num * (trace.numerator_leak[d] + synaptic_num)
+                    + grad_den * (trace.denominator_leak[d] + synaptic_den);
             }
             std::mem::swap(&mut grad_v, &mut grad_prev);
         }
         sample.state.copy_from_slice(&grad_v);
+        *sample.elapsed = grad_h / self.unfolds as f32;
 
-        // cm_t = cm / h with h = t / unfolds.
-        let h = elapsed / self.unfolds as f32;
-        let mut grad_h = 0.0f32;
         for d in 0..n {
-            grads.cm[d] += grad_cm_t[d] / h;
-            grad_h -= grad_cm_t[d] * trace.cm_t[d] / h;
             // numerator_leak = gleak·vleak + Σ a_s·erev_s
             // denominator_leak = gleak + Σ a_s + epsilon
             grads.gleak[d] += grad_numerator_leak[d] * self.vleak[d] + grad_denominator_leak[d];
             grads.vleak[d] += grad_numerator_leak[d] * self.gleak[d];
         }
-        *sample.elapsed = grad_h / self.unfolds as f32;
 
         sample.input.fill(0.0);
         for d in 0..n {

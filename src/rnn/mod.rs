@@ -19,7 +19,8 @@ pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;
 use crate::cells::{
-    LSTMCell, LSTMCellConfig, RecurrentCell, check_features, check_shape, materialize,
+    LSTMCell, LSTMCellConfig, RecurrentCell, check_elapsed, check_features, check_shape,
+    materialize,
 };
 use crate::wirings::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random};
 
@@ -112,6 +113,8 @@ pub struct Rnn<B: Backend, C> {
 /// The options [`LTCConfig`] and [`CfCConfig`] share.
 pub(crate) struct SequenceOptions {
     pub input_size: usize,
+    /// The dense unit count (`None` with a wiring, which checks its own).
+    pub units: Option<usize>,
     pub return_sequences: bool,
     pub batch_first: bool,
     pub mixed_memory: bool,
@@ -123,6 +126,9 @@ impl SequenceOptions {
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         if self.input_size == 0 {
             return Err(ConfigError::invalid("input_size", 0, "at least 1"));
+        }
+        if self.units == Some(0) {
+            return Err(ConfigError::invalid("units", 0, "at least 1"));
         }
         if self.proj_size == Some(0) {
             return Err(ConfigError::invalid("proj_size", 0, "at least 1 (or None)"));
@@ -194,7 +200,20 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
     ///
     /// # Panics
     /// With a message naming the argument when the input's feature size or
-    /// the state's shape does not fit the model.
+    /// the state's shape does not fit the model, or the input has no time
+    /// steps. The input's rank is part of its type: a rank-4 input does
+    /// not compile.
+    ///
+    /// ```compile_fail
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::rnn::{CfCConfig, Units};
+    ///
+    /// let device = Default::default();
+    /// let model = CfCConfig::new(3, Units::from(8)).init::<NdArray>(&device).unwrap();
+    /// let input = Tensor::<NdArray, 4>::zeros([2, 5, 3, 1], &device);
+    /// model.forward(input, None); // expected `Tensor<_, 3>`, found `Tensor<_, 4>`
+    /// ```
     pub fn forward(
         &self,
         input: Tensor<B, 3>,
@@ -213,9 +232,15 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
     ///   (`[batch, time, 1]`, as upstream's examples shape them)
     /// - returns: as [`forward`](Self::forward)
     ///
+    /// Elapsed times must be finite and `>= 0`. An elapsed time of 0 means
+    /// no time passes: an LTC's state stays where it is (the ODE's answer;
+    /// upstream divides by it and gives NaN), a CfC's time gate takes its
+    /// bias. The check reads the timespans back once per call.
+    ///
     /// # Panics
-    /// As [`forward`](Self::forward), and when `timespans` does not have
-    /// one value per step of every sample.
+    /// As [`forward`](Self::forward), when `timespans` does not have one
+    /// value per step of every sample, and when an elapsed time is
+    /// negative, NaN or infinite.
     ///
     /// ```
     /// use burn::backend::NdArray;
@@ -315,6 +340,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         let elapsed = match elapsed {
             Some(e) => {
                 check_shape("elapsed", &e.dims(), &[batch]);
+                check_elapsed("elapsed", &e);
                 e.unsqueeze_dim(1)
             }
             None => Tensor::ones([batch, 1], &input.device()),
@@ -402,6 +428,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         let elapsed: Vec<Tensor<B, 2>> = match timespans {
             Some(t) => {
                 check_shape("timespans", &t.dims(), &[batch, steps]);
+                check_elapsed("timespans", &t);
                 t.split(1, 1)
             }
             None => vec![Tensor::ones([batch, 1], &device); steps],
@@ -462,8 +489,13 @@ impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
     }
 
     /// Feeds one observation `elapsed` (`[batch]`) after the previous one.
+    ///
+    /// # Panics
+    /// When `elapsed` is not `[batch]`, or an elapsed time is negative,
+    /// NaN or infinite (0 is valid: see [`Rnn::forward_timed`]).
     pub fn step_elapsed(&mut self, input: Tensor<B, 2>, elapsed: Tensor<B, 1>) -> Tensor<B, 2> {
         check_shape("elapsed", &elapsed.dims(), &[input.dims()[0]]);
+        check_elapsed("elapsed", &elapsed);
         self.advance(input, elapsed.unsqueeze_dim(1))
     }
 
