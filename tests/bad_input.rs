@@ -6,8 +6,8 @@ mod common;
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::Distribution;
 use ncps::ConfigError;
 use ncps::import::{ImportError, LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
@@ -226,11 +226,7 @@ fn zero_timespans_leave_the_ltc_state_unchanged() {
             .assert_approx_eq::<f32>(&start.to_data(), burn::tensor::Tolerance::absolute(1e-6));
     }
     // A CfC's time gate at t = 0 is its bias: finite, not an error.
-    let (output, _) = cfc(3).forward_timed(
-        input,
-        Tensor::<B, 2>::zeros([2, 4], &device()),
-        None,
-    );
+    let (output, _) = cfc(3).forward_timed(input, Tensor::<B, 2>::zeros([2, 4], &device()), None);
     assert!(output.into_data().iter::<f32>().all(f32::is_finite));
 }
 
@@ -242,7 +238,9 @@ fn negative_timespans() {
 }
 
 #[test]
-#[should_panic(expected = "timespans must be finite and >= 0 (elapsed times; 0 means no time passes), but element 1 (flat index) is NaN")]
+#[should_panic(
+    expected = "timespans must be finite and >= 0 (elapsed times; 0 means no time passes), but element 1 (flat index) is NaN"
+)]
 fn nan_timespans() {
     let timespans = Tensor::<B, 2>::from_floats([[1.0, f32::NAN]], &device());
     cfc(3).forward_timed(Tensor::zeros([1, 2, 3], &device()), timespans, None);
@@ -272,7 +270,10 @@ fn a_negative_elapsed_time_in_a_control_loop() {
 fn nan_inputs_stay_in_their_own_sample() {
     for model in [ltc(3), ltc_ncp(3)] {
         let mut input = Tensor::<B, 3>::ones([2, 3, 3], &device());
-        input = input.slice_assign([0..1, 1..2, 0..1], Tensor::full([1, 1, 1], f32::NAN, &device()));
+        input = input.slice_assign(
+            [0..1, 1..2, 0..1],
+            Tensor::full([1, 1, 1], f32::NAN, &device()),
+        );
         let (output, _) = model.forward(input, None);
         let rows: Vec<f32> = output.into_data().iter::<f32>().collect();
         let (first, second) = rows.split_at(rows.len() / 2);
@@ -330,7 +331,10 @@ fn ode_unfolds_0() {
 
 /// A safetensors file of `model`'s upstream state dict, with `edit`
 /// applied to the list of (name, dtype, shape, little-endian bytes).
-fn safetensors_of(model: &LTC<B>, edit: impl FnOnce(&mut Vec<(String, &str, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
+fn safetensors_of(
+    model: &LTC<B>,
+    edit: impl FnOnce(&mut Vec<(String, &str, Vec<usize>, Vec<u8>)>),
+) -> Vec<u8> {
     let dict = StateDict::from_model(model);
     let mut tensors: Vec<(String, &str, Vec<usize>, Vec<u8>)> = dict
         .names()
@@ -341,7 +345,12 @@ fn safetensors_of(model: &LTC<B>, edit: impl FnOnce(&mut Vec<(String, &str, Vec<
                 .iter()
                 .flat_map(|v| v.to_le_bytes())
                 .collect();
-            (name.to_string(), "F32", dict.shape(name).unwrap().to_vec(), bytes)
+            (
+                name.to_string(),
+                "F32",
+                dict.shape(name).unwrap().to_vec(),
+                bytes,
+            )
         })
         .collect();
     edit(&mut tensors);
@@ -371,7 +380,10 @@ fn a_pytorch_file_with_a_missing_tensor() {
     let model = ltc(3);
     let bytes = safetensors_of(&model, |t| t.retain(|(name, ..)| name != "rnn_cell.gleak"));
     let err = load(model, bytes);
-    assert!(matches!(&err, ImportError::Missing { name, .. } if name == "rnn_cell.gleak"), "{err:?}");
+    assert!(
+        matches!(&err, ImportError::Missing { name, .. } if name == "rnn_cell.gleak"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -381,29 +393,44 @@ fn a_pytorch_file_with_an_extra_tensor() {
         t.push(("rnn_cell.extra".into(), "F32", vec![2], vec![0; 8]))
     });
     let err = load(model, bytes);
-    assert!(matches!(&err, ImportError::Unexpected { names } if names == &["rnn_cell.extra"]), "{err:?}");
+    assert!(
+        matches!(&err, ImportError::Unexpected { names } if names == &["rnn_cell.extra"]),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_pytorch_file_with_a_wrong_shape() {
     let model = ltc(3);
     let bytes = safetensors_of(&model, |t| {
-        let gleak = t.iter_mut().find(|(name, ..)| name == "rnn_cell.gleak").unwrap();
+        let gleak = t
+            .iter_mut()
+            .find(|(name, ..)| name == "rnn_cell.gleak")
+            .unwrap();
         gleak.2 = vec![4, 2];
     });
     let err = load(model, bytes);
-    assert!(matches!(&err, ImportError::Shape { name, found, .. } if name == "rnn_cell.gleak" && found == &[4, 2]), "{err:?}");
+    assert!(
+        matches!(&err, ImportError::Shape { name, found, .. } if name == "rnn_cell.gleak" && found == &[4, 2]),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_pytorch_file_with_a_wrong_dtype() {
     let model = ltc(3);
     let bytes = safetensors_of(&model, |t| {
-        let gleak = t.iter_mut().find(|(name, ..)| name == "rnn_cell.gleak").unwrap();
+        let gleak = t
+            .iter_mut()
+            .find(|(name, ..)| name == "rnn_cell.gleak")
+            .unwrap();
         gleak.1 = "I32";
     });
     let err = load(model, bytes);
-    assert!(matches!(&err, ImportError::Dtype { name, .. } if name == "rnn_cell.gleak"), "{err:?}");
+    assert!(
+        matches!(&err, ImportError::Dtype { name, .. } if name == "rnn_cell.gleak"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("a float tensor"), "{err}");
 }
 
@@ -428,7 +455,10 @@ fn a_wiring_json_with_a_non_square_matrix() {
     let mut json = wiring_json();
     json["adjacency_matrix"][2].as_array_mut().unwrap().pop();
     let err = AnyWiring::from_json(&json.to_string()).unwrap_err();
-    assert!(err.to_string().contains("adjacency_matrix must be 4x4"), "{err}");
+    assert!(
+        err.to_string().contains("adjacency_matrix must be 4x4"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -436,7 +466,10 @@ fn a_wiring_json_with_entries_outside_minus_1_0_1() {
     let mut json = wiring_json();
     json["adjacency_matrix"][1][3] = 3.into();
     let err = AnyWiring::from_json(&json.to_string()).unwrap_err();
-    assert!(err.to_string().contains("adjacency_matrix[1][3] = 3"), "{err}");
+    assert!(
+        err.to_string().contains("adjacency_matrix[1][3] = 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -458,7 +491,10 @@ fn a_saved_model_and_wiring_load_back_bit_identical() {
     std::fs::create_dir_all(&dir).unwrap();
     let model = ltc_ncp(11);
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    model.clone().save_file(dir.join("model"), &recorder).unwrap();
+    model
+        .clone()
+        .save_file(dir.join("model"), &recorder)
+        .unwrap();
     AnyWiring::from(NCP::new(ncp_args()).unwrap().with_seed(11))
         .save(dir.join("wiring.json"))
         .unwrap();
@@ -478,7 +514,9 @@ fn a_saved_model_and_wiring_load_back_bit_identical() {
 }
 
 #[test]
-#[should_panic(expected = "the record was saved from a model with another wiring (the same shape, other synapses)")]
+#[should_panic(
+    expected = "the record was saved from a model with another wiring (the same shape, other synapses)"
+)]
 fn a_record_loaded_into_a_model_with_another_wiring() {
     let record = ltc_ncp(11).into_record();
     ltc_ncp(12).load_record(record);
@@ -488,9 +526,12 @@ fn a_record_loaded_into_a_model_with_another_wiring() {
 #[should_panic(expected = "the record was saved from a model with another wiring")]
 fn a_cfc_record_loaded_into_a_model_with_another_wiring() {
     let wired = |seed| {
-        CfCConfig::new(3, Units::from(NCP::new(ncp_args()).unwrap().with_seed(seed)))
-            .init::<B>(&device())
-            .unwrap()
+        CfCConfig::new(
+            3,
+            Units::from(NCP::new(ncp_args()).unwrap().with_seed(seed)),
+        )
+        .init::<B>(&device())
+        .unwrap()
     };
     wired(11).load_record(wired(12).into_record());
 }

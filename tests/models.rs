@@ -331,7 +331,7 @@ fn config_errors_name_the_argument() {
         (
             "CfC with 0 units",
             cfc(CfCConfig::new(3, Units::from(0))),
-            (INVALID, "hidden_size"),
+            (INVALID, "units"),
         ),
         (
             "CfC with backbone_dropout 1",

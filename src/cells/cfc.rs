@@ -3,14 +3,14 @@
 use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, silu};
+use burn::tensor::activation::relu;
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
 use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
 use crate::ConfigError;
 use crate::kernels::activation::{GatedMix, Unary};
-use crate::kernels::{activate, gated_mix};
+use crate::kernels::{activate, gated_mix, sigmoid};
 use crate::wirings::SynapseMatrix;
 
 /// How a [`CfCCell`] turns its heads into the next state.
@@ -46,7 +46,8 @@ impl Activation {
     pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             Activation::LecunTanh => activate(x, Unary::LecunTanh),
-            Activation::Silu => silu(x),
+            // x·sigmoid(x) with the crate's sigmoid (exact in float64).
+            Activation::Silu => x.clone() * sigmoid(x),
             Activation::Relu => relu(x),
             Activation::Tanh => activate(x, Unary::Tanh),
             // Burn 0.21's `gelu` differentiates the tanh approximation; the

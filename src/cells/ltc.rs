@@ -2,11 +2,11 @@
 
 use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
 use crate::ConfigError;
+use crate::kernels::sigmoid;
 use crate::wirings::{AnyWiring, Wiring};
 
 /// An elementwise affine map on the inputs or outputs of an [`LTCCell`].

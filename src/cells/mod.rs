@@ -15,8 +15,8 @@
 
 mod cfc;
 mod lstm;
-mod mask;
 mod ltc;
+mod mask;
 mod wired_cfc;
 
 use burn::module::{Initializer, ModuleVisitor, Param};
@@ -28,8 +28,8 @@ use crate::wirings::SynapseMatrix;
 
 pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode};
 pub use lstm::{LSTMCell, LSTMCellConfig};
-pub use mask::Mask;
 pub use ltc::{LTCCell, LTCCellConfig, Mapping};
+pub use mask::Mask;
 pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
 
 /// One time step of a continuous-time recurrent cell.

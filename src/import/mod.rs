@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{DType, TensorData};
 use burn_store::{ModuleStore, SafetensorsStore};
 
 use crate::cells::{CfCCell, LSTMCell, LTCCell, WiredCfCCell};
@@ -80,7 +80,9 @@ pub enum ImportError {
     /// A tensor whose element type is not a float (e.g. integers where a
     /// weight is expected). Floats of any precision are converted to the
     /// model's.
-    #[error("tensor {name} has dtype {found}, but a float tensor (f16, bf16, f32 or f64) is expected")]
+    #[error(
+        "tensor {name} has dtype {found}, but a float tensor (f16, bf16, f32 or f64) is expected"
+    )]
     Dtype {
         /// Upstream's name of the tensor.
         name: String,

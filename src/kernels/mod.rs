@@ -59,6 +59,23 @@ pub fn fused_ltc_available<B: burn::prelude::Backend>() -> bool {
     }
 }
 
+/// The logistic sigmoid at the tensor's own precision.
+///
+/// Burn 0.21's `sigmoid` casts to f32 and back whatever the float type,
+/// which leaves float64 models with float32 sigmoids (2e-8 off at 0.12);
+/// for f64 this is `(tanh(x / 2) + 1) / 2` (exact to f64 rounding,
+/// saturating without overflow, and so is its gradient). Other float
+/// types keep Burn's.
+pub(crate) fn sigmoid<B: burn::prelude::Backend, const D: usize>(
+    x: burn::prelude::Tensor<B, D>,
+) -> burn::prelude::Tensor<B, D> {
+    if x.dtype() == burn::tensor::DType::F64 {
+        (burn::tensor::activation::tanh(x * 0.5) + 1.0) * 0.5
+    } else {
+        burn::tensor::activation::sigmoid(x)
+    }
+}
+
 /// An activation: one fused operation on `NdArray<f32>` (and its autodiff),
 /// Burn's tensor ops elsewhere.
 pub(crate) fn activate<B: burn::prelude::Backend, const D: usize>(
@@ -66,7 +83,7 @@ pub(crate) fn activate<B: burn::prelude::Backend, const D: usize>(
     op: activation::Unary,
 ) -> burn::prelude::Tensor<B, D> {
     use activation::Unary;
-    use burn::tensor::activation::{sigmoid, tanh};
+    use burn::tensor::activation::tanh;
     #[cfg(feature = "ndarray")]
     if fused_ltc_available::<B>() {
         return ndarray::unary(x, op);
@@ -86,7 +103,7 @@ pub(crate) fn gated_mix<B: burn::prelude::Backend>(
     elapsed: burn::prelude::Tensor<B, 2>,
     mix: activation::GatedMix,
 ) -> burn::prelude::Tensor<B, 2> {
-    use burn::tensor::activation::{sigmoid, tanh};
+    use burn::tensor::activation::tanh;
     #[cfg(feature = "ndarray")]
     if fused_ltc_available::<B>() {
         return ndarray::gated_mix(heads, elapsed, mix);

@@ -7,6 +7,7 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
+use ncps::wirings::{AnyWiring, AutoNCP, FullyConnected, NCP, NCPArgs, Random};
 use serde_json::Value;
 
 /// The CPU backend of the tests.
@@ -99,4 +100,43 @@ pub fn assert_tensors_close<Bk: Backend, const D: usize>(
 ) {
     assert_eq!(ours.dims(), theirs.dims(), "{what}: shapes differ");
     assert_close(&values(ours), &values(theirs), tolerance, what);
+}
+
+/// A valid wiring of each kind drawn from a property test's numbers:
+/// `kind` 0 FullyConnected, 1 Random, 2 AutoNCP, 3 NCP.
+pub fn wiring(kind: u8, units: usize, output: usize, sparsity: f64, seed: u64) -> AnyWiring {
+    let output = output.clamp(1, units);
+    match kind {
+        0 => FullyConnected::new(units, output)
+            .unwrap()
+            .with_erev_init_seed(seed)
+            .with_self_connections(seed.is_multiple_of(2))
+            .into(),
+        1 => Random::new(units, output, sparsity.min(0.9))
+            .unwrap()
+            .with_random_seed(seed)
+            .into(),
+        2 => {
+            let units = units.max(5);
+            AutoNCP::new(units, output.min(units - 3))
+                .unwrap()
+                .with_seed(seed)
+                .into()
+        }
+        _ => {
+            let (inter, command, motor) = (units.div_ceil(2), units / 3 + 1, output.min(3));
+            NCP::new(NCPArgs {
+                inter_neurons: inter,
+                command_neurons: command,
+                motor_neurons: motor,
+                sensory_fanout: 1 + seed as usize % inter,
+                inter_fanout: 1 + seed as usize % command,
+                recurrent_command_synapses: seed as usize % 5,
+                motor_fanin: 1 + (seed as usize / 7) % command,
+            })
+            .unwrap()
+            .with_seed(seed)
+            .into()
+        }
+    }
 }
