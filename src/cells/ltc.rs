@@ -240,6 +240,8 @@ pub enum LTCPrepared<B: Backend> {
 /// The fused kernel's inputs: the parameters (unconstrained, for the
 /// gradients) and their synapses gathered and constrained once.
 #[derive(Clone, Debug)]
+// Read by the fused kernels, which need the `ndarray` feature.
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 pub struct FusedPrepared<B: Backend> {
     sensory: [Tensor<B, 2>; 4],
     recurrent: [Tensor<B, 2>; 4],
