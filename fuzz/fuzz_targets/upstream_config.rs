@@ -11,6 +11,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(wiring) = AnyWiring::from_upstream_config(text) {
+        // A wiring's JSON grows with units²: round-trip the small ones.
+        if wiring.as_dyn().units() > 256 {
+            return;
+        }
         let again = AnyWiring::from_json(&wiring.to_json()).expect("a read wiring saves and loads");
         assert_eq!(again, wiring);
     }

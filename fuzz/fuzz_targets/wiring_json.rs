@@ -10,6 +10,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(wiring) = AnyWiring::from_json(text) {
+        // A wiring's JSON grows with units²: round-trip the small ones
+        // (the parser, not the size, is under test).
+        if wiring.as_dyn().units() > 256 {
+            return;
+        }
         let again = AnyWiring::from_json(&wiring.to_json()).expect("a saved wiring loads");
         assert_eq!(again, wiring);
         let w = wiring.as_dyn();

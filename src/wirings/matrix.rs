@@ -110,7 +110,8 @@ impl SynapseMatrix {
     /// assert!(SynapseMatrix::from_rows("adjacency_matrix", &[vec![0, 2]], 2).is_err());
     /// ```
     pub fn from_rows(what: &str, rows: &[Vec<i8>], cols: usize) -> Result<Self, WiringError> {
-        let mut entries = Vec::with_capacity(rows.len() * cols);
+        // Sized by the data at hand, not by `cols` (which a file states).
+        let mut entries = Vec::with_capacity(rows.iter().map(Vec::len).sum());
         for (src, row) in rows.iter().enumerate() {
             if row.len() != cols {
                 return Err(WiringError::MatrixShape {

@@ -268,9 +268,7 @@ impl Synapses {
     /// is in place), `Ok(false)` when the wiring was already built with this
     /// size.
     pub(crate) fn start_build(&mut self, input_dim: usize) -> Result<bool, WiringError> {
-        if input_dim == 0 {
-            return Err(WiringError::invalid("input_dim", 0, "at least 1"));
-        }
+        check_size("input_dim", input_dim)?;
         match &self.sensory {
             Some(s) if s.rows() == input_dim => Ok(false),
             Some(s) => Err(WiringError::InputDimConflict {
@@ -319,12 +317,33 @@ pub(crate) fn plain_neuron_type(id: usize, units: usize, output_dim: usize) -> N
     }
 }
 
-/// Checks `units >= 1` and `1 <= output_dim <= units`, the arguments every
-/// plain wiring shares.
-pub(crate) fn check_units(units: usize, output_dim: usize) -> Result<(), WiringError> {
-    if units == 0 {
-        return Err(WiringError::invalid("units", 0, "at least 1"));
+/// The most neurons a wiring may have, and the most inputs it may be built
+/// with. A wiring holds dense `units x units` and `inputs x units`
+/// matrices, and a model's parameters have the same shapes: 16,384 neurons
+/// are 256 MiB of synapse entries and several GiB of LTC parameters. The
+/// bound also keeps a few bytes of a malformed file from asking for
+/// terabytes.
+pub const MAX_UNITS: usize = 16_384;
+
+/// Checks `1 <= value <= MAX_UNITS` for a neuron or input count.
+pub(crate) fn check_size(argument: &'static str, value: usize) -> Result<(), WiringError> {
+    if value == 0 {
+        return Err(WiringError::invalid(argument, 0, "at least 1"));
     }
+    if value > MAX_UNITS {
+        return Err(WiringError::invalid(
+            argument,
+            value,
+            format!("at most MAX_UNITS = {MAX_UNITS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `1 <= units <= MAX_UNITS` and `1 <= output_dim <= units`, the
+/// arguments every plain wiring shares.
+pub(crate) fn check_units(units: usize, output_dim: usize) -> Result<(), WiringError> {
+    check_size("units", units)?;
     if output_dim == 0 || output_dim > units {
         return Err(WiringError::invalid(
             "output_dim",

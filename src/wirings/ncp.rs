@@ -3,7 +3,7 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{NeuronType, SynapseMatrix, Synapses, Wiring, WiringError, rng};
+use super::{NeuronType, SynapseMatrix, Synapses, Wiring, WiringError, check_size, rng};
 
 /// The sizes and connectivity of an [`NCP`]: upstream's constructor
 /// arguments, by their upstream names (the seed aside).
@@ -42,7 +42,12 @@ pub struct NCPArgs {
 }
 
 impl NCPArgs {
-    /// Fails unless every layer has at least one neuron,
+    /// The most recurrent command synapses drawn: each is a random draw,
+    /// so the bound keeps a malformed file from asking for years of them.
+    pub const MAX_RECURRENT_COMMAND_SYNAPSES: usize = 10_000_000;
+
+    /// Fails unless every layer has at least one neuron (and all together
+    /// at most [`MAX_UNITS`](super::MAX_UNITS)),
     /// `1 <= sensory_fanout <= inter_neurons`,
     /// `1 <= inter_fanout <= command_neurons` and
     /// `1 <= motor_fanin <= command_neurons`.
@@ -52,9 +57,18 @@ impl NCPArgs {
             ("command_neurons", self.command_neurons),
             ("motor_neurons", self.motor_neurons),
         ] {
-            if value == 0 {
-                return Err(WiringError::invalid(argument, value, "at least 1"));
-            }
+            check_size(argument, value)?;
+        }
+        check_size("units", self.units())?;
+        if self.recurrent_command_synapses > Self::MAX_RECURRENT_COMMAND_SYNAPSES {
+            return Err(WiringError::invalid(
+                "recurrent_command_synapses",
+                self.recurrent_command_synapses,
+                format!(
+                    "at most {} (draws beyond command_neurons² pairs only merge)",
+                    Self::MAX_RECURRENT_COMMAND_SYNAPSES
+                ),
+            ));
         }
         for (argument, value, layer, size) in [
             (

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{
     AnyWiring, AutoNCP, Custom, FullyConnected, NCP, NCPArgs, Random, SynapseMatrix, WiringError,
+    check_size,
 };
 
 /// NCP's layer sizes: upstream's `get_config` writes the neuron id lists
@@ -180,6 +181,7 @@ fn base(c: BaseConfig) -> Result<AnyWiring, WiringError> {
         });
     };
     let units = c.units;
+    check_size("units", units)?;
     let adjacency = match &c.adjacency_matrix {
         Some(rows) => SynapseMatrix::from_rows("adjacency_matrix", rows, units)?,
         None => SynapseMatrix::zeros(units, units),
