@@ -15,10 +15,11 @@
 //! with the sensory synapses `a_s` evaluated once on `x`. This is
 //! upstream's `cm_t = cm / h` update with numerator and denominator
 //! multiplied by `h`: the same function for `t > 0`, and for `t = 0` it
-//! leaves the state unchanged (the ODE's answer) where `cm / 0` gives NaN. Synapses are
-//! grouped by destination ([`Synapses`], compressed rows), so a neuron
-//! reads only its own inputs: the cost is `batch · unfolds · nnz`, not
-//! `batch · unfolds · N²` as a dense evaluation.
+//! leaves the state unchanged (the ODE's answer) where `cm / 0` gives NaN.
+//!
+//! Synapses are grouped by destination ([`Synapses`], compressed rows), so
+//! a neuron reads only its own inputs: the cost is `batch · unfolds · nnz`,
+//! not `batch · unfolds · N²` as a dense evaluation.
 //!
 //! The backward pass is the exact derivative of the same arithmetic: it
 //! replays the unfolds in reverse from the [`Trace`] the forward pass kept
