@@ -5,3 +5,5 @@
 //! | [`sine`] | the quickstart's sinusoid task and its full-batch training loop |
 
 pub mod sine;
+#[cfg(feature = "atari")]
+pub mod atari;
