@@ -31,8 +31,8 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use ncps::datasets::atari::{
-    ACTIONS, AtariBatcher, AtariCloningDataset, Breakout, EnvConfig, Expert, FRAME, OBS_LEN,
-    STACK, Sequence, observations_chw, read_sequence, sequence_path, write_sequence,
+    ACTIONS, AtariBatcher, AtariCloningDataset, Breakout, EnvConfig, Expert, FRAME, OBS_LEN, STACK,
+    Sequence, observations_chw, read_sequence, sequence_path, write_sequence,
 };
 use ndarray::{Array1, Array4};
 use ndarray_npy::{NpzReader, NpzWriter};
@@ -104,7 +104,11 @@ fn expert_beats_random() {
     e.act(&ram);
     ram[99] = 196;
     ram[101] = 106;
-    assert_eq!(Expert::new().landing((196.0, 106.0)), None, "needs a previous step");
+    assert_eq!(
+        Expert::new().landing((196.0, 106.0)),
+        None,
+        "needs a previous step"
+    );
     e.act(&ram);
     // Moving right and down at (3, 3) per step from (199, 109): crosses
     // y = 180 at x = 270, bounced off the right wall (201) back to 132.
@@ -130,7 +134,10 @@ fn npz_round_trip_in_upstream_layout() {
     assert_eq!(names, ["actions", "obs"]);
     let obs: Array4<u8> = npz.by_name("obs").unwrap();
     assert_eq!(obs.shape(), [t, 84, 84, 4]);
-    assert_eq!(obs[[1, 2, 3, 1]], sequence.obs[OBS_LEN + (2 * 84 + 3) * 4 + 1]);
+    assert_eq!(
+        obs[[1, 2, 3, 1]],
+        sequence.obs[OBS_LEN + (2 * 84 + 3) * 4 + 1]
+    );
     let actions: Array1<i64> = npz.by_name("actions").unwrap();
     assert_eq!(actions.to_vec(), [0, 2, 3, 3, 1]);
     // Another file with int32 actions, as other writers may store them.
@@ -164,7 +171,10 @@ fn npz_round_trip_in_upstream_layout() {
         .clone()
         .slice([0..1, 1..2, 1..2, 2..3, 3..4])
         .into_scalar();
-    assert_eq!(value, sequence.obs[OBS_LEN + (2 * 84 + 3) * 4 + 1] as f32 / 255.0);
+    assert_eq!(
+        value,
+        sequence.obs[OBS_LEN + (2 * 84 + 3) * 4 + 1] as f32 / 255.0
+    );
     assert_eq!(batch.actions.dims(), [2, t]);
     std::fs::remove_dir_all(root).unwrap();
 }
@@ -252,7 +262,7 @@ fn record_train_save_load_play() {
         ..EnvConfig::default()
     };
     // Two short expert games: one for training, one for validation.
-    let recorded = record::record(&root, 2, 1, 8, &config).unwrap();
+    let recorded = record::record(&root, 2, 1, 8, 0.25, &config).unwrap();
     assert_eq!((recorded.train, recorded.val), (5, 5));
     assert_eq!(recorded.scores.len(), 2);
     let settings = train::TrainSettings {
@@ -262,6 +272,7 @@ fn record_train_save_load_play() {
         lr: 1e-3,
         seed: 1,
         sequences_per_epoch: Some(4),
+        time_budget: None,
     };
     let device = Default::default();
     let out = root.join("policy");
@@ -275,7 +286,8 @@ fn record_train_save_load_play() {
     let trained = trained.valid();
     let loaded = train::load::<NdArray>(&out, &device).unwrap();
     let dataset = AtariCloningDataset::new(&root, "breakout", "val").unwrap();
-    let batch = Batcher::<NdArray, _, _>::batch(&AtariBatcher, vec![dataset.get(0).unwrap()], &device);
+    let batch =
+        Batcher::<NdArray, _, _>::batch(&AtariBatcher, vec![dataset.get(0).unwrap()], &device);
     let (a, _) = trained.forward(batch.obs.clone(), None);
     let (b, _) = loaded.forward(batch.obs, None);
     assert_eq!(

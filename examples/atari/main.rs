@@ -28,7 +28,7 @@ mod record;
 mod train;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
@@ -84,12 +84,17 @@ struct Common {
 
 #[derive(Args, Debug)]
 struct RecordArgs {
-    /// Expert games to record [preset: 20, --full: 60].
+    /// Expert games to record [preset: 40, --full: 100].
     #[arg(long, global = true)]
     games: Option<usize>,
-    /// Of those, games for the validation split [preset: 2, --full: 6].
+    /// Of those, games for the validation split [preset: 4, --full: 10].
     #[arg(long, global = true)]
     val_games: Option<usize>,
+    /// Probability that a recorded step executes a random movement instead
+    /// of the expert's action (which is still the label); 0 records the
+    /// pure expert, as upstream's data.
+    #[arg(long, global = true, default_value_t = 0.25)]
+    noise: f64,
 }
 
 #[derive(Args, Debug)]
@@ -97,7 +102,7 @@ struct TrainArgs {
     /// Convolutional trunk: `small` or `upstream` (upstream's ConvBlock).
     #[arg(long, global = true, value_enum)]
     model: Option<Trunk>,
-    /// Epochs [preset: 6, --full: 30].
+    /// Epochs at most [preset: 10, --full: 30].
     #[arg(long, global = true)]
     epochs: Option<usize>,
     /// Adam learning rate [preset: 1e-3; upstream's 1e-4 with --model upstream].
@@ -106,14 +111,19 @@ struct TrainArgs {
     /// Sequences per batch [preset: 8, --full: 16].
     #[arg(long, global = true)]
     batch_size: Option<usize>,
-    /// Train on at most this many sequences per epoch [preset: 320, --full: all].
+    /// Train on at most this many sequences per epoch (a random subset
+    /// each epoch) [default: all].
     #[arg(long, global = true)]
     sequences_per_epoch: Option<usize>,
+    /// No new epoch starts unless it is expected to end within this many
+    /// minutes of training [preset: 20, --full: none].
+    #[arg(long, global = true)]
+    train_minutes: Option<f64>,
 }
 
 #[derive(Args, Debug)]
 struct PlayArgs {
-    /// Closed-loop games of each player [preset: 10, --full: 20].
+    /// Closed-loop games of each player [default: 20].
     #[arg(long, global = true)]
     play_games: Option<usize>,
     /// Write the frames of the policy's first game (PNG) and a GIF here.
@@ -142,20 +152,22 @@ impl Settings {
             Trunk::Upstream => 1e-4,
         };
         Self {
-            games: cli.record.games.unwrap_or(if full { 60 } else { 20 }),
-            val_games: cli.record.val_games.unwrap_or(if full { 6 } else { 2 }),
+            games: cli.record.games.unwrap_or(if full { 100 } else { 40 }),
+            val_games: cli.record.val_games.unwrap_or(if full { 10 } else { 4 }),
             train: TrainSettings {
                 trunk,
-                epochs: cli.train.epochs.unwrap_or(if full { 30 } else { 6 }),
+                epochs: cli.train.epochs.unwrap_or(if full { 30 } else { 10 }),
                 batch_size: cli.train.batch_size.unwrap_or(if full { 16 } else { 8 }),
                 lr: cli.train.lr.unwrap_or(default_lr),
                 seed: cli.common.seed,
-                sequences_per_epoch: cli
+                sequences_per_epoch: cli.train.sequences_per_epoch,
+                time_budget: cli
                     .train
-                    .sequences_per_epoch
-                    .or(if full { None } else { Some(320) }),
+                    .train_minutes
+                    .or(if full { None } else { Some(20.0) })
+                    .map(|m| Duration::from_secs_f64(m * 60.0)),
             },
-            play_games: cli.play.play_games.unwrap_or(if full { 20 } else { 10 }),
+            play_games: cli.play.play_games.unwrap_or(20),
             env: EnvConfig {
                 max_steps: cli.play.max_steps.unwrap_or(27_000),
                 seed: cli.common.seed * 1000,
@@ -179,7 +191,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn run<B: AutodiffBackend>(cli: &Cli, device: &B::Device) -> Result<(), Box<dyn std::error::Error>> {
+fn run<B: AutodiffBackend>(
+    cli: &Cli,
+    device: &B::Device,
+) -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::new(cli);
     let root = &cli.common.root;
     let policy_dir = root.join("policy");
@@ -194,16 +209,18 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: &B::Device) -> Result<(), Box<dyn 
             settings.games,
             settings.val_games,
             SEQ_LEN,
+            cli.record.noise,
             &settings.env,
         )?;
         let returns = Returns {
-            player: "RAM expert (recorded)".into(),
+            player: format!("RAM expert recording (noise {})", cli.record.noise),
             scores: recorded.scores,
             steps: (recorded.train + recorded.val) * SEQ_LEN,
             seconds: 0.0,
         };
         println!(
-            "expert over {} games: mean {:.1}, std {:.1}",
+            "recorded expert (noise {}) over {} games: mean {:.1}, std {:.1}",
+            cli.record.noise,
             returns.scores.len(),
             returns.mean(),
             returns.std()
@@ -249,7 +266,10 @@ fn run<B: AutodiffBackend>(cli: &Cli, device: &B::Device) -> Result<(), Box<dyn 
             rows.push(expert);
         }
         let table = table(&rows);
-        println!("\nclosed-loop returns (policy: {:.0} s)\n{table}", policy.seconds);
+        println!(
+            "\nclosed-loop returns (policy: {:.0} s)\n{table}",
+            policy.seconds
+        );
         println!(
             "policy / random = {:.1}x, policy / expert = {:.0}%",
             policy.mean() / random.mean().max(1e-6),

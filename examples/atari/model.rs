@@ -16,7 +16,9 @@ pub const FEATURES: usize = 256;
 pub const UNITS: usize = 64;
 
 /// Which convolutional trunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum Trunk {
     /// [`PatchTrunk`]: DQN's first convolution (8x8/4: 32) and a dense
     /// layer to 256: about 13 MFLOP per frame.
@@ -121,7 +123,11 @@ impl<B: Backend> AnyTrunk<B> {
         match self {
             AnyTrunk::Small(t) => {
                 let [n, c, h, w] = x.dims();
-                assert_eq!([c, h, w], [4, 84, 84], "observations must be [n, 4, 84, 84]");
+                assert_eq!(
+                    [c, h, w],
+                    [4, 84, 84],
+                    "observations must be [n, 4, 84, 84]"
+                );
                 let device = x.device();
                 let values = x
                     .into_data()

@@ -8,9 +8,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, RgbImage, RgbaImage};
-use ncps::datasets::atari::{
-    ACTIONS, Breakout, EnvConfig, Expert, FRAME, STACK, observations_chw,
-};
+use ncps::datasets::atari::{ACTIONS, Breakout, EnvConfig, Expert, FRAME, STACK, observations_chw};
 use ncps::rnn::RnnState;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,8 +32,7 @@ impl Returns {
     /// Population standard deviation (numpy's default).
     pub fn std(&self) -> f32 {
         let m = self.mean();
-        (self.scores.iter().map(|s| (s - m).powi(2)).sum::<f32>()
-            / self.scores.len().max(1) as f32)
+        (self.scores.iter().map(|s| (s - m).powi(2)).sum::<f32>() / self.scores.len().max(1) as f32)
             .sqrt()
     }
 }
@@ -60,10 +57,7 @@ impl<'a> FrameSaver<'a> {
 
     fn push(&mut self, env: &mut Breakout) -> Result<(), Box<dyn std::error::Error>> {
         let image = RgbImage::from_raw(160, 210, env.screen_rgb()).expect("210x160 RGB");
-        image.save(
-            self.dir
-                .join(format!("frame_{:05}.png", self.frames.len())),
-        )?;
+        image.save(self.dir.join(format!("frame_{:05}.png", self.frames.len())))?;
         if self.frames.len() < GIF_FRAMES {
             self.frames.push(image);
         }
@@ -132,7 +126,11 @@ pub fn play_policy<B: Backend>(
             device,
         );
         let logits = policy.step(model.trunk.forward(x));
-        let actions = logits.argmax(1).into_data().convert::<i64>().to_vec::<i64>()?;
+        let actions = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()?;
         let mut keep = Vec::with_capacity(active.len());
         for (row, (&g, &action)) in active.iter().zip(&actions).enumerate() {
             let step = envs[g].step(action as usize);

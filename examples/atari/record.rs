@@ -4,8 +4,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use ncps::datasets::atari::{
-    ACTIONS, Breakout, EnvConfig, Expert, FRAME, OBS_LEN, STACK, Sequence, sequence_path, write_sequence,
+    ACTIONS, Breakout, EnvConfig, Expert, FRAME, LEFT, NOOP, OBS_LEN, RIGHT, STACK, Sequence,
+    sequence_path, write_sequence,
 };
 
 /// One game of the expert: its frames (the newest of each observation,
@@ -16,8 +20,13 @@ pub struct Game {
     pub score: f32,
 }
 
-/// Plays one game with the expert, keeping every frame and action.
-pub fn expert_game(env: &mut Breakout) -> Game {
+/// Plays one game with the expert, keeping every frame and the expert's
+/// action. With probability `noise` a step executes a random movement
+/// (NOOP, RIGHT or LEFT) instead, while the expert's choice is still what is
+/// recorded: the demonstrations then show how the expert recovers from
+/// small mistakes, states a pure expert never visits but a cloned policy
+/// does (noise injection, as in DART, Laskey et al. 2017).
+pub fn expert_game(env: &mut Breakout, noise: f64, rng: &mut ChaCha8Rng) -> Game {
     let mut expert = Expert::new();
     let mut frames = Vec::new();
     let mut actions = Vec::new();
@@ -26,7 +35,12 @@ pub fn expert_game(env: &mut Breakout) -> Game {
         frames.extend(env.observation().iter().skip(STACK - 1).step_by(STACK));
         let action = expert.act(&env.ram());
         actions.push(action as u8);
-        if env.step(action).done {
+        let executed = if rng.random_bool(noise) {
+            [NOOP, RIGHT, LEFT][rng.random_range(0..3)]
+        } else {
+            action
+        };
+        if env.step(executed).done {
             break;
         }
     }
@@ -71,6 +85,7 @@ pub fn record(
     games: usize,
     val_games: usize,
     seq_len: usize,
+    noise: f64,
     config: &EnvConfig,
 ) -> Result<Recorded, Box<dyn std::error::Error>> {
     let dir = root.join("data_atari_seq").join("breakout");
@@ -93,9 +108,10 @@ pub fn record(
                         seed: config.seed + t as u64,
                         ..config.clone()
                     })?;
+                    let mut rng = ChaCha8Rng::seed_from_u64(config.seed + 100 + t as u64);
                     Ok((t..games)
                         .step_by(threads)
-                        .map(|g| (g, expert_game(&mut env)))
+                        .map(|g| (g, expert_game(&mut env, noise, &mut rng)))
                         .collect::<Vec<_>>())
                 })
             })

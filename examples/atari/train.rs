@@ -37,6 +37,9 @@ pub struct TrainSettings {
     /// Train on at most this many sequences per epoch (a random subset,
     /// new every epoch); all when `None`.
     pub sequences_per_epoch: Option<usize>,
+    /// No new epoch starts unless it is expected (from the last epoch's
+    /// time) to end within this much training time.
+    pub time_budget: Option<Duration>,
 }
 
 /// One epoch's figures.
@@ -98,7 +101,10 @@ pub fn loss_and_accuracy<B: Backend>(
         .sum()
         .into_scalar()
         .elem::<i64>();
-    (loss.forward(logits, targets), correct as f32 / (b * t) as f32)
+    (
+        loss.forward(logits, targets),
+        correct as f32 / (b * t) as f32,
+    )
 }
 
 /// A Subset of the dataset: the sequences `indices`.
@@ -173,7 +179,10 @@ pub fn train<B: AutodiffBackend>(
         actions: ACTIONS.len(),
     };
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("policy.json"), serde_json::to_string_pretty(&config)?)?;
+    std::fs::write(
+        out.join("policy.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
     let mut model = ConvCfC::<B>::new(config.trunk, config.actions, device);
     println!(
         "ConvCfC ({:?} trunk): {} parameters",
@@ -194,6 +203,17 @@ pub fn train<B: AutodiffBackend>(
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     let mut rng_state = settings.seed;
     for epoch in 1..=settings.epochs {
+        if let (Some(budget), Some(last)) = (settings.time_budget, logs.last()) {
+            let last: &EpochLog = last;
+            if start.elapsed().as_secs_f64() + last.seconds > budget.as_secs_f64() {
+                println!(
+                    "stopping after {} epochs: another would end past the {:.0}-minute budget",
+                    epoch - 1,
+                    budget.as_secs_f64() / 60.0
+                );
+                break;
+            }
+        }
         let epoch_start = Instant::now();
         // A fresh random subset (all sequences when not limited), shuffled by the loader.
         let mut indices: Vec<usize> = (0..train_set.len()).collect();
@@ -336,4 +356,3 @@ pub fn plot(out: &Path, logs: &[EpochLog]) -> Result<(), Box<dyn std::error::Err
     )?;
     Ok(())
 }
-

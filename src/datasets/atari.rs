@@ -505,7 +505,11 @@ pub fn sequence_path(root: &Path, game: &str, split: &str, k: usize) -> PathBuf 
 /// `actions` int64 `(T,)` (compressed).
 pub fn write_sequence(path: &Path, sequence: &Sequence) -> io::Result<()> {
     let t = sequence.len();
-    assert_eq!(sequence.obs.len(), t * OBS_LEN, "obs must be T * 84 * 84 * 4");
+    assert_eq!(
+        sequence.obs.len(),
+        t * OBS_LEN,
+        "obs must be T * 84 * 84 * 4"
+    );
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
