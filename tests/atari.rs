@@ -2,7 +2,6 @@
 //! preprocessing, the expert, upstream's npz layout, training, closed-loop
 //! play and checkpoints. `cargo test --features atari --test atari`.
 
-#[allow(dead_code)]
 #[path = "../examples/common/mod.rs"]
 mod common;
 #[allow(dead_code)]
@@ -276,7 +275,11 @@ fn record_train_save_load_play() {
     };
     let device = Default::default();
     let out = root.join("policy");
-    let (trained, logs, _) = train::train::<A>(&root, &out, &settings, &device).unwrap();
+    let train::Trained {
+        model: trained,
+        logs,
+        ..
+    } = train::train::<A>(&root, &out, &settings, &device).unwrap();
     assert_eq!(logs.len(), 2);
     assert!(logs.iter().all(|l| l.val_loss.is_finite()));
     assert!(out.join("model.mpk").exists() && out.join("model-epoch2.mpk").exists());
@@ -306,4 +309,20 @@ fn record_train_save_load_play() {
     let table = play::table(&[&returns]);
     assert!(table.contains("| CfC policy | 3 |"));
     std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn upstream_conv_block() {
+    // `--model upstream`: upstream's ConvBlock, 1 441 344 trainable
+    // parameters in torch (conv 4->64, 64->128 + bn, 128->128, 128->256 +
+    // bn, 5x5 kernels); Burn also counts the batch norms' running means and
+    // variances (2 * (128 + 256)).
+    let device = Default::default();
+    let model = model::ConvCfC::<NdArray>::new(model::Trunk::Upstream, 4, &device);
+    use burn::module::Module;
+    assert_eq!(model.trunk.num_params(), 1_441_344 + 768);
+    let obs = Tensor::<NdArray, 5>::ones([1, 2, 4, 84, 84], &device);
+    let (logits, state) = model.forward(obs, None);
+    assert_eq!(logits.dims(), [1, 2, 4]);
+    assert_eq!(state.hidden.dims(), [1, 64]);
 }

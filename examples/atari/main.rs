@@ -234,7 +234,11 @@ fn run<B: AutodiffBackend>(
     }
     let mut trained = None;
     if all || matches!(cli.command, Some(Command::Train)) {
-        let (model, logs, elapsed) = train::train::<B>(root, &policy_dir, &settings.train, device)?;
+        let train::Trained {
+            model,
+            logs,
+            elapsed,
+        } = train::train::<B>(root, &policy_dir, &settings.train, device)?;
         train::plot(root, &logs)?;
         println!(
             "trained in {:.0} s; wrote {} and {}",

@@ -150,6 +150,14 @@ pub fn evaluate<B: Backend>(
     (total_loss / n, total_acc / n)
 }
 
+/// What [`train`] returns.
+pub struct Trained<B: AutodiffBackend> {
+    pub model: ConvCfC<B>,
+    pub logs: Vec<EpochLog>,
+    /// Training time (validation and checkpoints included).
+    pub elapsed: Duration,
+}
+
 /// Trains a fresh policy; writes `model-epoch<k>.mpk`, `model.mpk`,
 /// `policy.json` and `train_log.json` to `out`.
 pub fn train<B: AutodiffBackend>(
@@ -157,7 +165,7 @@ pub fn train<B: AutodiffBackend>(
     out: &Path,
     settings: &TrainSettings,
     device: &B::Device,
-) -> Result<(ConvCfC<B>, Vec<EpochLog>, Duration), Box<dyn std::error::Error>> {
+) -> Result<Trained<B>, Box<dyn std::error::Error>> {
     B::seed(device, settings.seed);
     let train_set = AtariCloningDataset::new(root, "breakout", "train")?;
     let val_set = AtariCloningDataset::new(root, "breakout", "val")?;
@@ -280,7 +288,11 @@ pub fn train<B: AutodiffBackend>(
         out.join("train_log.json"),
         serde_json::to_string_pretty(&logs)?,
     )?;
-    Ok((model, logs, elapsed))
+    Ok(Trained {
+        model,
+        logs,
+        elapsed,
+    })
 }
 
 /// Loads a policy saved by [`train`] (`policy.json` and `model.mpk` in `dir`).
