@@ -3,5 +3,8 @@
 //! | module | contents |
 //! |---|---|
 //! | [`sine`] | the quickstart's sinusoid task and its full-batch training loop |
+//! | `atari` | Breakout on the Arcade Learning Environment, a RAM expert, upstream's `AtariCloningDataset` (feature `atari`; GPL-2.0 emulator) |
 
+#[cfg(feature = "atari")]
+pub mod atari;
 pub mod sine;
