@@ -15,19 +15,7 @@ use ncps::wirings::{
     AnyWiring, AutoNCP, FullyConnected, NCP, NCPArgs, Random, Wiring, WiringError,
 };
 
-use common::{B, device};
-
-fn ncp_args() -> NCPArgs {
-    NCPArgs {
-        inter_neurons: 4,
-        command_neurons: 3,
-        motor_neurons: 2,
-        sensory_fanout: 2,
-        inter_fanout: 2,
-        recurrent_command_synapses: 3,
-        motor_fanin: 2,
-    }
-}
+use common::{B, device, small_ncp_args as ncp_args};
 
 fn ltc(input_size: usize) -> LTC<B> {
     LTCConfig::new(input_size, Units::from(8))
@@ -329,14 +317,14 @@ fn ode_unfolds_0() {
 
 // --------------------------------------------------------- weight files
 
+/// One tensor of a safetensors file: name, dtype, shape, little-endian bytes.
+type Entry = (String, &'static str, Vec<usize>, Vec<u8>);
+
 /// A safetensors file of `model`'s upstream state dict, with `edit`
-/// applied to the list of (name, dtype, shape, little-endian bytes).
-fn safetensors_of(
-    model: &LTC<B>,
-    edit: impl FnOnce(&mut Vec<(String, &str, Vec<usize>, Vec<u8>)>),
-) -> Vec<u8> {
+/// applied to its tensors.
+fn safetensors_of(model: &LTC<B>, edit: impl FnOnce(&mut Vec<Entry>)) -> Vec<u8> {
     let dict = StateDict::from_model(model);
-    let mut tensors: Vec<(String, &str, Vec<usize>, Vec<u8>)> = dict
+    let mut tensors: Vec<Entry> = dict
         .names()
         .map(|name| {
             let bytes = dict
@@ -368,6 +356,18 @@ fn safetensors_of(
     file.extend_from_slice(header.as_bytes());
     file.extend_from_slice(&data);
     file
+}
+
+/// The same with only `rnn_cell.gleak` edited.
+fn with_gleak(model: &LTC<B>, edit: impl FnOnce(&mut Entry)) -> Vec<u8> {
+    safetensors_of(model, |tensors| {
+        edit(
+            tensors
+                .iter_mut()
+                .find(|(name, ..)| name == "rnn_cell.gleak")
+                .unwrap(),
+        )
+    })
 }
 
 fn load(model: LTC<B>, bytes: Vec<u8>) -> ImportError {
@@ -402,13 +402,7 @@ fn a_pytorch_file_with_an_extra_tensor() {
 #[test]
 fn a_pytorch_file_with_a_wrong_shape() {
     let model = ltc(3);
-    let bytes = safetensors_of(&model, |t| {
-        let gleak = t
-            .iter_mut()
-            .find(|(name, ..)| name == "rnn_cell.gleak")
-            .unwrap();
-        gleak.2 = vec![4, 2];
-    });
+    let bytes = with_gleak(&model, |gleak| gleak.2 = vec![4, 2]);
     let err = load(model, bytes);
     assert!(
         matches!(&err, ImportError::Shape { name, found, .. } if name == "rnn_cell.gleak" && found == &[4, 2]),
@@ -419,13 +413,7 @@ fn a_pytorch_file_with_a_wrong_shape() {
 #[test]
 fn a_pytorch_file_with_a_wrong_dtype() {
     let model = ltc(3);
-    let bytes = safetensors_of(&model, |t| {
-        let gleak = t
-            .iter_mut()
-            .find(|(name, ..)| name == "rnn_cell.gleak")
-            .unwrap();
-        gleak.1 = "I32";
-    });
+    let bytes = with_gleak(&model, |gleak| gleak.1 = "I32");
     let err = load(model, bytes);
     assert!(
         matches!(&err, ImportError::Dtype { name, .. } if name == "rnn_cell.gleak"),

@@ -4,6 +4,8 @@
 //! every CfC mode and backbone activation, wired CfCs, mixed memory and
 //! projections, with irregular elapsed times (zeros included).
 
+mod common;
+
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -12,6 +14,8 @@ use burn::tensor::{Distribution, TensorData};
 use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use ncps::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs};
+
+use common::small_ncp_args;
 
 type F = NdArray<f64>;
 type AF = Autodiff<F>;
@@ -165,12 +169,7 @@ where
 fn ncp() -> NCP {
     NCP::new(NCPArgs {
         inter_neurons: 3,
-        command_neurons: 3,
-        motor_neurons: 2,
-        sensory_fanout: 2,
-        inter_fanout: 2,
-        recurrent_command_synapses: 3,
-        motor_fanin: 2,
+        ..small_ncp_args()
     })
     .unwrap()
     .with_seed(23)

@@ -12,9 +12,9 @@ use ncps::ConfigError;
 use ncps::cells::{CfCCellConfig, CfCMode, LTCCellConfig, RecurrentCell, WiredCfCCellConfig};
 use ncps::import::{ImportError, LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
-use ncps::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs, SynapseMatrix, Wiring, WiringError};
+use ncps::wirings::{AutoNCP, FullyConnected, NCP, SynapseMatrix, Wiring, WiringError};
 
-use common::{AD, B, assert_tensors_close, device};
+use common::{AD, B, assert_tensors_close, device, small_ncp_args};
 
 /// Two computations of the same numbers agree to float32 rounding.
 #[track_caller]
@@ -27,24 +27,10 @@ fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
 }
 
 fn ltc_mixed() -> LTC<B> {
-    LTCConfig::new(
-        3,
-        Units::from(
-            NCP::new(NCPArgs {
-                inter_neurons: 4,
-                command_neurons: 3,
-                motor_neurons: 2,
-                sensory_fanout: 2,
-                inter_fanout: 2,
-                recurrent_command_synapses: 3,
-                motor_fanin: 2,
-            })
-            .unwrap(),
-        ),
-    )
-    .with_mixed_memory(true)
-    .init(&device())
-    .unwrap()
+    LTCConfig::new(3, Units::from(NCP::new(small_ncp_args()).unwrap()))
+        .with_mixed_memory(true)
+        .init(&device())
+        .unwrap()
 }
 
 fn cfc_mixed_proj() -> CfC<B> {

@@ -140,3 +140,17 @@ pub fn wiring(kind: u8, units: usize, output: usize, sparsity: f64, seed: u64) -
         }
     }
 }
+
+/// A small NCP: 4 inter, 3 command, 2 motor neurons (fanouts 2, 2, 3
+/// recurrent command synapses, motor fanin 2).
+pub fn small_ncp_args() -> NCPArgs {
+    NCPArgs {
+        inter_neurons: 4,
+        command_neurons: 3,
+        motor_neurons: 2,
+        sensory_fanout: 2,
+        inter_fanout: 2,
+        recurrent_command_synapses: 3,
+        motor_fanin: 2,
+    }
+}
