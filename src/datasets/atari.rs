@@ -45,7 +45,7 @@
 //! ```
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use ale::{Ale, BundledRom};
@@ -505,7 +505,8 @@ pub fn sequence_path(root: &Path, game: &str, split: &str, k: usize) -> PathBuf 
 }
 
 /// Writes one sequence as upstream's npz: `obs` uint8 `(T, 84, 84, 4)`,
-/// `actions` int64 `(T,)` (compressed).
+/// `actions` int64 `(T,)` (compressed), through a temporary file and a
+/// rename, so that a failed write leaves no half-written file.
 pub fn write_sequence(path: &Path, sequence: &Sequence) -> io::Result<()> {
     let t = sequence.len();
     assert_eq!(
@@ -519,12 +520,14 @@ pub fn write_sequence(path: &Path, sequence: &Sequence) -> io::Result<()> {
     let obs = Array4::from_shape_vec((t, FRAME, FRAME, STACK), sequence.obs.clone())
         .map_err(io::Error::other)?;
     let actions: Array1<i64> = sequence.actions.iter().map(|&a| a as i64).collect();
-    let mut npz = NpzWriter::new_compressed(BufWriter::new(File::create(path)?));
+    // Built in memory, then written through a temporary file and a rename:
+    // an interrupted recording never leaves a half-written file that loads.
+    let mut npz = NpzWriter::new_compressed(io::Cursor::new(Vec::new()));
     npz.add_array("obs", &obs).map_err(io::Error::other)?;
     npz.add_array("actions", &actions)
         .map_err(io::Error::other)?;
-    npz.finish().map_err(io::Error::other)?;
-    Ok(())
+    let bytes = npz.finish().map_err(io::Error::other)?.into_inner();
+    crate::wirings::write_atomically(path, &bytes)
 }
 
 /// Reads one sequence from an npz file in upstream's layout (`obs` uint8
