@@ -95,10 +95,7 @@ impl LTCConfig {
     fn options(&self) -> SequenceOptions {
         SequenceOptions {
             input_size: self.input_size,
-            units: match self.units {
-                Units::Count(units) => Some(units),
-                Units::Wiring(_) => None,
-            },
+            units: self.units.count(),
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
             mixed_memory: self.mixed_memory,

@@ -45,6 +45,16 @@ pub enum Units {
     Wiring(AnyWiring),
 }
 
+impl Units {
+    /// The dense unit count; `None` for a wiring (which checks its own sizes).
+    pub(crate) fn count(&self) -> Option<usize> {
+        match self {
+            Units::Count(units) => Some(*units),
+            Units::Wiring(_) => None,
+        }
+    }
+}
+
 impl From<usize> for Units {
     fn from(units: usize) -> Self {
         Units::Count(units)
