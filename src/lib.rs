@@ -25,6 +25,7 @@
 pub mod cells;
 pub mod datasets;
 mod error;
+mod fs;
 pub mod import;
 pub mod kernels;
 pub mod rnn;

@@ -527,7 +527,7 @@ pub fn write_sequence(path: &Path, sequence: &Sequence) -> io::Result<()> {
     npz.add_array("actions", &actions)
         .map_err(io::Error::other)?;
     let bytes = npz.finish().map_err(io::Error::other)?.into_inner();
-    crate::wirings::write_atomically(path, &bytes)
+    crate::fs::write_atomically(path, &bytes)
 }
 
 /// Reads one sequence from an npz file in upstream's layout (`obs` uint8

@@ -103,9 +103,11 @@ impl AnyWiring {
     /// rename: a failed write leaves any previous file as it was).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), WiringError> {
         let path = path.as_ref();
-        super::write_atomically(path, self.to_json().as_bytes()).map_err(|source| WiringError::Io {
-            path: path.to_path_buf(),
-            source,
+        crate::fs::write_atomically(path, self.to_json().as_bytes()).map_err(|source| {
+            WiringError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })
     }
 

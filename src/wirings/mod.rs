@@ -283,30 +283,6 @@ impl Synapses {
     }
 }
 
-/// Writes `contents` to `path` through a temporary file in the same folder
-/// and a rename: a reader never sees a half-written file, and a failed write
-/// leaves what was there before.
-pub(crate) fn write_atomically(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
-    let mut temporary = name.to_os_string();
-    temporary.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(temporary);
-    let result = std::fs::File::create(&temporary).and_then(|mut file| {
-        file.write_all(contents)?;
-        file.sync_all()
-    });
-    match result.and_then(|()| std::fs::rename(&temporary, path)) {
-        Ok(()) => Ok(()),
-        Err(error) => {
-            let _ = std::fs::remove_file(&temporary);
-            Err(error)
-        }
-    }
-}
-
 /// Upstream's plain neuron types: motor below `output_dim`, else inter.
 pub(crate) fn plain_neuron_type(id: usize, units: usize, output_dim: usize) -> NeuronType {
     assert!(id < units, "neuron id {id} out of range for {units} units");

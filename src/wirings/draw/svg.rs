@@ -473,7 +473,7 @@ fn draw_legend(
 
 /// Writes `svg` to `path`.
 pub(crate) fn write_svg(path: &Path, svg: &str) -> Result<(), DrawError> {
-    crate::wirings::write_atomically(path, svg.as_bytes()).map_err(|source| DrawError::Io {
+    crate::fs::write_atomically(path, svg.as_bytes()).map_err(|source| DrawError::Io {
         path: path.to_path_buf(),
         source,
     })
