@@ -13,8 +13,9 @@
 //!   [`cells::WiredCfCCell`], and the [`cells::LSTMCell`] of mixed memory).
 //! - [`rnn`]: the sequence models [`rnn::LTC`] and [`rnn::CfC`].
 //! - [`datasets`]: tasks and data, as upstream's `ncps.datasets` (the
-//!   quickstart's sinusoid task in [`datasets::sine`]; with the `atari`
-//!   feature, Breakout on the real emulator in `datasets::atari`).
+//!   quickstart's sinusoid task in [`datasets::sine`]; UEA/UCR `.ts`
+//!   classification files in [`datasets::uea`]; with the `atari` feature,
+//!   Breakout on the real emulator in `datasets::atari`).
 //! - [`train`]: training helpers (global gradient-norm clipping).
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
