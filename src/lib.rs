@@ -62,4 +62,6 @@ mod guide {
     pub struct Pytorch;
     #[doc = include_str!("../docs/gpu.md")]
     pub struct Gpu;
+    #[doc = include_str!("../docs/uea.md")]
+    pub struct Uea;
 }

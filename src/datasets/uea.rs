@@ -67,7 +67,7 @@
 //!
 //! The reader is plain `std` and reads the full JapaneseVowels files
 //! (270 + 370 cases) in milliseconds (`cargo bench --bench uea -- DIR`
-//! prints each file's parse time; docs/datasets.md has the figures).
+//! prints each file's parse time; docs/uea.md has the figures).
 
 use std::path::{Path, PathBuf};
 
