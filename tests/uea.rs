@@ -245,9 +245,10 @@ fn an_empty_batch() {
 }
 
 #[test]
-fn comments_blank_lines_crlf_and_case_of_keys_are_allowed() {
+fn comments_blank_lines_crlf_bom_and_case_of_keys_are_allowed() {
     let clean = "@problemName T\n@dimensions 2\n@classLabel true a b\n@data\n1,2:3,4:b\n5:6:a\n";
-    let messy = "# a comment\r\n\r\n@PROBLEMNAME T\r\n  # indented comment\r\n@Dimensions 2\r\n\
+    // A byte-order mark, and `@missing true` with no `?` in the data.
+    let messy = "\u{feff}# a comment\r\n\r\n@PROBLEMNAME T\r\n@timeStamps FALSE\r\n@missing true\r\n  # indented comment\r\n@Dimensions 2\r\n\
                  @classlabel TRUE a b\r\n\r\n@DATA\r\n# between cases\r\n 1, 2 : 3,4 : b \r\n\r\n5:6:a";
     let clean = UeaDataset::parse("clean.ts", clean).unwrap();
     assert_eq!(UeaDataset::parse("messy.ts", messy).unwrap(), clean);
