@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use ncps::datasets::uea::{Standardization, TsProblem, UeaBatch, UeaBatcher, UeaDataset, UeaError};
+use proptest::prelude::*;
 
 use common::{B, device};
 
@@ -331,6 +332,9 @@ fn an_unknown_header() {
         matches!(&problem, TsProblem::UnknownHeader { key } if key == "sampleRate"),
         "{problem:?}"
     );
+    // A space after `@`: the key is empty (found by the any-text property).
+    let problem = parse_error("@ \u{e9} data\n", 1, 1);
+    assert_eq!(problem, TsProblem::UnknownHeader { key: "".into() });
 }
 
 #[test]
@@ -615,4 +619,101 @@ fn a_file_that_does_not_exist() {
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
+}
+
+// ------------------------------------------------------------- any text
+
+/// Pieces of `.ts` files, multi-byte characters and odd spacing included:
+/// texts made of them reach every branch of the header reader.
+const PIECES: [&str; 26] = [
+    "@",
+    "data",
+    "classLabel",
+    "dimensions",
+    "univariate",
+    "equalLength",
+    "seriesLength",
+    "true",
+    "false",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    ":",
+    ",",
+    "#",
+    "?",
+    "1.5",
+    "-2",
+    "0",
+    "3",
+    "a",
+    "b",
+    "\u{e9}",
+    "\u{feff}",
+    "1e39",
+];
+
+/// Text made of [`PIECES`] in any order.
+fn pieces() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES.to_vec()), 0..80).prop_map(|p| p.concat())
+}
+
+/// A header, then cases that are mostly valid (a bad value, label or
+/// dimension count now and then), then a few pieces: texts that parse and
+/// texts that fail late.
+fn mostly_cases() -> impl Strategy<Value = String> {
+    let header = prop::sample::select(vec![
+        "@classLabel true a b\n@data\n",
+        "@dimensions 2\n@equalLength true\n@classLabel true a b\n@data\n",
+        "@univariate true\n@seriesLength 2\n@classLabel true a b\n@data\n",
+    ]);
+    let value = prop_oneof![
+        8 => prop::sample::select(vec!["1.5", "-2", "0", "3e2", " 4 "]),
+        1 => prop::sample::select(vec!["?", "x", "\u{e9}", "", "NaN"]),
+    ];
+    let dims = prop_oneof![6 => Just(2usize), 1 => 1usize..4];
+    let label = prop_oneof![8 => prop::sample::select(vec!["a", "b", " a "]), 1 => Just("c")];
+    let case =
+        (dims, prop::collection::vec(value, 1..4), label).prop_map(|(dims, values, label)| {
+            let dimension = values.join(",");
+            format!("{}:{label}", vec![dimension; dims].join(":"))
+        });
+    let separator = prop::sample::select(vec!["\n", "\r\n", "\n\n", "\n# comment\n"]);
+    let cases = prop::collection::vec((case, separator), 1..5);
+    let tail = prop_oneof![4 => Just(String::new()), 1 => pieces()];
+    (header, cases, tail).prop_map(|(header, cases, tail)| {
+        let cases: String = cases.into_iter().map(|(case, sep)| case + sep).collect();
+        format!("{header}{cases}{tail}")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Any text is a dataset whose parts agree, or an error located inside
+    /// the text: never a panic.
+    #[test]
+    fn any_text_parses_or_names_a_place_in_it(text in prop_oneof![pieces(), mostly_cases()]) {
+        match UeaDataset::parse("any.ts", &text) {
+            Ok(data) => {
+                prop_assert!(data.len() > 0 && data.dims() > 0);
+                for i in 0..data.len() {
+                    let item = data.get(i).unwrap();
+                    prop_assert!(item.length > 0);
+                    prop_assert_eq!(item.series.len(), item.length * data.dims());
+                    prop_assert!(item.class < data.class_names().len());
+                    prop_assert!(item.series.iter().all(|x| x.is_finite()));
+                }
+            }
+            Err(UeaError::Parse { line, column, .. }) => {
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                let lines: Vec<&str> = text.split('\n').collect();
+                prop_assert!(line >= 1 && line <= lines.len(), "line {}", line);
+                let chars = lines[line - 1].trim_end_matches('\r').chars().count();
+                prop_assert!(column >= 1 && column <= chars + 1, "column {} of {}", column, chars);
+            }
+            Err(other) => prop_assert!(false, "{other}"),
+        }
+    }
 }

@@ -635,7 +635,8 @@ impl Reader {
         match (line.strip_prefix('@'), self.in_data) {
             (Some(header), false) => self.header(raw, at, header),
             (Some(header), true) => {
-                let key = header.split_whitespace().next().unwrap_or("").to_string();
+                let key = header.split(char::is_whitespace).next().unwrap_or("");
+                let key = key.to_string();
                 Err((at, TsProblem::HeaderAfterData { key }))
             }
             (None, false) => Err((at, TsProblem::DataBeforeHeader)),
@@ -645,7 +646,8 @@ impl Reader {
 
     /// `header` is the text after the `@` at byte `at` of `raw`.
     fn header(&mut self, raw: &str, at: usize, header: &str) -> Result<(), LineError> {
-        let key_text = header.split_whitespace().next().unwrap_or("");
+        // The key runs up to the first whitespace (empty in `@ data`).
+        let key_text = header.split(char::is_whitespace).next().unwrap_or("");
         let value = header[key_text.len()..].trim();
         let value_at = offset(raw, value);
         let Some(key) = HEADERS
