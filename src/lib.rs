@@ -18,6 +18,9 @@
 //! - [`train`]: training helpers (global gradient-norm clipping).
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
+//! - [`export`]: deployment: a trained model as a standalone `#![no_std]`
+//!   Rust or C99 step function, or as upstream's `state_dict` and config
+//!   for Python ncps.
 #![warn(missing_docs)]
 // Type names follow upstream ncps (`NCP`, `LTC`, `CfC`) so Python users find them.
 #![allow(clippy::upper_case_acronyms)]
@@ -25,6 +28,7 @@
 pub mod cells;
 pub mod datasets;
 mod error;
+pub mod export;
 mod fs;
 pub mod import;
 pub mod kernels;

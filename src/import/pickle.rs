@@ -79,7 +79,7 @@ pub(crate) enum Value<O> {
     Tuple(Rc<Vec<Value<O>>>, u16),
     List(Rc<Vec<Value<O>>>, u16),
     /// Entries in insertion order.
-    Dict(Rc<Vec<(Value<O>, Value<O>)>>, u16),
+    Dict(Rc<Entries<O>>, u16),
     Global(Rc<str>, Rc<str>),
     /// Something the object builder made.
     Object(Rc<O>),
@@ -158,8 +158,11 @@ fn nest(inner: impl Iterator<Item = u16>, at: usize) -> Result<u16, PickleError>
     Ok(depth)
 }
 
+/// A dict's entries, in insertion order.
+type Entries<O> = Vec<(Value<O>, Value<O>)>;
+
 /// Pairs up `[k0, v0, k1, v1, ..]`.
-fn pairs<O>(items: Vec<Value<O>>, at: usize) -> Result<Vec<(Value<O>, Value<O>)>, PickleError> {
+fn pairs<O>(items: Vec<Value<O>>, at: usize) -> Result<Entries<O>, PickleError> {
     if !items.len().is_multiple_of(2) {
         return Err(PickleError::Malformed {
             at,

@@ -154,7 +154,7 @@ pub(crate) fn read_pt(bytes: &[u8]) -> Result<Vec<PtTensor>, PtError> {
             storages.insert(key.clone(), data);
         }
         let storage = storages.get(key).map(Vec::as_slice).unwrap_or_default();
-        let data = gather(&view, storage, &mut budget).map_err(|reason| PtError::Tensor {
+        let data = gather(view, storage, &mut budget).map_err(|reason| PtError::Tensor {
             name: name.clone(),
             reason,
         })?;
