@@ -17,7 +17,7 @@ use common::{B, assert_close, device, values, worst_error};
 use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
 use ncps::export::{Export, ExportError, StepFunction, UpstreamConfig};
 use ncps::import::{LoadStateDict, StateDict};
-use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, Rnn, RnnState, Units};
+use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, Rnn, Units};
 use ncps::wirings::{AnyWiring, AutoNCP, FullyConnected, Wiring};
 
 const STEPS: usize = 1000;
@@ -76,21 +76,6 @@ fn from_bytes(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect()
-}
-
-/// The Burn model on the same data: every output, then the final state
-/// (hidden, then memory).
-fn burn_run<C: RecurrentCell<B>>(model: &Rnn<B, C>, inputs: &[f32], elapsed: &[f32]) -> Vec<f32> {
-    let features = model.input_size();
-    let x = Tensor::<B, 1>::from_floats(inputs, &device()).reshape([1, STEPS, features]);
-    let t = Tensor::<B, 1>::from_floats(elapsed, &device()).reshape([1, STEPS]);
-    let (output, state) = model.forward_timed(x, t, None);
-    let mut all = values(output);
-    all.extend(values(state.hidden));
-    if let Some(memory) = state.memory {
-        all.extend(values(memory));
-    }
-    all
 }
 
 /// The harness's stdin: per step the inputs, then the elapsed time.
@@ -309,7 +294,7 @@ fn check<C: RecurrentCell<B>>(name: &str, model: &Rnn<B, C>, step: StepFunction)
     assert_eq!(step.inputs(), features);
     assert_eq!(step.outputs(), model.output_size());
     let (inputs, elapsed) = data(features);
-    let expected = burn_run(model, &inputs, &elapsed);
+    let expected = run_case(model, &inputs, &elapsed);
     let stdin = interleave(&inputs, &elapsed, features);
     let rust = run_rust(&step, &dir, &stdin);
     let c = run_c(&step, &dir, &stdin);
@@ -524,15 +509,9 @@ fn round_trip<C>(
     let loaded = rebuild(&dict, &upstream);
     let (inputs, elapsed) = data(model.input_size());
     let (inputs, elapsed) = (&inputs[..50 * model.input_size()], &elapsed[..50]);
-    let run = |m: &Rnn<B, C>| {
-        let x = Tensor::<B, 1>::from_floats(inputs, &device()).reshape([1, 50, m.input_size()]);
-        let t = Tensor::<B, 1>::from_floats(elapsed, &device()).reshape([1, 50]);
-        let (out, RnnState { hidden, .. }) = m.forward_timed(x, t, None);
-        (values(out), values(hidden))
-    };
     assert_eq!(
-        run(&loaded),
-        run(model),
+        run_case(&loaded, inputs, elapsed),
+        run_case(model, inputs, elapsed),
         "{name}: the round trip changed the outputs"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -542,18 +521,30 @@ fn round_trip<C>(
 fn export_to_python_round_trips_through_import() {
     let ltc_model: LTC<B> = ltc(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .with_mixed_memory(true)
+        .with_ode_unfolds(4)
         .init(&device())
         .unwrap();
     round_trip("rt_ltc", &ltc_model, |dict, config| {
         assert_eq!(config.model, "LTC");
-        assert_eq!(config.args["ode_unfolds"], 6);
+        assert_eq!(config.args["ode_unfolds"], 4);
         assert_eq!(config.layers.as_ref().map(Vec::len), Some(3), "NCP layers");
-        // The wiring's upstream config rebuilds the exact synapses.
+        // The wiring's upstream config holds the exact synapses.
         let wiring =
             AnyWiring::from_upstream_config(&config.wiring.as_ref().unwrap().to_string()).unwrap();
         let mask = values(ltc_model.cell.sparsity_mask.val());
         let synapses = mask.iter().filter(|&&m| m == 1.0).count();
         assert_eq!(wiring.adjacency_matrix().synapse_count(), synapses);
+        let config = config.ltc_config().unwrap();
+        assert_eq!(config.ode_unfolds, 4);
+        config
+            .init::<B>(&device())
+            .unwrap()
+            .load_state_dict(dict)
+            .unwrap()
+    });
+    // A checkpoint alone rebuilds an LTC with upstream's defaults.
+    let plain: LTC<B> = ltc(3, Units::from(8)).init(&device()).unwrap();
+    round_trip("rt_ltc_fc", &plain, |dict, _| {
         LTCConfig::from_state_dict(dict)
             .unwrap()
             .init::<B>(&device())
@@ -570,10 +561,9 @@ fn export_to_python_round_trips_through_import() {
         round_trip(name, &model, |dict, config| {
             assert_eq!(config.args["activation"], "silu");
             assert!(config.wiring.is_none());
-            CfCConfig::from_state_dict(dict)
-                .unwrap()
-                .with_mode(mode)
-                .with_activation(Activation::Silu)
+            let config = config.cfc_config().unwrap();
+            assert_eq!((config.mode, config.activation), (mode, Activation::Silu));
+            config
                 .init::<B>(&device())
                 .unwrap()
                 .load_state_dict(dict)
@@ -581,16 +571,120 @@ fn export_to_python_round_trips_through_import() {
         });
     }
     let wired: CfC<B> = CfCConfig::new(3, Units::from(AutoNCP::new(14, 3).unwrap()))
+        .with_mode(CfCMode::NoGate)
         .with_proj_size(Some(2))
         .init(&device())
         .unwrap();
     round_trip("rt_cfc_wired", &wired, |dict, config| {
         assert_eq!(config.layers.as_ref().map(Vec::len), Some(3));
-        CfCConfig::from_state_dict(dict)
-            .unwrap()
+        let config = config.cfc_config().unwrap();
+        config
             .init::<B>(&device())
             .unwrap()
             .load_state_dict(dict)
             .unwrap()
     });
+}
+
+#[test]
+fn an_upstream_config_names_what_it_cannot_read() {
+    let model: CfC<B> = CfCConfig::new(3, Units::from(8)).init(&device()).unwrap();
+    let mut config = model.upstream_config().unwrap();
+    let err = config.ltc_config().unwrap_err();
+    assert!(
+        matches!(&err, ExportError::Config { argument, .. } if argument == "model"),
+        "{err}"
+    );
+    config.args.insert("mode".into(), "fast".into());
+    let err = config.cfc_config().unwrap_err();
+    assert!(
+        matches!(&err, ExportError::Config { argument, .. } if argument == "mode"),
+        "{err}"
+    );
+    config.args.insert("mode".into(), "pure".into());
+    config.args.insert("backbone_layers".into(), "two".into());
+    let err = config.cfc_config().unwrap_err();
+    assert!(
+        matches!(&err, ExportError::Config { argument, .. } if argument == "backbone_layers"),
+        "{err}"
+    );
+}
+
+/// The cases `tests/fixtures/export/check_upstream.py` checks against
+/// Python ncps: the crate still reads them into models that compute the
+/// recorded outputs, bit for bit, and exports those models to the same files.
+#[test]
+fn the_python_check_cases_are_the_crates_models() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/export/cases");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let case = entry.unwrap().path();
+        let json = std::fs::read_to_string(case.join("model.json")).unwrap();
+        let config = UpstreamConfig::from_json(&json).unwrap();
+        let dict = StateDict::read(case.join("model.safetensors")).unwrap();
+        let io = StateDict::read(case.join("io.safetensors")).unwrap();
+        let recorded: Vec<f32> = ["output", "hx_out", "cx_out"]
+            .iter()
+            .filter_map(|name| io.values(name))
+            .flatten()
+            .collect();
+        let (input, elapsed) = (io.values("input").unwrap(), io.values("timespans").unwrap());
+        let check = |ours: Vec<f32>, config: UpstreamConfig, exported: StateDict| {
+            assert_eq!(ours, recorded, "{}: outputs", case.display());
+            assert_eq!(config.to_json(), json, "{}: config", case.display());
+            assert_eq!(
+                exported.to_safetensors_bytes(),
+                std::fs::read(case.join("model.safetensors")).unwrap(),
+                "{}: weights",
+                case.display()
+            );
+        };
+        match config.model.as_str() {
+            "LTC" => {
+                let model: LTC<B> = config
+                    .ltc_config()
+                    .unwrap()
+                    .init(&device())
+                    .unwrap()
+                    .load_state_dict(&dict)
+                    .unwrap();
+                let ours = run_case(&model, &input, &elapsed);
+                check(
+                    ours,
+                    model.upstream_config().unwrap(),
+                    StateDict::from_model(&model),
+                );
+            }
+            _ => {
+                let model: CfC<B> = config
+                    .cfc_config()
+                    .unwrap()
+                    .init(&device())
+                    .unwrap()
+                    .load_state_dict(&dict)
+                    .unwrap();
+                let ours = run_case(&model, &input, &elapsed);
+                check(
+                    ours,
+                    model.upstream_config().unwrap(),
+                    StateDict::from_model(&model),
+                );
+            }
+        }
+        cases += 1;
+    }
+    assert_eq!(cases, 6, "the six check cases");
+}
+
+/// The Burn model on a sequence (batch 1): every output, then the final
+/// hidden state and memory.
+fn run_case<C: RecurrentCell<B>>(model: &Rnn<B, C>, input: &[f32], elapsed: &[f32]) -> Vec<f32> {
+    let steps = elapsed.len();
+    let x = Tensor::<B, 1>::from_floats(input, &device()).reshape([1, steps, model.input_size()]);
+    let t = Tensor::<B, 1>::from_floats(elapsed, &device()).reshape([1, steps]);
+    let (output, state) = model.forward_timed(x, t, None);
+    let mut all = values(output);
+    all.extend(values(state.hidden));
+    all.extend(state.memory.map(values).unwrap_or_default());
+    all
 }

@@ -99,6 +99,14 @@ pub enum ExportError {
         /// The value.
         value: f32,
     },
+    /// An [`UpstreamConfig`] argument that cannot be read back.
+    #[error("upstream config argument {argument}: {reason}")]
+    Config {
+        /// The argument (`model`, `wiring`, `mode`, ...).
+        argument: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A C name prefix that is not a C identifier.
     #[error("invalid C prefix {prefix:?}: use letters, digits and _, not starting with a digit")]
     InvalidPrefix {

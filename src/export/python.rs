@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::ExportError;
-use crate::cells::{CfCCell, CfCCellConfig, LTCCell, RecurrentCell};
+use crate::cells::{Activation, CfCCell, CfCCellConfig, CfCMode, LTCCell, Mapping, RecurrentCell};
 use crate::fs::write_atomically;
 use crate::import::{StateDict, names};
-use crate::rnn::{AnyCfCCell, Rnn};
-use crate::wirings::{AnyWiring, Wiring};
+use crate::rnn::{AnyCfCCell, CfCConfig, LTCConfig, Rnn, Units};
+use crate::wirings::{AnyWiring, NeuronType, Wiring};
 
 /// What upstream needs besides the weights to rebuild a model: the
 /// `ncps.torch` class, its constructor's keyword arguments and the wiring.
@@ -45,6 +45,9 @@ pub struct UpstreamConfig {
     /// The neuron ids of each wiring layer, first layer first: what a base
     /// upstream `Wiring` (one layer) lacks to rebuild a wired CfC.
     pub layers: Option<Vec<Vec<usize>>>,
+    /// The type of every neuron (`"motor"`, `"command"`, `"inter"`: what
+    /// upstream's `get_type_of_neuron` returns).
+    pub neuron_types: Option<Vec<NeuronType>>,
     /// The crate and version that wrote it.
     pub exported_by: String,
 }
@@ -69,8 +72,167 @@ impl UpstreamConfig {
             args,
             wiring: wiring.map(|w| crate::wirings::upstream_config(w)),
             layers: wiring.map(|w| w.layers()),
+            neuron_types: wiring.map(|w| (0..w.units()).map(|id| w.neuron_type(id)).collect()),
             exported_by: format!("ncps {} (Rust)", env!("CARGO_PKG_VERSION")),
         }
+    }
+}
+
+impl UpstreamConfig {
+    /// The wiring: the exact synapses of `wiring`, with `layers` and
+    /// `neuron_types` when given; `None` for a dense CfC.
+    pub fn wiring(&self) -> Result<Option<AnyWiring>, ExportError> {
+        let Some(config) = &self.wiring else {
+            return Ok(None);
+        };
+        let invalid = |e: &dyn std::fmt::Display| ExportError::Config {
+            argument: "wiring".into(),
+            reason: e.to_string(),
+        };
+        let wiring =
+            AnyWiring::from_upstream_config(&config.to_string()).map_err(|e| invalid(&e))?;
+        let AnyWiring::Custom(custom) = wiring else {
+            return Err(invalid(&"not a base Wiring config (units and matrices)"));
+        };
+        Ok(Some(match (&self.layers, &self.neuron_types) {
+            (Some(layers), Some(types)) => custom
+                .with_layers(layers.clone(), types.clone())
+                .map_err(|e| invalid(&e))?
+                .into(),
+            _ => custom.into(),
+        }))
+    }
+
+    /// An argument, `None` when absent (or `null`).
+    fn arg<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ExportError> {
+        match self.args.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => serde_json::from_value(value.clone())
+                .map(Some)
+                .map_err(|e| ExportError::Config {
+                    argument: name.into(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// An argument spelled as upstream spells one of `choices`.
+    fn choice<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[T],
+        spell: impl Fn(T) -> Option<&'static str>,
+    ) -> Result<Option<T>, ExportError> {
+        let Some(value) = self.args.get(name) else {
+            return Ok(None);
+        };
+        let found = choices.iter().copied().find(|&c| match spell(c) {
+            Some(s) => value.as_str() == Some(s),
+            None => value.is_null(),
+        });
+        match found {
+            Some(choice) => Ok(Some(choice)),
+            None => Err(ExportError::Config {
+                argument: name.into(),
+                reason: format!(
+                    "{value} is none of {:?}",
+                    choices.iter().map(|&c| spell(c)).collect::<Vec<_>>()
+                ),
+            }),
+        }
+    }
+
+    fn expect_model(&self, model: &str) -> Result<usize, ExportError> {
+        if self.model != model {
+            return Err(ExportError::Config {
+                argument: "model".into(),
+                reason: format!("{} where {model} was expected", self.model),
+            });
+        }
+        self.arg("input_size")?.ok_or_else(|| ExportError::Config {
+            argument: "input_size".into(),
+            reason: "missing".into(),
+        })
+    }
+
+    /// The [`LTCConfig`] these arguments describe; what they do not name
+    /// keeps upstream's defaults (as [`LTCConfig::new`]'s).
+    pub fn ltc_config(&self) -> Result<LTCConfig, ExportError> {
+        let input_size = self.expect_model("LTC")?;
+        let units = match self.wiring()? {
+            Some(wiring) => Units::from(wiring),
+            None => Units::from(self.arg::<usize>("units")?.unwrap_or_default()),
+        };
+        let mappings = [Mapping::Affine, Mapping::Linear, Mapping::Identity];
+        let mut config = LTCConfig::new(input_size, units);
+        if let Some(v) = self.arg("return_sequences")? {
+            config = config.with_return_sequences(v);
+        }
+        if let Some(v) = self.arg("batch_first")? {
+            config = config.with_batch_first(v);
+        }
+        if let Some(v) = self.arg("mixed_memory")? {
+            config = config.with_mixed_memory(v);
+        }
+        if let Some(v) = self.choice("input_mapping", &mappings, names::mapping)? {
+            config = config.with_input_mapping(v);
+        }
+        if let Some(v) = self.choice("output_mapping", &mappings, names::mapping)? {
+            config = config.with_output_mapping(v);
+        }
+        if let Some(v) = self.arg("ode_unfolds")? {
+            config = config.with_ode_unfolds(v);
+        }
+        if let Some(v) = self.arg("epsilon")? {
+            config = config.with_epsilon(v);
+        }
+        if let Some(v) = self.arg("implicit_param_constraints")? {
+            config = config.with_implicit_param_constraints(v);
+        }
+        Ok(config)
+    }
+
+    /// The [`CfCConfig`] these arguments describe; what they do not name
+    /// keeps upstream's defaults (as [`CfCConfig::new`]'s).
+    pub fn cfc_config(&self) -> Result<CfCConfig, ExportError> {
+        let input_size = self.expect_model("CfC")?;
+        let wiring = self.wiring()?;
+        let wired = wiring.is_some();
+        let units = match wiring {
+            Some(wiring) => Units::from(wiring),
+            None => Units::from(self.arg::<usize>("units")?.unwrap_or_default()),
+        };
+        let modes = [CfCMode::Default, CfCMode::Pure, CfCMode::NoGate];
+        let activations = [
+            Activation::LecunTanh,
+            Activation::Silu,
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Gelu,
+        ];
+        let mut config = CfCConfig::new(input_size, units).with_proj_size(self.arg("proj_size")?);
+        if let Some(v) = self.arg("return_sequences")? {
+            config = config.with_return_sequences(v);
+        }
+        if let Some(v) = self.arg("batch_first")? {
+            config = config.with_batch_first(v);
+        }
+        if let Some(v) = self.arg("mixed_memory")? {
+            config = config.with_mixed_memory(v);
+        }
+        if let Some(v) = self.choice("mode", &modes, |m| Some(names::mode(m)))? {
+            config = config.with_mode(v);
+        }
+        if let Some(v) = self.choice("activation", &activations, |a| Some(names::activation(a)))? {
+            config = config.with_activation(v);
+        }
+        if !wired {
+            config = config
+                .with_backbone_units(self.arg("backbone_units")?)
+                .with_backbone_layers(self.arg("backbone_layers")?)
+                .with_backbone_dropout(self.arg("backbone_dropout")?);
+        }
+        Ok(config)
     }
 }
 

@@ -23,7 +23,7 @@ use super::pt::{self, PtError};
 /// assert_eq!(dict.shape("rnn_cell.ff1.weight"), Some(&[8, 128][..]));
 /// # Ok::<(), ncps::import::ImportError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct StateDict {
     pub(super) tensors: BTreeMap<String, (Vec<usize>, TensorData)>,
 }
