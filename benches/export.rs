@@ -3,11 +3,13 @@
 //! (default backbone, upstream's step workload), batch 1, elapsed 1.
 //!
 //! The generated Rust is compiled with `rustc -C opt-level=3` and the
-//! generated C with `cc -O2` (each with a small timing harness, in the
-//! bench's target folder), then run; both print the median nanoseconds of a
-//! step over 7 runs of 20,000 steps. Burn's step is timed here with the
-//! benches' protocol (`benches/common`). One line per measurement:
-//! `<model> <path> <ns> ns/step`, then the speed-ups.
+//! generated C with `cc -std=c99 -O2` (each with a small timing harness, in
+//! the bench's target folder), for the baseline x86-64 and for this CPU
+//! (`-C target-cpu=native`, `-march=native`: the same numbers, no operation
+//! is contracted), then run; each prints the median nanoseconds of a step
+//! over 7 runs of 20,000 steps. Burn's step is timed here with the benches'
+//! protocol (`benches/common`). One line per measurement:
+//! `<model> <path> <ns> ns/step (<speed-up>x faster)`.
 //!
 //! ```sh
 //! cargo bench --bench export
@@ -113,32 +115,49 @@ fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Compiles and runs the generated Rust and C of `step`: ns per step each.
-fn generated(step: &StepFunction, dir: &Path) -> (f64, f64) {
+/// Compiles and runs the generated Rust and C of `step`, for the baseline
+/// x86-64 (SSE2) and for this CPU (`-C target-cpu=native`, `-march=native`):
+/// ns per step, `[rust, c, rust native, c native]`.
+fn generated(step: &StepFunction, dir: &Path) -> [f64; 4] {
     std::fs::create_dir_all(dir).expect("a bench folder");
     step.save_rust(dir.join("model.rs")).expect("written");
     step.save_c(dir.join("model.c"), "model").expect("written");
     std::fs::write(dir.join("timer.rs"), RUST_TIMER).expect("written");
     std::fs::write(dir.join("timer.c"), C_TIMER).expect("written");
-    let rust_binary = dir.join("timer_rs");
-    run(Command::new("rustc")
-        .args(["--edition", "2021", "-C", "opt-level=3", "-o"])
-        .arg(&rust_binary)
-        .arg(dir.join("timer.rs")));
-    let c_binary = dir.join("timer_c");
-    run(Command::new("cc")
-        .args(["-std=c99", "-O2", "-D_POSIX_C_SOURCE=199309L", "-o"])
-        .arg(&c_binary)
-        .arg(dir.join("timer.c"))
-        .arg(dir.join("model.c"))
-        .arg("-lm"));
-    let time = |binary: &Path| -> f64 {
+    let rust = |name: &str, flags: &[&str]| {
+        let binary = dir.join(name);
+        run(Command::new("rustc")
+            .args(["--edition", "2021", "-C", "opt-level=3"])
+            .args(flags)
+            .arg("-o")
+            .arg(&binary)
+            .arg(dir.join("timer.rs")));
+        binary
+    };
+    let c = |name: &str, flags: &[&str]| {
+        let binary = dir.join(name);
+        run(Command::new("cc")
+            .args(["-std=c99", "-O2", "-D_POSIX_C_SOURCE=199309L"])
+            .args(flags)
+            .arg("-o")
+            .arg(&binary)
+            .arg(dir.join("timer.c"))
+            .arg(dir.join("model.c"))
+            .arg("-lm"));
+        binary
+    };
+    let binaries = [
+        rust("timer_rs", &[]),
+        c("timer_c", &[]),
+        rust("timer_rs_native", &["-C", "target-cpu=native"]),
+        c("timer_c_native", &["-march=native"]),
+    ];
+    binaries.map(|binary| {
         run(Command::new(binary).arg(STEPS.to_string()))
             .trim()
             .parse()
             .expect("ns per step")
-    };
-    (time(&rust_binary), time(&c_binary))
+    })
 }
 
 /// Burn's `Stateful` step at batch 1 (median of the benches' protocol, in
@@ -166,14 +185,18 @@ fn report<C: RecurrentCell<B>>(name: &str, model: &Rnn<B, C>, step: &StepFunctio
         .join("export-bench")
         .join(name);
     let burn = stateful(model);
-    let (rust, c) = generated(step, &dir);
+    let [rust, c, rust_native, c_native] = generated(step, &dir);
     println!("{name} burn_stateful {burn:.0} ns/step");
-    println!("{name} generated_rust {rust:.0} ns/step");
-    println!("{name} generated_c {c:.0} ns/step");
+    for (path, ns) in [
+        ("generated_rust", rust),
+        ("generated_c", c),
+        ("generated_rust_native", rust_native),
+        ("generated_c_native", c_native),
+    ] {
+        println!("{name} {path} {ns:.0} ns/step ({:.1}x faster)", burn / ns);
+    }
     println!(
-        "{name} speedup rust {:.0}x, c {:.0}x (weights {} bytes, stack {} bytes)",
-        burn / rust,
-        burn / c,
+        "{name} weights {} bytes, stack {} bytes a step",
         step.weight_bytes(),
         step.stack_bytes()
     );

@@ -121,7 +121,7 @@ pub(crate) fn emit(p: &Program, prefix: &str, header_name: &str) -> CSource {
     }
     let _ = write!(
         title,
-        " *\n * Call {prefix}_reset once, then {prefix}_step with every observation and the\n * time elapsed since the previous one (1.0 = one step of a sequence without\n * timespans). The state is {}.\n * One step uses {} bytes of stack; no heap, no global mutable state,\n * nothing from the C library but <math.h>'s expf and tanhf. */\n",
+        " *\n * Call {prefix}_reset once, then {prefix}_step with every observation and the\n * time elapsed since the previous one (1.0 = one step of a sequence without\n * timespans). The state is {}.\n * One step uses {} bytes of stack; no heap, no global mutable state,\n * nothing from the C library (its exp and tanh are ncps' own). */\n",
         p.state_layout,
         4 * p.scratch
     );
@@ -151,7 +151,7 @@ pub(crate) fn emit(p: &Program, prefix: &str, header_name: &str) -> CSource {
     let mut source = title;
     let _ = write!(
         source,
-        "\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include \"{header_name}\"\n\n\
+        "\n#include <float.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include \"{header_name}\"\n\n\
          /* The integer type of synapse indices: the smallest that holds this model's. */\n\
          typedef {index} ncps_index;\n\n{RUNTIME_C}\n\
          /* ------------------------------------------------------------------ */\n\

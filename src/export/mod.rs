@@ -10,7 +10,7 @@
 //!   [`StepFunction::to_rust`] prints one self-contained file with no
 //!   dependency that compiles as a module of a `#![no_std]` crate;
 //!   [`StepFunction::to_c`] a C99 source and header that use nothing from
-//!   the C library but `<math.h>`'s `expf` and `tanhf`. Neither allocates
+//!   the C library (not even `<math.h>`). Neither allocates
 //!   nor has global mutable state: the caller owns the state, a step's
 //!   working memory is on the stack.
 //! - [`Export::upstream_config`] and [`Export::save_upstream`]: the
@@ -20,10 +20,11 @@
 //!   so that `ncps.torch` rebuilds the model and computes its outputs.
 //!
 //! The generated code computes what the Burn model computes: the Rust
-//! step is the fused kernel's arithmetic with the crate's own `exp` and
-//! `tanh` ([`crate::kernels::scalar`], copied in as it is); the C step is
-//! the same operations with `expf` and `tanhf`. `tests/export.rs` compiles
-//! both and compares 1,000 steps with the Burn model.
+//! step is the fused kernels' arithmetic with the crate's own `exp` and
+//! `tanh` ([`crate::kernels::scalar`], copied in as it is), an LTC's step
+//! bit for bit; the C step is its line-by-line translation and gives the
+//! Rust step's numbers bit for bit. `tests/export.rs` compiles both and
+//! compares 1,000 steps with the Burn model.
 //!
 //! ```
 //! use burn::backend::NdArray;

@@ -507,7 +507,7 @@ impl Program {
             ),
         ];
         let layout = "the membrane potential of every neuron, motor neurons first";
-        let scratch = inputs + 3 * neurons;
+        let scratch = inputs + 3 * neurons + sensory.count.max(recurrent.count);
         Ok(Self::assemble(
             b,
             description,
@@ -641,8 +641,8 @@ fn cfc_layer<B: Backend>(
         Activation::Gelu => {
             return Err(ExportError::Unsupported {
                 what: "the gelu backbone activation".into(),
-                reason: "it needs erf, which neither core Rust nor C99's <math.h> subset \
-                         the generated code is limited to (expf, tanhf) provides"
+                reason: "it needs erf, which the generated code (core Rust, C99 without \
+                         the C library) does not have"
                     .into(),
             });
         }

@@ -22,13 +22,30 @@ pub struct Linear<'a> {
 }
 
 impl Linear<'_> {
-    /// `y = W·x + b`, with `y.len()` outputs and `x.len()` inputs.
+    /// `y = W·x + b`, with `y.len()` outputs and `x.len()` inputs. Each dot
+    /// product sums in eight lanes (then the remainder), so that it
+    /// vectorizes; the order is fixed, the result the same everywhere.
     pub fn forward(&self, x: &[f32], y: &mut [f32]) {
         let inputs = x.len();
+        let whole = inputs - inputs % 8;
         for (j, out) in y.iter_mut().enumerate() {
             let row = &self.weight[j * inputs..(j + 1) * inputs];
-            let mut sum = 0.0f32;
-            for (w, v) in row.iter().zip(x) {
+            let mut lanes = [0.0f32; 8];
+            for (w, v) in row[..whole].chunks_exact(8).zip(x[..whole].chunks_exact(8)) {
+                for i in 0..8 {
+                    lanes[i] += w[i] * v[i];
+                }
+            }
+            // Halves added lane by lane, then the four sums pairwise: a
+            // vector's horizontal sum.
+            let half = [
+                lanes[0] + lanes[4],
+                lanes[1] + lanes[5],
+                lanes[2] + lanes[6],
+                lanes[3] + lanes[7],
+            ];
+            let mut sum = (half[0] + half[2]) + (half[1] + half[3]);
+            for (w, v) in row[whole..].iter().zip(&x[whole..]) {
                 sum += w * v;
             }
             *out = if self.bias.is_empty() {
@@ -198,17 +215,32 @@ pub struct Synapses<'a> {
 }
 
 impl Synapses<'_> {
-    /// `(Σ w·s·erev, Σ w·s)` over the synapses into `dest`, `s =
-    /// sigmoid(sigma · (pre[src] - mu))`.
-    fn sums(&self, pre: &[f32], dest: usize) -> (f32, f32) {
-        let (mut num, mut den) = (0.0f32, 0.0f32);
-        for k in self.offsets[dest] as usize..self.offsets[dest + 1] as usize {
-            let s = sigmoid(self.sigma[k] * (pre[self.sources[k] as usize] - self.mu[k]));
-            let a = self.w[k] * s;
-            num += a * self.erev[k];
-            den += a;
+    /// `a = w · sigmoid(sigma · (pre[src] - mu))` of every synapse, into
+    /// `act`: the gather, then the sigmoids in a loop of their own, which
+    /// vectorizes.
+    fn activate(&self, pre: &[f32], act: &mut [f32]) {
+        let act = &mut act[..self.sources.len()];
+        let params = self.sigma.iter().zip(self.mu).zip(self.sources);
+        for (z, ((&sigma, &mu), &src)) in act.iter_mut().zip(params) {
+            *z = sigma * (pre[src as usize] - mu);
         }
-        (num, den)
+        for (z, &w) in act.iter_mut().zip(self.w) {
+            *z = w * sigmoid(*z);
+        }
+    }
+
+    /// `f(dest, Σ a·erev, Σ a)` for every destination in turn, with `a`
+    /// from [`activate`](Self::activate).
+    fn sums(&self, act: &[f32], mut f: impl FnMut(usize, f32, f32)) {
+        let mut synapses = act.iter().zip(self.erev);
+        for (dest, bounds) in self.offsets.windows(2).enumerate() {
+            let (mut num, mut den) = (0.0f32, 0.0f32);
+            for (&a, &erev) in synapses.by_ref().take((bounds[1] - bounds[0]) as usize) {
+                num += a * erev;
+                den += a;
+            }
+            f(dest, num, den);
+        }
     }
 }
 
@@ -262,7 +294,8 @@ impl Ltc<'_> {
     /// `unfolds` semi-implicit Euler steps of `h = elapsed / unfolds`,
     /// `v' = (cm·v + h·(gleak·vleak + Σ a·erev)) / (cm + h·(gleak + Σ a +
     /// epsilon))`. Writes the mapped motor potentials to `out` (`[motor]`);
-    /// `scratch` holds `inputs + 3·neurons` floats.
+    /// `scratch` holds `inputs + 3·neurons` floats and one a synapse (of
+    /// the larger group).
     pub fn step(
         &self,
         x: &[f32],
@@ -274,22 +307,23 @@ impl Ltc<'_> {
         let n = self.neurons;
         let (mapped, rest) = scratch.split_at_mut(x.len());
         let (numerator_leak, rest) = rest.split_at_mut(n);
-        let (denominator_leak, next) = rest.split_at_mut(n);
+        let (denominator_leak, rest) = rest.split_at_mut(n);
+        let (next, act) = rest.split_at_mut(n);
         mapped.copy_from_slice(x);
         map(mapped, self.input_w, self.input_b);
-        for d in 0..n {
-            let (num, den) = self.sensory.sums(mapped, d);
+        self.sensory.activate(mapped, act);
+        self.sensory.sums(act, |d, num, den| {
             numerator_leak[d] = self.gleak[d] * self.vleak[d] + num;
             denominator_leak[d] = self.gleak[d] + den + self.epsilon;
-        }
+        });
         let h = elapsed / self.unfolds as f32;
         for _ in 0..self.unfolds {
-            for d in 0..n {
-                let (num, den) = self.recurrent.sums(v, d);
+            self.recurrent.activate(v, act);
+            self.recurrent.sums(act, |d, num, den| {
                 let denominator = self.cm[d] + h * (denominator_leak[d] + den);
                 next[d] = (self.cm[d] * v[d] + h * (numerator_leak[d] + num)) / denominator;
-            }
-            v.copy_from_slice(&next[..n]);
+            });
+            v.copy_from_slice(next);
         }
         out.copy_from_slice(&v[..self.motor]);
         map(out, self.output_w, self.output_b);
