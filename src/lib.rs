@@ -63,6 +63,8 @@ mod guide {
     pub struct Models;
     #[doc = include_str!("../docs/pytorch.md")]
     pub struct Pytorch;
+    #[doc = include_str!("../docs/deploy.md")]
+    pub struct Deploy;
     #[doc = include_str!("../docs/gpu.md")]
     pub struct Gpu;
 }
