@@ -64,17 +64,18 @@ const RUNTIME_C: &str = include_str!("runtime.c");
 /// The crate's `exp`, `sigmoid` and `tanh`, copied into generated Rust.
 const MATH_RS: &str = include_str!("../kernels/scalar.rs");
 
-// The runtime is part of the crate only for its tests, with what generated
-// files put beside it: `Index` and `math`.
-#[cfg(test)]
+// The runtime is part of the crate only for its tests (which run it on
+// the ndarray backend's models), with what generated files put beside it:
+// `Index` and `math`.
+#[cfg(all(test, feature = "ndarray"))]
 mod runtime;
-#[cfg(test)]
+#[cfg(all(test, feature = "ndarray"))]
 type Index = u32;
-#[cfg(test)]
+#[cfg(all(test, feature = "ndarray"))]
 mod math {
     pub(crate) use crate::kernels::scalar::{exp, sigmoid, tanh};
 }
-#[cfg(test)]
+#[cfg(all(test, feature = "ndarray"))]
 mod tests;
 
 /// Why a model could not be exported.

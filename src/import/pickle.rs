@@ -32,7 +32,7 @@ pub enum PickleError {
         /// Where it is.
         at: usize,
     },
-    /// Containers nested deeper than [`MAX_DEPTH`] levels.
+    /// Containers nested deeper than 256 levels (`MAX_DEPTH`).
     #[error("nests containers deeper than {MAX_DEPTH} levels (byte {at})")]
     TooDeep {
         /// Where the container is closed.
