@@ -3,8 +3,10 @@
 //! An `LTC(2, AutoNCP(16, 1))` (or the same wiring as a CfC) learns to map
 //! `sin(t), cos(t)` to `sin(2t)` over 48 steps, with Adam (lr 0.01) on the
 //! MSE for 400 epochs. Writes the data, the loss curve, the prediction
-//! before and after training (PNG) and the wiring (SVG) to `--out`; the last
-//! line printed is `final_mse=<value>`.
+//! before and after training (PNG), the wiring (SVG) and the trained model
+//! (`model.safetensors`, upstream's `state_dict`, and `model.json`, its
+//! upstream config: what `examples/export` and Python ncps read) to `--out`;
+//! the last line printed is `final_mse=<value>`.
 //!
 //! ```sh
 //! cargo run --release --example sinusoid
@@ -24,6 +26,7 @@ use common::{
     register_font, train,
 };
 use ncps::datasets::sine::SineData;
+use ncps::export::Export;
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
 use ncps::wirings::{AutoNCP, Draw, DrawOptions, Wiring};
 
@@ -62,21 +65,33 @@ fn run<B: AutodiffBackend>(
     drawn.build(2)?;
     drawn.save_svg(&args.out.join("wiring.svg"), &DrawOptions::default())?;
     let units = Units::from(wiring);
+    let (weights, config) = (
+        args.out.join("model.safetensors"),
+        args.out.join("model.json"),
+    );
     Ok(match args.model {
-        Model::Ltc => train(
-            "LTC",
-            LTCConfig::new(2, units).init::<B>(device)?,
-            args.train.epochs,
-            args.train.lr,
-            device,
-        ),
-        Model::Cfc => train(
-            "CfC",
-            CfCConfig::new(2, units).init::<B>(device)?,
-            args.train.epochs,
-            args.train.lr,
-            device,
-        ),
+        Model::Ltc => {
+            let (run, model) = train(
+                "LTC",
+                LTCConfig::new(2, units).init::<B>(device)?,
+                args.train.epochs,
+                args.train.lr,
+                device,
+            );
+            model.save_upstream(&weights, &config)?;
+            run
+        }
+        Model::Cfc => {
+            let (run, model) = train(
+                "CfC",
+                CfCConfig::new(2, units).init::<B>(device)?,
+                args.train.epochs,
+                args.train.lr,
+                device,
+            );
+            model.save_upstream(&weights, &config)?;
+            run
+        }
     })
 }
 
@@ -145,7 +160,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run.elapsed.as_secs_f64() * 1e3 / args.train.epochs.max(1) as f64
     );
     plots(&args.out, &run)?;
-    for file in ["data.png", "loss.png", "prediction.png", "wiring.svg"] {
+    for file in [
+        "data.png",
+        "loss.png",
+        "prediction.png",
+        "wiring.svg",
+        "model.safetensors",
+        "model.json",
+    ] {
         println!("wrote {}", args.out.join(file).display());
     }
     println!("final_mse={:.6e}", run.final_mse);

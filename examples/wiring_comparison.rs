@@ -92,20 +92,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let units = Units::from(wiring.clone());
             let label = format!("{model} {name}");
             let run = match model {
-                "LTC" => train(
-                    &label,
-                    LTCConfig::new(2, units).init::<B>(&device)?,
-                    args.train.epochs,
-                    args.train.lr,
-                    &device,
-                ),
-                _ => train(
-                    &label,
-                    CfCConfig::new(2, units).init::<B>(&device)?,
-                    args.train.epochs,
-                    args.train.lr,
-                    &device,
-                ),
+                "LTC" => {
+                    train(
+                        &label,
+                        LTCConfig::new(2, units).init::<B>(&device)?,
+                        args.train.epochs,
+                        args.train.lr,
+                        &device,
+                    )
+                    .0
+                }
+                _ => {
+                    train(
+                        &label,
+                        CfCConfig::new(2, units).init::<B>(&device)?,
+                        args.train.epochs,
+                        args.train.lr,
+                        &device,
+                    )
+                    .0
+                }
             };
             println!(
                 "  {model}: {} trainable parameters, final MSE {:.3e}",

@@ -19,6 +19,9 @@
 //! - [`train`]: training helpers (global gradient-norm clipping).
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
+//! - [`export`]: deployment: a trained model as a standalone `#![no_std]`
+//!   Rust or C99 step function, or as upstream's `state_dict` and config
+//!   for Python ncps.
 #![warn(missing_docs)]
 // Type names follow upstream ncps (`NCP`, `LTC`, `CfC`) so Python users find them.
 #![allow(clippy::upper_case_acronyms)]
@@ -26,6 +29,7 @@
 pub mod cells;
 pub mod datasets;
 mod error;
+pub mod export;
 mod fs;
 pub mod import;
 pub mod kernels;
@@ -60,6 +64,8 @@ mod guide {
     pub struct Models;
     #[doc = include_str!("../docs/pytorch.md")]
     pub struct Pytorch;
+    #[doc = include_str!("../docs/deploy.md")]
+    pub struct Deploy;
     #[doc = include_str!("../docs/gpu.md")]
     pub struct Gpu;
     #[doc = include_str!("../docs/uea.md")]

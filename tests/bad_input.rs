@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::Distribution;
 use ncps::ConfigError;
-use ncps::import::{ImportError, LoadStateDict, StateDict};
+use ncps::import::{ImportError, LoadStateDict, PtError, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
 use ncps::wirings::{
     AnyWiring, AutoNCP, FullyConnected, NCP, NCPArgs, Random, Wiring, WiringError,
@@ -427,7 +427,16 @@ fn junk_weight_files() {
     let err = StateDict::from_safetensors_bytes(b"not a safetensors file".to_vec()).unwrap_err();
     assert!(matches!(err, ImportError::Read { .. }), "{err:?}");
     let err = StateDict::from_pt_bytes(b"PK\x03\x04 junk").unwrap_err();
-    assert!(matches!(err, ImportError::Read { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ImportError::Pt {
+                source: PtError::NotAnArchive { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 // ------------------------------------------------------- wiring files

@@ -36,13 +36,14 @@ pub struct Run {
     pub params: usize,
 }
 
+/// Trains `model` on the sine task; returns the run and the trained model.
 pub fn train<B: AutodiffBackend, C>(
     label: &str,
     model: Rnn<B, C>,
     epochs: usize,
     lr: f64,
     device: &B::Device,
-) -> Run
+) -> (Run, Rnn<B, C>)
 where
     C: RecurrentCell<B> + AutodiffModule<B>,
     Rnn<B, C>: AutodiffModule<B>,
@@ -68,14 +69,15 @@ where
     }
     bar.finish_and_clear();
     let elapsed = start.elapsed();
-    Run {
+    let run = Run {
         losses,
         before,
         after: trainer.predict(),
         final_mse: trainer.mse(),
         elapsed,
         params,
-    }
+    };
+    (run, trainer.into_model())
 }
 
 /// Registers the embedded font the PNG charts write with.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 
+use super::names::{self, cfc, lstm, ltc};
 use super::{ImportError, LoadStateDict, StateDict};
 use crate::cells::{CfCMode, Mapping};
 use crate::rnn::{CfC, CfCConfig, LTC, LTCConfig, Units};
@@ -48,8 +49,8 @@ impl StateDict {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wiring(&self) -> Result<Custom, ImportError> {
-        if self.shape("rnn_cell.sparsity_mask").is_some() {
-            let output_dim = match self.shape("rnn_cell.output_w") {
+        if self.shape(&names::cell(ltc::SPARSITY_MASK)).is_some() {
+            let output_dim = match self.shape(&names::cell(ltc::OUTPUT_W)) {
                 Some(&[motor]) => motor,
                 _ => {
                     return Err(ImportError::Undetermined {
@@ -61,7 +62,7 @@ impl StateDict {
                 }
             };
             self.ltc_wiring(output_dim)
-        } else if self.shape("rnn_cell.layer_0.sparsity_mask").is_some() {
+        } else if self.shape(&wired_mask(0)).is_some() {
             self.wired_cfc_wiring()
         } else {
             Err(ImportError::Undetermined {
@@ -97,24 +98,26 @@ impl StateDict {
     }
 
     fn ltc_wiring(&self, output_dim: usize) -> Result<Custom, ImportError> {
-        let (units, cols, mask) = self.matrix("rnn_cell.sparsity_mask")?;
+        let mask_name = names::cell(ltc::SPARSITY_MASK);
+        let (units, cols, mask) = self.matrix(&mask_name)?;
         if units != cols {
             return Err(ImportError::Shape {
-                name: "rnn_cell.sparsity_mask".into(),
+                name: mask_name,
                 expected: vec![units, units],
                 found: vec![units, cols],
             });
         }
-        let (inputs, sensory_cols, sensory_mask) = self.matrix("rnn_cell.sensory_sparsity_mask")?;
+        let sensory_name = names::cell(ltc::SENSORY_SPARSITY_MASK);
+        let (inputs, sensory_cols, sensory_mask) = self.matrix(&sensory_name)?;
         if sensory_cols != units {
             return Err(ImportError::Shape {
-                name: "rnn_cell.sensory_sparsity_mask".into(),
+                name: sensory_name,
                 expected: vec![inputs, units],
                 found: vec![inputs, sensory_cols],
             });
         }
-        let erev = self.values("rnn_cell.erev");
-        let sensory_erev = self.values("rnn_cell.sensory_erev");
+        let erev = self.values(&names::cell(ltc::EREV));
+        let sensory_erev = self.values(&names::cell(ltc::SENSORY_EREV));
         let adjacency = synapses(units, units, &mask, erev.as_deref())?;
         let sensory = synapses(inputs, units, &sensory_mask, sensory_erev.as_deref())?;
         let wiring = Custom::from_matrices(adjacency, Some(sensory), output_dim)?;
@@ -129,7 +132,7 @@ impl StateDict {
         // (layer size, its inputs, name, values) per layer.
         let mut masks: Vec<(usize, usize, String, Vec<f32>)> = Vec::new();
         loop {
-            let name = format!("rnn_cell.layer_{}.sparsity_mask", masks.len());
+            let name = wired_mask(masks.len());
             if self.shape(&name).is_none() {
                 break;
             }
@@ -264,15 +267,25 @@ fn ncp_layers(wiring: &Custom, output_dim: usize) -> Option<(Vec<Vec<usize>>, Ve
     })
 }
 
-/// The mapping whose parameters a checkpoint holds under `prefix` (`input`
-/// or `output`).
-fn mapping(dict: &StateDict, prefix: &str) -> Mapping {
-    let has = |p: &str| dict.shape(&format!("rnn_cell.{prefix}_{p}")).is_some();
-    match (has("w"), has("b")) {
+/// `rnn_cell.layer_<l>.sparsity_mask`: a wired CfC layer's mask.
+fn wired_mask(l: usize) -> String {
+    names::cell(&format!("{}.{}", names::wired_layer(l), cfc::SPARSITY_MASK))
+}
+
+/// The mapping whose weight and bias (upstream's names) a checkpoint holds.
+fn mapping(dict: &StateDict, weight: &str, bias: &str) -> Mapping {
+    let has = |p: &str| dict.shape(&names::cell(p)).is_some();
+    match (has(weight), has(bias)) {
         (true, true) => Mapping::Affine,
         (true, false) => Mapping::Linear,
         _ => Mapping::Identity,
     }
+}
+
+/// Whether a checkpoint has a mixed-memory LSTM.
+fn has_lstm(dict: &StateDict) -> bool {
+    dict.shape(&names::weight(&names::lstm(lstm::INPUT_MAP)))
+        .is_some()
 }
 
 fn rows_of(dict: &StateDict, name: &str) -> Option<usize> {
@@ -303,9 +316,9 @@ impl LTCConfig {
         let wiring = dict.wiring()?;
         let input_size = crate::wirings::Wiring::input_dim(&wiring).unwrap_or_default();
         Ok(LTCConfig::new(input_size, Units::from(wiring))
-            .with_mixed_memory(dict.shape("lstm.input_map.weight").is_some())
-            .with_input_mapping(mapping(dict, "input"))
-            .with_output_mapping(mapping(dict, "output")))
+            .with_mixed_memory(has_lstm(dict))
+            .with_input_mapping(mapping(dict, ltc::INPUT_W, ltc::INPUT_B))
+            .with_output_mapping(mapping(dict, ltc::OUTPUT_W, ltc::OUTPUT_B)))
     }
 }
 
@@ -321,13 +334,13 @@ impl CfCConfig {
     /// Fails when the backbone has dropout layers (their probability is not
     /// in a `state_dict`: build that config by hand).
     pub fn from_state_dict(dict: &StateDict) -> Result<Self, ImportError> {
-        let wired = dict.shape("rnn_cell.layer_0.sparsity_mask").is_some();
-        let head = if wired {
-            "rnn_cell.layer_0."
+        let wired = dict.shape(&wired_mask(0)).is_some();
+        let w_tau = if wired {
+            format!("{}.{}", names::wired_layer(0), cfc::W_TAU)
         } else {
-            "rnn_cell."
+            cfc::W_TAU.to_string()
         };
-        let pure = dict.shape(&format!("{head}w_tau")).is_some();
+        let pure = dict.shape(&names::cell(&w_tau)).is_some();
         let mode = if pure {
             CfCMode::Pure
         } else {
@@ -338,24 +351,28 @@ impl CfCConfig {
             let input_size = crate::wirings::Wiring::input_dim(&wiring).unwrap_or_default();
             CfCConfig::new(input_size, Units::from(wiring))
         } else {
-            let (hidden, ff1_in) = match dict.shape("rnn_cell.ff1.weight") {
+            let ff1 = names::weight(&names::cell(cfc::FF1));
+            let (hidden, ff1_in) = match dict.shape(&ff1) {
                 Some(&[hidden, ff1_in]) => (hidden, ff1_in),
                 _ => {
                     return Err(ImportError::Missing {
-                        name: "rnn_cell.ff1.weight".into(),
+                        name: ff1,
                         expected: vec![],
                     });
                 }
             };
-            // upstream's nn.Sequential indices: 0, then 2, 4, ... (or 2, 5,
-            // 8, ... with dropout).
-            let indices: Vec<usize> = (0..3 * dict.names().count() + 3)
-                .filter(|i| {
-                    dict.shape(&format!("rnn_cell.backbone.{i}.weight"))
-                        .is_some()
-                })
-                .collect();
-            if indices.windows(2).any(|w| w[1] - w[0] == 3) {
+            let backbone = |layer: usize, dropout: bool| {
+                names::weight(&names::backbone(names::backbone_index(layer, dropout)))
+            };
+            // The layers found at upstream's nn.Sequential indices without
+            // and with Dropout layers in between.
+            let layers = |dropout: bool| {
+                (0..)
+                    .take_while(|&layer| dict.shape(&backbone(layer, dropout)).is_some())
+                    .count()
+            };
+            let backbone_layers = layers(false);
+            if layers(true) > backbone_layers {
                 return Err(ImportError::Undetermined {
                     what: "backbone_dropout".into(),
                     hint: "the backbone has Dropout layers, whose probability a state_dict \
@@ -363,18 +380,18 @@ impl CfCConfig {
                         .into(),
                 });
             }
-            let input_size = match dict.shape("rnn_cell.backbone.0.weight") {
+            let input_size = match dict.shape(&backbone(0, false)) {
                 Some(&[_, cat]) => cat.saturating_sub(hidden),
                 _ => ff1_in.saturating_sub(hidden),
             };
             CfCConfig::new(input_size, Units::from(hidden))
-                .with_backbone_layers(Some(indices.len()))
-                .with_backbone_units(rows_of(dict, "rnn_cell.backbone.0.weight"))
+                .with_backbone_layers(Some(backbone_layers))
+                .with_backbone_units(rows_of(dict, &backbone(0, false)))
         };
         config = config
             .with_mode(mode)
-            .with_proj_size(rows_of(dict, "fc.weight"))
-            .with_mixed_memory(dict.shape("lstm.input_map.weight").is_some());
+            .with_proj_size(rows_of(dict, &names::weight(names::PROJECTION)))
+            .with_mixed_memory(has_lstm(dict));
         Ok(config)
     }
 }

@@ -16,11 +16,10 @@
 //! transposed or sliced views in the wrong order; this module reads the
 //! archive itself and honours strides and offsets.
 //!
-//! The pickle interpreter knows only the opcodes `torch.save` emits for a
-//! state_dict and never runs code: globals are names, matched against the
-//! few torch rebuild functions, and anything else becomes an opaque value
-//! that is skipped. Malformed input gives an error, never a panic: lengths
-//! are checked against the bytes left, nesting and ranks are limited, and
+//! The pickle itself is run by [`super::pickle`]; this module says what its
+//! torch calls mean ([`Torch`]: storages and the few rebuild functions of a
+//! state_dict; anything else is opaque) and turns the views into tensors.
+//! Malformed input gives a [`PtError`], never a panic: ranks are limited and
 //! the tensors expanded are bounded by the file's size.
 
 use std::collections::{HashMap, HashSet};
@@ -31,6 +30,8 @@ use burn::tensor::{Element, TensorData, bf16, f16};
 use zip::ZipArchive;
 use zip::result::ZipError;
 
+use super::pickle::{self, PickleError, Value};
+
 /// One tensor of a state_dict, named by its dotted key path.
 #[derive(Debug)]
 pub(crate) struct PtTensor {
@@ -38,25 +39,74 @@ pub(crate) struct PtTensor {
     pub data: TensorData,
 }
 
+/// Why a `.pt` file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PtError {
+    /// A pre-1.6 `torch.save` file (a bare pickle, not a zip archive).
+    #[error("a legacy (pre-1.6) torch.save file: re-save it with a current torch.save")]
+    Legacy,
+    /// Not a zip archive, or one without `data.pkl`.
+    #[error("not a PyTorch zip archive ({reason})")]
+    NotAnArchive {
+        /// What the zip reader said, or what is missing.
+        reason: String,
+    },
+    /// An archive entry that could not be read.
+    #[error("{entry}: {reason}")]
+    Entry {
+        /// The entry's name in the archive.
+        entry: String,
+        /// What the zip reader said.
+        reason: String,
+    },
+    /// A big-endian file.
+    #[error("a big-endian torch.save file: these are not supported")]
+    BigEndian,
+    /// The pickle is malformed.
+    #[error("data.pkl: {0}")]
+    Pickle(#[from] PickleError),
+    /// The pickle holds something else than a dict of tensors.
+    #[error("data.pkl holds no state_dict (a pickled module? save model.state_dict() instead)")]
+    NotAStateDict,
+    /// The names of the dict's entries add up to more than the reader accepts.
+    #[error("data.pkl: the state_dict's names are too long or too many")]
+    NamesTooLong,
+    /// Two tensors of one name.
+    #[error("tensor {name} appears twice in the state_dict")]
+    Duplicate {
+        /// The tensor.
+        name: String,
+    },
+    /// A tensor whose view does not fit its storage, or whose storage is
+    /// missing.
+    #[error("tensor {name}: {reason}")]
+    Tensor {
+        /// The tensor.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
 /// The first bytes of a legacy (pre-1.6, non-zip) `torch.save` file: the
 /// pickled magic number 0x1950a86a20f9469cfc6c.
 const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
-/// Deepest nesting of pickled containers accepted.
-const MAX_DEPTH: u16 = 256;
 /// Most dimensions a tensor may have.
 const MAX_RANK: usize = 64;
 /// Bytes of tensor names the flattening may produce.
 const MAX_NAME_BYTES: usize = 1 << 27;
+/// How deep `_rebuild_from_type_v2` calls may nest.
+const MAX_REBUILD_NESTING: u8 = 8;
 
 /// Reads every tensor of a torch.save zip archive, nested dicts flattened with '.'.
-pub(crate) fn read_pt(bytes: &[u8]) -> Result<Vec<PtTensor>, String> {
+pub(crate) fn read_pt(bytes: &[u8]) -> Result<Vec<PtTensor>, PtError> {
     if bytes.starts_with(LEGACY_MAGIC) {
-        return Err(
-            "a legacy (pre-1.6) torch.save file: re-save it with a current torch.save".into(),
-        );
+        return Err(PtError::Legacy);
     }
-    let mut zip = ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| format!("not a PyTorch zip archive ({e})"))?;
+    let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| PtError::NotAnArchive {
+        reason: e.to_string(),
+    })?;
     // `archive/data.pkl` (or `<stem>/data.pkl`): one folder deep at most.
     let prefix = zip
         .file_names()
@@ -65,24 +115,19 @@ pub(crate) fn read_pt(bytes: &[u8]) -> Result<Vec<PtTensor>, String> {
                 .filter(|p| p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1))
                 .map(str::to_owned)
         })
-        .ok_or("not a PyTorch zip archive (it has no data.pkl)")?;
+        .ok_or_else(|| PtError::NotAnArchive {
+            reason: "it has no data.pkl".into(),
+        })?;
     if entry(&mut zip, &format!("{prefix}byteorder"))?.is_some_and(|o| o.trim_ascii() == b"big") {
-        return Err("a big-endian torch.save file: these are not supported".into());
+        return Err(PtError::BigEndian);
     }
-    let pickle = entry(&mut zip, &format!("{prefix}data.pkl"))?.ok_or("data.pkl is unreadable")?;
-    let root = Unpickler {
-        data: &pickle,
-        pos: 0,
-        at: 0,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-    }
-    .run()?;
-    let Value::Dict(dict, _) = &root else {
-        return Err(
-            "data.pkl holds no state_dict (a pickled module? save model.state_dict() instead)"
-                .into(),
-        );
+    let name = format!("{prefix}data.pkl");
+    let pickle = entry(&mut zip, &name)?.ok_or_else(|| PtError::Entry {
+        entry: name,
+        reason: "unreadable".into(),
+    })?;
+    let Value::Dict(dict, _) = &pickle::load(&pickle, &mut Torch)? else {
+        return Err(PtError::NotAStateDict);
     };
     let mut views = Vec::new();
     let mut name_budget = MAX_NAME_BYTES;
@@ -96,32 +141,41 @@ pub(crate) fn read_pt(bytes: &[u8]) -> Result<Vec<PtTensor>, String> {
     let mut tensors = Vec::with_capacity(views.len());
     for (name, view) in views {
         if !seen.insert(name.clone()) {
-            return Err(format!("tensor {name} appears twice in the state_dict"));
+            return Err(PtError::Duplicate { name });
         }
         let key = &view.storage.key;
         if !storages.contains_key(key) {
             let data = entry(&mut zip, &format!("{prefix}data/{key}"))?.ok_or_else(|| {
-                format!("tensor {name}: storage data/{key} is missing from the archive")
+                PtError::Tensor {
+                    name: name.clone(),
+                    reason: format!("storage data/{key} is missing from the archive"),
+                }
             })?;
             storages.insert(key.clone(), data);
         }
         let storage = storages.get(key).map(Vec::as_slice).unwrap_or_default();
-        let data = gather(&name, &view, storage, &mut budget)?;
+        let data = gather(view, storage, &mut budget).map_err(|reason| PtError::Tensor {
+            name: name.clone(),
+            reason,
+        })?;
         tensors.push(PtTensor { name, data });
     }
     Ok(tensors)
 }
 
 /// The bytes of an archive entry, or `None` when there is none of that name.
-fn entry(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Option<Vec<u8>>, String> {
+fn entry(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Option<Vec<u8>>, PtError> {
+    let failed = |e: &dyn std::fmt::Display| PtError::Entry {
+        entry: name.to_string(),
+        reason: e.to_string(),
+    };
     let mut file = match zip.by_name(name) {
         Ok(file) => file,
         Err(ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(format!("{name}: {e}")),
+        Err(e) => return Err(failed(&e)),
     };
     let mut data = Vec::new();
-    file.read_to_end(&mut data)
-        .map_err(|e| format!("{name}: {e}"))?;
+    file.read_to_end(&mut data).map_err(|e| failed(&e))?;
     Ok(Some(data))
 }
 
@@ -184,466 +238,76 @@ struct View {
     stride: Vec<i64>,
 }
 
-/// A pickled value. Containers are shared, copied on write (`Rc::make_mut`),
-/// and carry their nesting depth, so that neither memo references nor deep
-/// nesting can blow up memory or the stack.
-#[derive(Clone)]
-enum Value {
-    None,
-    Bool,
-    Int(i64),
-    Float,
-    Str(Rc<str>),
-    Tuple(Rc<Vec<Value>>, u16),
-    List(Rc<Vec<Value>>, u16),
-    /// Entries in insertion order.
-    Dict(Rc<Vec<(Value, Value)>>, u16),
-    Global(Rc<str>, Rc<str>),
+/// What the torch calls of a state_dict pickle build.
+enum TorchObject {
     Storage(Rc<Storage>),
-    Tensor(Rc<View>),
-    /// The MARK opcode's stack marker; never inside a container.
-    Mark,
-    /// Anything this reader does not interpret (bytes, sets, other objects).
-    Opaque,
+    Tensor(View),
 }
 
-impl Value {
-    fn depth(&self) -> u16 {
-        match self {
-            Value::Tuple(_, d) | Value::List(_, d) | Value::Dict(_, d) => *d,
-            _ => 0,
+/// The meaning of a state_dict pickle's persistent ids and calls.
+struct Torch;
+
+type TorchValue = Value<TorchObject>;
+
+impl pickle::Objects for Torch {
+    type Object = TorchObject;
+
+    /// `('storage', class, key, location, numel)` names a storage.
+    fn persistent_load(&mut self, pid: &TorchValue) -> Result<TorchValue, String> {
+        let bad =
+            || "a persistent id that is not ('storage', class, key, location, numel)".to_string();
+        let Value::Tuple(items, _) = pid else {
+            return Err(bad());
+        };
+        let [
+            Value::Str(tag),
+            Value::Global(module, name),
+            Value::Str(key),
+            _,
+            Value::Int(numel),
+        ] = items.as_slice()
+        else {
+            return Err(bad());
+        };
+        if &**tag != "storage" {
+            return Err(bad());
         }
+        let dtype = Dtype::from_class(name)
+            .ok_or_else(|| format!("storage class {module}.{name} is not supported"))?;
+        let numel =
+            usize::try_from(*numel).map_err(|_| format!("storage {key} has a negative size"))?;
+        Ok(Value::Object(Rc::new(TorchObject::Storage(Rc::new(
+            Storage {
+                dtype,
+                key: key.clone(),
+                numel,
+            },
+        )))))
+    }
+
+    fn reduce(&mut self, func: &TorchValue, args: &TorchValue) -> Result<TorchValue, String> {
+        rebuild(func, args, 0)
     }
 }
 
-/// The depth of a container holding values of depths `inner`.
-fn nest(inner: impl Iterator<Item = u16>, at: usize) -> Result<u16, String> {
-    let depth = inner.max().unwrap_or(0) + 1;
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "data.pkl nests containers deeper than {MAX_DEPTH} levels (byte {at})"
-        ));
-    }
-    Ok(depth)
-}
-
-/// Pairs up `[k0, v0, k1, v1, ..]`.
-fn pairs(items: Vec<Value>, at: usize) -> Result<Vec<(Value, Value)>, String> {
-    if !items.len().is_multiple_of(2) {
-        return Err(format!(
-            "data.pkl: a dict of an odd number of items (byte {at})"
-        ));
-    }
-    let mut out = Vec::with_capacity(items.len() / 2);
-    let mut items = items.into_iter();
-    while let (Some(key), Some(value)) = (items.next(), items.next()) {
-        out.push((key, value));
-    }
-    Ok(out)
-}
-
-fn text(bytes: &[u8]) -> Rc<str> {
-    Rc::from(String::from_utf8_lossy(bytes).as_ref())
-}
-
-/// A pickle virtual machine for the opcodes of protocols 2 to 5 that
-/// `torch.save` uses.
-struct Unpickler<'a> {
-    data: &'a [u8],
-    /// The next byte to read.
-    pos: usize,
-    /// Where the current opcode starts (for error messages).
-    at: usize,
-    stack: Vec<Value>,
-    memo: HashMap<u32, Value>,
-}
-
-impl<'a> Unpickler<'a> {
-    fn fail(&self, why: &str) -> String {
-        format!("data.pkl: {why} (byte {})", self.at)
-    }
-
-    fn truncated(&self) -> String {
-        format!("data.pkl is truncated (byte {})", self.at)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let data: &'a [u8] = self.data;
-        let bytes = self
-            .pos
-            .checked_add(n)
-            .and_then(|end| data.get(self.pos..end))
-            .ok_or_else(|| self.truncated())?;
-        self.pos += n;
-        Ok(bytes)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let bytes = self.take(N)?;
-        <[u8; N]>::try_from(bytes).map_err(|_| self.truncated())
-    }
-
-    fn len64(&mut self) -> Result<usize, String> {
-        let n = u64::from_le_bytes(self.array::<8>()?);
-        usize::try_from(n).map_err(|_| self.truncated())
-    }
-
-    /// A newline-terminated line (the operands of GLOBAL).
-    fn line(&mut self) -> Result<Rc<str>, String> {
-        let rest = self.data.get(self.pos..).unwrap_or_default();
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| self.truncated())?;
-        let line = self.take(n)?;
-        self.take(1)?;
-        Ok(text(line))
-    }
-
-    fn top(&self) -> Result<&Value, String> {
-        match self.stack.last() {
-            Some(Value::Mark) => Err(self.fail("a MARK where a value was expected")),
-            Some(value) => Ok(value),
-            None => Err(self.fail("stack underflow")),
-        }
-    }
-
-    fn pop(&mut self) -> Result<Value, String> {
-        self.top()?;
-        self.stack.pop().ok_or_else(|| self.fail("stack underflow"))
-    }
-
-    fn pop_n(&mut self, n: usize) -> Result<Vec<Value>, String> {
-        let mut items = (0..n).map(|_| self.pop()).collect::<Result<Vec<_>, _>>()?;
-        items.reverse();
-        Ok(items)
-    }
-
-    /// The values above the topmost MARK, which is removed too.
-    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
-        let mark = self
-            .stack
-            .iter()
-            .rposition(|v| matches!(v, Value::Mark))
-            .ok_or_else(|| self.fail("no MARK on the stack"))?;
-        let items = self.stack.split_off(mark + 1);
-        self.stack.pop();
-        Ok(items)
-    }
-
-    fn push_seq(&mut self, items: Vec<Value>, list: bool) -> Result<(), String> {
-        let depth = nest(items.iter().map(Value::depth), self.at)?;
-        let items = Rc::new(items);
-        self.stack.push(if list {
-            Value::List(items, depth)
-        } else {
-            Value::Tuple(items, depth)
-        });
-        Ok(())
-    }
-
-    /// APPEND(S) and SETITEM(S): adds `items` to the list (or, with
-    /// `into_dict`, the dict) on top of the stack.
-    fn add_items(&mut self, items: Vec<Value>, into_dict: bool) -> Result<(), String> {
-        let at = self.at;
-        let inner = nest(items.iter().map(Value::depth), at)?;
-        match (self.stack.last_mut(), into_dict) {
-            (Some(Value::List(list, depth)), false) => {
-                *depth = (*depth).max(inner);
-                Rc::make_mut(list).extend(items);
-            }
-            (Some(Value::Dict(dict, depth)), true) => {
-                *depth = (*depth).max(inner);
-                Rc::make_mut(dict).extend(pairs(items, at)?);
-            }
-            (Some(Value::Opaque), _) => {}
-            _ => {
-                let target = if into_dict { "dict" } else { "list" };
-                return Err(format!(
-                    "data.pkl: items added to something that is no {target} (byte {at})"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn put(&mut self, index: u32) -> Result<(), String> {
-        let value = self.top()?.clone();
-        self.memo.insert(index, value);
-        Ok(())
-    }
-
-    fn get(&mut self, index: u32) -> Result<(), String> {
-        let value = self
-            .memo
-            .get(&index)
-            .cloned()
-            .ok_or_else(|| self.fail(&format!("memo entry {index} is missing")))?;
-        self.stack.push(value);
-        Ok(())
-    }
-
-    /// Runs the pickle up to STOP and returns its value.
-    fn run(mut self) -> Result<Value, String> {
-        loop {
-            self.at = self.pos;
-            let [op] = self.array::<1>()?;
-            match op {
-                0x80 => {
-                    self.take(1)?; // PROTO
-                }
-                b'.' => return self.pop(), // STOP
-                0x95 => {
-                    self.take(8)?; // FRAME
-                }
-                b'}' => self.stack.push(Value::Dict(Rc::default(), 1)),
-                b')' => self.stack.push(Value::Tuple(Rc::default(), 1)),
-                b']' => self.stack.push(Value::List(Rc::default(), 1)),
-                b'(' => self.stack.push(Value::Mark),
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.push_seq(items, false)?;
-                }
-                0x85..=0x87 => {
-                    // TUPLE1, TUPLE2, TUPLE3
-                    let items = self.pop_n(usize::from(op - 0x84))?;
-                    self.push_seq(items, false)?;
-                }
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.push_seq(items, true)?;
-                }
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let depth = nest(items.iter().map(Value::depth), self.at)?;
-                    let dict = pairs(items, self.at)?;
-                    self.stack.push(Value::Dict(Rc::new(dict), depth));
-                }
-                b'a' => {
-                    let value = self.pop()?;
-                    self.add_items(vec![value], false)?;
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    self.add_items(items, false)?;
-                }
-                b's' => {
-                    let items = self.pop_n(2)?;
-                    self.add_items(items, true)?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    self.add_items(items, true)?;
-                }
-                // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8, SHORT_BINSTRING, BINSTRING
-                b'X' | 0x8c | 0x8d | b'U' | b'T' => {
-                    let n = match op {
-                        b'X' => u32::from_le_bytes(self.array::<4>()?) as usize,
-                        0x8d => self.len64()?,
-                        b'T' => usize::try_from(i32::from_le_bytes(self.array::<4>()?))
-                            .map_err(|_| self.fail("a negative string length"))?,
-                        _ => usize::from(self.array::<1>()?[0]),
-                    };
-                    let bytes = self.take(n)?;
-                    self.stack.push(Value::Str(text(bytes)));
-                }
-                // BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8
-                b'B' | b'C' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'B' => u32::from_le_bytes(self.array::<4>()?) as usize,
-                        b'C' => usize::from(self.array::<1>()?[0]),
-                        _ => self.len64()?,
-                    };
-                    self.take(n)?;
-                    self.stack.push(Value::Opaque);
-                }
-                b'K' => {
-                    let [n] = self.array::<1>()?;
-                    self.stack.push(Value::Int(n.into()));
-                }
-                b'M' => {
-                    let n = u16::from_le_bytes(self.array::<2>()?);
-                    self.stack.push(Value::Int(n.into()));
-                }
-                b'J' => {
-                    let n = i32::from_le_bytes(self.array::<4>()?);
-                    self.stack.push(Value::Int(n.into()));
-                }
-                0x8a => {
-                    // LONG1: little-endian two's complement of n bytes.
-                    let [n] = self.array::<1>()?;
-                    let raw = self.take(usize::from(n))?;
-                    self.stack.push(if raw.len() <= 8 {
-                        let sign = if raw.last().is_some_and(|b| (b & 0x80) != 0) {
-                            0xff
-                        } else {
-                            0
-                        };
-                        let mut le = [sign; 8];
-                        for (d, s) in le.iter_mut().zip(raw) {
-                            *d = *s;
-                        }
-                        Value::Int(i64::from_le_bytes(le))
-                    } else {
-                        Value::Opaque
-                    });
-                }
-                b'G' => {
-                    self.take(8)?; // BINFLOAT: no float matters here
-                    self.stack.push(Value::Float);
-                }
-                0x88 | 0x89 => self.stack.push(Value::Bool),
-                b'N' => self.stack.push(Value::None),
-                b'q' => {
-                    let [i] = self.array::<1>()?;
-                    self.put(i.into())?;
-                }
-                b'r' => {
-                    let i = u32::from_le_bytes(self.array::<4>()?);
-                    self.put(i)?;
-                }
-                0x94 => {
-                    // MEMOIZE
-                    let i =
-                        u32::try_from(self.memo.len()).map_err(|_| self.fail("memo overflow"))?;
-                    self.put(i)?;
-                }
-                b'h' => {
-                    let [i] = self.array::<1>()?;
-                    self.get(i.into())?;
-                }
-                b'j' => {
-                    let i = u32::from_le_bytes(self.array::<4>()?);
-                    self.get(i)?;
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.stack.push(Value::Global(module, name));
-                }
-                0x93 => {
-                    // STACK_GLOBAL
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (Value::Str(module), Value::Str(name)) = (module, name) else {
-                        return Err(self.fail("STACK_GLOBAL of non-strings"));
-                    };
-                    self.stack.push(Value::Global(module, name));
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
-                    let value = reduce(&func, &args, 0).map_err(|e| self.fail(&e))?;
-                    self.stack.push(value);
-                }
-                b'b' => {
-                    // BUILD: the state (an OrderedDict's `_metadata`) is dropped.
-                    self.pop()?;
-                    self.top()?;
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    let storage = storage(&pid).map_err(|e| self.fail(&e))?;
-                    self.stack.push(storage);
-                }
-                0x81 => {
-                    // NEWOBJ: cls, args
-                    self.pop_n(2)?;
-                    self.stack.push(Value::Opaque);
-                }
-                0x92 => {
-                    // NEWOBJ_EX: cls, args, kwargs
-                    self.pop_n(3)?;
-                    self.stack.push(Value::Opaque);
-                }
-                b'0' => {
-                    self.pop()?; // POP
-                }
-                b'1' => {
-                    self.pop_mark()?; // POP_MARK
-                }
-                b'2' => {
-                    // DUP
-                    let value = self.top()?.clone();
-                    self.stack.push(value);
-                }
-                0x8f => self.stack.push(Value::Opaque), // EMPTY_SET
-                0x90 => {
-                    // ADDITEMS (to a set)
-                    self.pop_mark()?;
-                    self.top()?;
-                }
-                0x91 => {
-                    // FROZENSET
-                    self.pop_mark()?;
-                    self.stack.push(Value::Opaque);
-                }
-                _ => {
-                    return Err(format!(
-                        "data.pkl: unknown pickle opcode 0x{op:02x} at byte {}",
-                        self.at
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// BINPERSID: `('storage', class, key, location, numel)` names a storage.
-fn storage(pid: &Value) -> Result<Value, String> {
-    let bad = || "a persistent id that is not ('storage', class, key, location, numel)".to_string();
-    let Value::Tuple(items, _) = pid else {
-        return Err(bad());
-    };
-    let [
-        Value::Str(tag),
-        class,
-        Value::Str(key),
-        _,
-        Value::Int(numel),
-    ] = items.as_slice()
-    else {
-        return Err(bad());
-    };
-    let Value::Global(module, name) = class else {
-        return Err(bad());
-    };
-    if &**tag != "storage" {
-        return Err(bad());
-    }
-    let dtype = Dtype::from_class(name)
-        .ok_or_else(|| format!("storage class {module}.{name} is not supported"))?;
-    let numel =
-        usize::try_from(*numel).map_err(|_| format!("storage {key} has a negative size"))?;
-    Ok(Value::Storage(Rc::new(Storage {
-        dtype,
-        key: key.clone(),
-        numel,
-    })))
-}
-
-/// REDUCE: calls `func` on `args`, for the few torch functions that build a
+/// Calls `func` on `args`, for the few torch functions that build a
 /// state_dict; anything else gives an opaque value.
-fn reduce(func: &Value, args: &Value, nested: u8) -> Result<Value, String> {
+fn rebuild(func: &TorchValue, args: &TorchValue, nested: u8) -> Result<TorchValue, String> {
     let Value::Global(module, name) = func else {
         return Ok(Value::Opaque);
     };
-    let args: &[Value] = match args {
+    let args: &[TorchValue] = match args {
         Value::Tuple(items, _) => items.as_slice(),
         _ => &[],
     };
     Ok(match (&**module, &**name) {
         ("collections", "OrderedDict") => Value::Dict(Rc::default(), 1),
         ("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2") => {
-            let [
-                Value::Storage(storage),
-                Value::Int(offset),
-                size,
-                stride,
-                ..,
-            ] = args
-            else {
+            let [Value::Object(storage), Value::Int(offset), size, stride, ..] = args else {
                 return Err(format!("{name} takes (storage, offset, size, stride, ..)"));
+            };
+            let TorchObject::Storage(storage) = &**storage else {
+                return Err(format!("{name} takes a storage first, not a tensor"));
             };
             let view = View {
                 storage: storage.clone(),
@@ -651,15 +315,15 @@ fn reduce(func: &Value, args: &Value, nested: u8) -> Result<Value, String> {
                 size: ints(size)?,
                 stride: ints(stride)?,
             };
-            Value::Tensor(Rc::new(view))
+            Value::Object(Rc::new(TorchObject::Tensor(view)))
         }
         ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => args
             .first()
             .cloned()
             .ok_or_else(|| format!("{name} without arguments"))?,
         // (func, type, args, state): a tensor subclass; rebuild the tensor.
-        ("torch._tensor", "_rebuild_from_type_v2") if nested < 8 => match args {
-            [func, _, inner, ..] => reduce(func, inner, nested + 1)?,
+        ("torch._tensor", "_rebuild_from_type_v2") if nested < MAX_REBUILD_NESTING => match args {
+            [func, _, inner, ..] => rebuild(func, inner, nested + 1)?,
             _ => return Err("_rebuild_from_type_v2 takes (func, type, args, state)".into()),
         },
         _ => Value::Opaque,
@@ -667,14 +331,14 @@ fn reduce(func: &Value, args: &Value, nested: u8) -> Result<Value, String> {
 }
 
 /// A tensor's size or stride tuple.
-fn ints(value: &Value) -> Result<Vec<i64>, String> {
+fn ints(value: &TorchValue) -> Result<Vec<i64>, String> {
     let (Value::Tuple(items, _) | Value::List(items, _)) = value else {
         return Err("a tensor's size or stride is not a tuple".into());
     };
     if items.len() > MAX_RANK {
         return Err(format!("a tensor of more than {MAX_RANK} dimensions"));
     }
-    let int = |v: &Value| match v {
+    let int = |v: &TorchValue| match v {
         Value::Int(i) => Ok(*i),
         _ => Err("a tensor's size or stride holds a non-integer".to_string()),
     };
@@ -684,15 +348,14 @@ fn ints(value: &Value) -> Result<Vec<i64>, String> {
 /// Lists the tensors of a dict, in order, nested dicts joined with '.';
 /// other values are skipped. `budget` bounds the names' total length (a
 /// pickle can reference one dict many times).
-fn flatten(
-    dict: &[(Value, Value)],
+fn flatten<'a>(
+    dict: &'a [(TorchValue, TorchValue)],
     prefix: &str,
-    out: &mut Vec<(String, Rc<View>)>,
+    out: &mut Vec<(String, &'a View)>,
     budget: &mut usize,
-) -> Result<(), String> {
-    const TOO_LARGE: &str = "data.pkl: the state_dict's names are too long or too many";
+) -> Result<(), PtError> {
     for (key, value) in dict {
-        *budget = budget.checked_sub(1).ok_or(TOO_LARGE)?;
+        *budget = budget.checked_sub(1).ok_or(PtError::NamesTooLong)?;
         let key = match key {
             Value::Str(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
@@ -703,10 +366,16 @@ fn flatten(
         } else {
             format!("{prefix}.{key}")
         };
-        *budget = budget.checked_sub(name.len()).ok_or(TOO_LARGE)?;
+        *budget = budget
+            .checked_sub(name.len())
+            .ok_or(PtError::NamesTooLong)?;
         match value {
-            Value::Tensor(view) => out.push((name, view.clone())),
-            // Depth is bounded by MAX_DEPTH, so is this recursion.
+            Value::Object(object) => {
+                if let TorchObject::Tensor(view) = &**object {
+                    out.push((name, view));
+                }
+            }
+            // Depth is bounded by pickle::MAX_DEPTH, so is this recursion.
             Value::Dict(inner, _) => flatten(inner, &name, out, budget)?,
             _ => {}
         }
@@ -751,8 +420,8 @@ impl Iterator for Strided {
 }
 
 /// Copies a view's elements, row-major, out of its storage's bytes.
-fn gather(name: &str, view: &View, bytes: &[u8], budget: &mut usize) -> Result<TensorData, String> {
-    let bad = |why: &str| format!("tensor {name}: {why}");
+fn gather(view: &View, bytes: &[u8], budget: &mut usize) -> Result<TensorData, String> {
+    let bad = |why: &str| why.to_string();
     let storage = &view.storage;
     let non_negative = |v: &[i64], what: &str| {
         v.iter()
@@ -905,7 +574,7 @@ mod tests {
     }
 
     fn error(bytes: &[u8]) -> String {
-        read_pt(bytes).map(|t| t.len()).unwrap_err()
+        read_pt(bytes).map(|t| t.len()).unwrap_err().to_string()
     }
 
     #[test]
@@ -933,16 +602,30 @@ mod tests {
     #[test]
     fn rejects_malformed_files() {
         let good = pickle(&[("a", 0, &[2, 3][..], &[1, 2][..])]);
-        assert!(error(&archive(&good[..good.len() / 2])).contains("truncated"));
-        assert!(error(&archive(b"\x80\x02\xff.")).contains("0xff"));
+        let read = |bytes: &[u8]| read_pt(bytes).map(|t| t.len());
+        assert!(matches!(
+            read(&archive(&good[..good.len() / 2])),
+            Err(PtError::Pickle(PickleError::Truncated { .. }))
+        ));
+        assert_eq!(
+            read(&archive(b"\x80\x02\xff.")),
+            Err(PtError::Pickle(PickleError::UnknownOpcode {
+                op: 0xff,
+                at: 2
+            }))
+        );
         let outside = pickle(&[("a", 1, &[2, 3][..], &[3, 1][..])]);
-        assert!(error(&archive(&outside)).contains("tensor a"));
+        assert!(
+            matches!(read(&archive(&outside)), Err(PtError::Tensor { name, .. }) if name == "a")
+        );
+        assert!(error(&archive(&outside)).starts_with("tensor a: offset 1"));
         let mut legacy = LEGACY_MAGIC.to_vec();
         legacy.extend([0; 16]);
-        assert!(error(&legacy).contains("legacy"));
+        assert_eq!(read(&legacy), Err(PtError::Legacy));
         let noise: Vec<u8> = (0..200u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect();
+        assert!(matches!(read(&noise), Err(PtError::NotAnArchive { .. })));
         assert!(error(&noise).contains("not a PyTorch zip archive"));
     }
 }

@@ -6,7 +6,7 @@
 //! several values per instruction at the same accuracy (within one or two
 //! float32 roundings, measured against f64 in the tests below).
 
-use super::ltc::exp;
+pub use super::scalar::{sigmoid, tanh};
 
 /// Which activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,31 +22,6 @@ pub enum Unary {
 /// LeCun's scale and slope.
 const LECUN_SCALE: f32 = 1.7159;
 const LECUN_SLOPE: f32 = 0.666;
-
-/// `tanh(x)`: Cephes' odd polynomial below |x| = 0.625, `1 - 2 / (e^2|x| + 1)`
-/// above, with the sign of `x`.
-#[inline(always)]
-// Cephes' published coefficients, as printed there.
-#[allow(clippy::excessive_precision)]
-pub fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let z = x * x;
-    let small =
-        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
-            - 3.333_328_2e-1)
-            * z
-            * x
-            + x;
-    let large = 1.0 - 2.0 / (exp(2.0 * a) + 1.0);
-    let large = if x < 0.0 { -large } else { large };
-    if a < 0.625 { small } else { large }
-}
-
-/// `1 / (1 + e^-x)`.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
 
 impl Unary {
     /// Applies the activation to every value in place.

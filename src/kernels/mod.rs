@@ -5,6 +5,8 @@
 //!   types, so a later Burn or a GPU kernel reuses the same arithmetic.
 //! - [`activation`]: vectorizable `tanh`, `sigmoid`, LeCun `tanh` and their
 //!   derivatives, for the CfC's activations.
+//! - [`scalar`]: the branch-free `exp`, `sigmoid` and `tanh` both use, in
+//!   plain `core` Rust (the exporter copies this file into generated code).
 //! - `ndarray` (feature `ndarray`): the step as one Burn operation on
 //!   `NdArray<f32>` and `Autodiff<NdArray<f32>>`, dispatched at run time by
 //!   [`LTCCell`](crate::cells::LTCCell); other backends use the cell's
@@ -12,6 +14,14 @@
 
 pub mod activation;
 pub mod ltc;
+pub mod scalar;
+
+/// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20
+/// (exact and finite everywhere). The fused LTC kernel constrains its
+/// positive parameters with it, and the exporter writes them through it.
+pub(crate) fn softplus(x: f32) -> f32 {
+    if x > 20.0 { x } else { x.exp().ln_1p() }
+}
 
 /// Applies `f` to every value in place, compiled twice: for the baseline
 /// CPU and, chosen at run time where the CPU has them, for AVX2 and FMA

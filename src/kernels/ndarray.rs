@@ -25,6 +25,7 @@ use burn::tensor::{TensorData, TensorMetadata, TensorPrimitive};
 
 use super::activation::{GatedMix, MixTrace, Unary};
 use super::ltc::{self, Batch, SynapseParams, Synapses, Trace};
+use super::softplus;
 
 /// The inner backend the fused op runs on.
 type Nd = NdArray<f32>;
@@ -175,11 +176,6 @@ mod at {
     pub const CM: usize = 11;
     pub const GLEAK: usize = 12;
     pub const VLEAK: usize = 13;
-}
-
-/// `softplus`, linear above 20 as torch's (exact and finite everywhere).
-fn softplus(x: f32) -> f32 {
-    if x > 20.0 { x } else { x.exp().ln_1p() }
 }
 
 /// The derivative of [`softplus`].

@@ -67,6 +67,7 @@ mod ncp;
 mod random;
 mod rng;
 mod upstream;
+pub(crate) use upstream::upstream_config;
 
 use std::fmt;
 

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AnyWiring, AutoNCP, Custom, FullyConnected, NCP, NCPArgs, Random, SynapseMatrix, WiringError,
-    check_size,
+    AnyWiring, AutoNCP, Custom, FullyConnected, NCP, NCPArgs, Random, SynapseMatrix, Wiring,
+    WiringError, check_size,
 };
 
 /// NCP's layer sizes: upstream's `get_config` writes the neuron id lists
@@ -158,6 +158,42 @@ impl AnyWiring {
             Ok(wiring.into())
         }
     }
+}
+
+impl AnyWiring {
+    /// The JSON upstream's base `Wiring.get_config()` returns for these
+    /// matrices (Python ncps 1.0.1): `units`, `adjacency_matrix`,
+    /// `sensory_adjacency_matrix`, `input_dim`, `output_dim`. Upstream's
+    /// `Wiring.from_config` rebuilds the exact synapses from it (the seeded
+    /// configs of its subclasses cannot: numpy draws other synapses), and
+    /// so does [`from_upstream_config`](Self::from_upstream_config). Layers
+    /// and neuron types are not part of it (a base `Wiring` has one layer).
+    ///
+    /// ```
+    /// use ncps::wirings::{AnyWiring, AutoNCP, Wiring};
+    ///
+    /// let mut wiring = AutoNCP::new(10, 2)?;
+    /// wiring.build(3)?;
+    /// let json = AnyWiring::from(wiring.clone()).to_upstream_config();
+    /// let back = AnyWiring::from_upstream_config(&json)?;
+    /// assert_eq!(back.adjacency_matrix(), wiring.adjacency_matrix());
+    /// assert_eq!(back.sensory_adjacency_matrix(), wiring.sensory_adjacency_matrix());
+    /// # Ok::<(), ncps::wirings::WiringError>(())
+    /// ```
+    pub fn to_upstream_config(&self) -> String {
+        upstream_config(self).to_string()
+    }
+}
+
+/// Upstream's base `Wiring.get_config()` of any wiring, as a JSON value.
+pub(crate) fn upstream_config(wiring: &dyn Wiring) -> Value {
+    serde_json::json!({
+        "units": wiring.units(),
+        "adjacency_matrix": wiring.adjacency_matrix().to_rows(),
+        "sensory_adjacency_matrix": wiring.sensory_adjacency_matrix().map(SynapseMatrix::to_rows),
+        "input_dim": wiring.input_dim(),
+        "output_dim": wiring.output_dim(),
+    })
 }
 
 fn kind_of(value: &Value) -> &'static str {
