@@ -280,7 +280,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             .unwrap_or(train.len())
             .min(train.len());
         let batches = items.div_ceil(config.batch_size);
-        let valid_order: Vec<usize> = (0..valid.len()).collect();
         progress.start(state.epoch + 1, config.epochs);
         for epoch in state.epoch + 1..=config.epochs {
             if let (Some(budget), Some(last)) = (config.time_budget_s, state.log.last()) {
@@ -326,39 +325,23 @@ impl<B: AutodiffBackend> Trainer<B> {
             let train_seconds = start.elapsed().as_secs_f64();
 
             let start = Instant::now();
-            let inner = model.valid();
-            let mut totals = Evaluation::new(0.0, 0);
-            batches_of(
+            let valid_batch = config.valid_batch_size.unwrap_or(config.batch_size);
+            let evaluation = evaluate(
+                &model.valid(),
+                objective,
                 valid,
                 batcher,
-                &valid_order,
-                config.valid_batch_size.unwrap_or(config.batch_size),
-                config.prefetch,
+                valid_batch,
                 &self.device,
-                |_, batch: O::ValidBatch| {
-                    let evaluation = objective.evaluate(&inner, batch);
-                    let weight = evaluation.items as f64;
-                    totals.loss += evaluation.loss * weight;
-                    for (name, value) in evaluation.metrics {
-                        *totals.metrics.entry(name).or_default() += value * weight;
-                    }
-                    totals.items += evaluation.items;
-                },
             );
-            drop(inner);
-            let n = totals.items.max(1) as f64;
-            let valid_loss = totals.loss / n;
+            let valid_loss = evaluation.loss;
             let improved =
                 valid_loss.is_finite() && state.best_valid.is_none_or(|best| valid_loss < best);
             let log = EpochLog {
                 epoch,
                 train_loss: loss_sum / batches as f64,
                 valid_loss,
-                valid_metrics: totals
-                    .metrics
-                    .into_iter()
-                    .map(|(name, sum)| (name, sum / n))
-                    .collect(),
+                valid_metrics: evaluation.metrics,
                 learning_rate: config.learning_rate_at(epoch, 0, batches),
                 train_seconds,
                 valid_seconds: start.elapsed().as_secs_f64(),
@@ -408,6 +391,71 @@ impl<B: AutodiffBackend> Trainer<B> {
             .with_grad_clipping(clipping)
             .init()
     }
+}
+
+/// The objective's figures of `model` over every item of `dataset`, in
+/// order, `batch_size` items at a time: loss and metrics averaged over
+/// items. What validation reports after every epoch; also the test figures
+/// of a trained model.
+///
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+/// use burn::module::AutodiffModule;
+/// use ncps::datasets::sine::{SineBatcher, SineData};
+/// use ncps::rnn::{CfC, CfCConfig, Units};
+/// use ncps::train::{SequenceMse, evaluate};
+///
+/// type B = Autodiff<NdArray>;
+/// let device = Default::default();
+/// let model = CfCConfig::new(2, Units::from(8)).with_proj_size(Some(1)).init::<B>(&device)?;
+/// let data = SineData::new(48);
+/// let figures = evaluate::<B, CfC<B>, _, _, _>(
+///     &model.valid(), &SequenceMse::default(), &data, &SineBatcher, 1, &device,
+/// );
+/// assert_eq!(figures.items, 1);
+/// assert!(figures.loss > 0.0);
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+pub fn evaluate<B, M, O, I, Bt>(
+    model: &M::InnerModule,
+    objective: &O,
+    dataset: &dyn Dataset<I>,
+    batcher: &Bt,
+    batch_size: usize,
+    device: &B::Device,
+) -> Evaluation
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Objective<B, M>,
+    Bt: Batcher<B::InnerBackend, I, O::ValidBatch>,
+{
+    assert!(batch_size > 0, "batch_size must be at least 1");
+    let order: Vec<usize> = (0..dataset.len()).collect();
+    let mut totals = Evaluation::new(0.0, 0);
+    batches_of(
+        dataset,
+        batcher,
+        &order,
+        batch_size,
+        0,
+        device,
+        |_, batch| {
+            let evaluation = objective.evaluate(model, batch);
+            let weight = evaluation.items as f64;
+            totals.loss += evaluation.loss * weight;
+            for (name, value) in evaluation.metrics {
+                *totals.metrics.entry(name).or_default() += value * weight;
+            }
+            totals.items += evaluation.items;
+        },
+    );
+    let n = totals.items.max(1) as f64;
+    totals.loss /= n;
+    for value in totals.metrics.values_mut() {
+        *value /= n;
+    }
+    totals
 }
 
 /// The two random streams of an epoch.
