@@ -60,7 +60,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::cells::RecurrentCell;
+use crate::cells::{RecurrentCell, materialize};
 use crate::rnn::Rnn;
 use crate::train::{SequenceBatch, SequenceModel};
 
@@ -409,7 +409,8 @@ impl<B: Backend, C: RecurrentCell<B>> Walker2dModel<B, C> {
             "rnn must take the 17 Walker2d features"
         );
         assert!(rnn.return_sequences, "rnn must return every step's output");
-        let readout = LinearConfig::new(rnn.output_size(), FEATURES).init(device);
+        // Drawn now, so that the model and its clones hold the same readout.
+        let readout = materialize(LinearConfig::new(rnn.output_size(), FEATURES).init(device));
         Self { rnn, readout }
     }
 }

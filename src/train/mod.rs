@@ -27,7 +27,7 @@ mod trainer;
 pub use config::{Clipping, TrainConfig};
 pub use progress::{EpochLog, PrintEpochs, Progress};
 pub use regression::{SequenceBatch, SequenceModel, SequenceMse};
-pub use trainer::{Evaluation, Objective, TrainError, Trained, Trainer, evaluate};
+pub use trainer::{Evaluation, Objective, Stepper, TrainError, Trained, Trainer, evaluate};
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;

@@ -250,7 +250,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             return Err(TrainError::EmptyDataset("validation"));
         }
         let run = self.dir.as_deref().map(RunDir::open).transpose()?;
-        let mut optimizer = self.optimizer::<M>();
+        let mut stepper = Stepper::new(config);
         let mut model = model;
         let mut best = None;
         let mut state = State::new(config);
@@ -263,7 +263,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 model = model.load_record(record);
                 let record =
                     run.load::<B, _>(&checkpoint::optimizer_file(saved.epoch), &self.device)?;
-                optimizer = optimizer.load_record(record);
+                stepper.optimizer = stepper.optimizer.load_record(record);
             }
             if let Some(epoch) = saved.best_epoch {
                 let record =
@@ -310,13 +310,8 @@ impl<B: AutodiffBackend> Trainer<B> {
                 |step, batch: O::TrainBatch| {
                     let current = slot.take().expect("the model is put back after every step");
                     let learning_rate = config.learning_rate_at(epoch, step, batches);
-                    let loss = objective.loss(&current, batch);
-                    let value = loss.clone().into_scalar().elem::<f64>();
-                    let mut grads = GradientsParams::from_grads(loss.backward(), &current);
-                    if let Clipping::GlobalNorm(max_norm) = config.clipping {
-                        clip_grad_norm(&current, &mut grads, max_norm);
-                    }
-                    slot = Some(optimizer.step(learning_rate, current, grads));
+                    let (next, value) = stepper.step(current, objective, batch, learning_rate);
+                    slot = Some(next);
                     loss_sum += value;
                     progress.batch_end(step + 1, value);
                 },
@@ -358,7 +353,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             state.log.push(log);
             if let Some(run) = &run {
                 run.save::<B, _>(&checkpoint::model_file(epoch), model.clone().into_record())?;
-                run.save::<B, _>(&checkpoint::optimizer_file(epoch), optimizer.to_record())?;
+                run.save::<B, _>(
+                    &checkpoint::optimizer_file(epoch),
+                    stepper.optimizer.to_record(),
+                )?;
                 run.commit(&state)?;
                 if improved {
                     run.save::<B, _>(checkpoint::BEST_FILE, model.clone().into_record())?;
@@ -373,23 +371,79 @@ impl<B: AutodiffBackend> Trainer<B> {
             best_epoch: state.best_epoch,
         })
     }
+}
 
-    /// Adam with the configured epsilon, weight decay and per-tensor clipping.
-    fn optimizer<M: AutodiffModule<B>>(&self) -> Adaptor<M, B> {
-        let config = &self.config;
+/// One training step, as the loop runs it for every batch: the
+/// objective's loss, its gradients, clipping, and the Adam step with the
+/// configured epsilon and weight decay (the optimizer's state carries from
+/// step to step). Usable alone for a loop of one's own, or to time a step.
+///
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+/// use burn::data::dataloader::batcher::Batcher;
+/// use ncps::datasets::sine::{SineBatcher, SineData};
+/// use ncps::rnn::{LTCConfig, Units};
+/// use ncps::train::{SequenceMse, Stepper, TrainConfig};
+/// use ncps::wirings::AutoNCP;
+///
+/// type B = Autodiff<NdArray>;
+/// let device = Default::default();
+/// let mut model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1)?)).init::<B>(&device)?;
+/// let mut stepper = Stepper::new(&TrainConfig::new(1, 1));
+/// let batch = Batcher::<B, _, _>::batch(&SineBatcher, vec![SineData::new(48)], &device);
+/// let mut losses = Vec::new();
+/// for _ in 0..10 {
+///     let (next, loss) = stepper.step(model, &SequenceMse::default(), batch.clone(), 0.01);
+///     model = next;
+///     losses.push(loss);
+/// }
+/// assert!(losses[9] < losses[0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Stepper<B: AutodiffBackend, M: AutodiffModule<B>> {
+    optimizer: Adaptor<M, B>,
+    clipping: Clipping,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> Stepper<B, M> {
+    /// Adam with `config`'s epsilon, weight decay and clipping (a fresh
+    /// optimizer state).
+    pub fn new(config: &TrainConfig) -> Self {
         let weight_decay =
             (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
-        let clipping = match config.clipping {
+        let per_tensor = match config.clipping {
             Clipping::PerTensorNorm(max_norm) => {
                 Some(GradientClippingConfig::Norm(max_norm as f32))
             }
             Clipping::GlobalNorm(_) | Clipping::None => None,
         };
-        AdamConfig::new()
+        let optimizer = AdamConfig::new()
             .with_epsilon(config.adam_epsilon as f32)
             .with_weight_decay(weight_decay)
-            .with_grad_clipping(clipping)
-            .init()
+            .with_grad_clipping(per_tensor)
+            .init();
+        Self {
+            optimizer,
+            clipping: config.clipping,
+        }
+    }
+
+    /// One step on `batch` at `learning_rate`; returns the updated model and
+    /// the batch's loss before the step.
+    pub fn step<O: Objective<B, M>>(
+        &mut self,
+        model: M,
+        objective: &O,
+        batch: O::TrainBatch,
+        learning_rate: f64,
+    ) -> (M, f64) {
+        let loss = objective.loss(&model, batch);
+        let value = loss.clone().into_scalar().elem::<f64>();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        if let Clipping::GlobalNorm(max_norm) = self.clipping {
+            clip_grad_norm(&model, &mut grads, max_norm);
+        }
+        (self.optimizer.step(learning_rate, model, grads), value)
     }
 }
 
