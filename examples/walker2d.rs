@@ -297,7 +297,7 @@ where
             );
         }
         let label = format!("run {}/{}", run + 1, args.runs);
-        let trained = Trainer::new(config.clone().with_seed(seed), device.clone())
+        let trained = Trainer::new(config.clone().with_seed(seed), *device)
             .with_dir(out.join(format!("run{run}")))
             .fit(
                 model,

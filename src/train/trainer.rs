@@ -282,10 +282,10 @@ impl<B: AutodiffBackend> Trainer<B> {
         let batches = items.div_ceil(config.batch_size);
         progress.start(state.epoch + 1, config.epochs);
         for epoch in state.epoch + 1..=config.epochs {
-            if let (Some(budget), Some(last)) = (config.time_budget_s, state.log.last()) {
-                if state.seconds + last.train_seconds + last.valid_seconds > budget {
-                    break;
-                }
+            if let (Some(budget), Some(last)) = (config.time_budget_s, state.log.last())
+                && state.seconds + last.train_seconds + last.valid_seconds > budget
+            {
+                break;
             }
             B::seed(
                 &self.device,
