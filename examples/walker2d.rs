@@ -345,7 +345,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value)?)
+    ncps::fs::write_atomically(path, &serde_json::to_vec_pretty(value)?)
 }
 
 /// Validation MSE of every run per epoch, and the first run's training loss.

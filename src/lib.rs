@@ -13,9 +13,13 @@
 //!   [`cells::WiredCfCCell`], and the [`cells::LSTMCell`] of mixed memory).
 //! - [`rnn`]: the sequence models [`rnn::LTC`] and [`rnn::CfC`].
 //! - [`datasets`]: tasks and data, as upstream's `ncps.datasets` (the
-//!   quickstart's sinusoid task in [`datasets::sine`]; with the `atari`
+//!   quickstart's sinusoid task in [`datasets::sine`], the CfC paper's
+//!   Walker2d benchmark in [`datasets::walker2d`]; with the `atari`
 //!   feature, Breakout on the real emulator in `datasets::atari`).
-//! - [`train`]: training helpers (global gradient-norm clipping).
+//! - [`train`]: the one training loop ([`train::Trainer`]: Adam, decay,
+//!   clipping, validation, best weights, checkpoints and resume) and its
+//!   helpers.
+//! - [`fs`]: the atomic file writer every saver uses.
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
 #![warn(missing_docs)]
@@ -25,7 +29,7 @@
 pub mod cells;
 pub mod datasets;
 mod error;
-mod fs;
+pub mod fs;
 pub mod import;
 pub mod kernels;
 pub mod rnn;

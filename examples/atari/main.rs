@@ -319,5 +319,5 @@ fn write_json(
     path: &Path,
     value: &serde_json::Map<String, serde_json::Value>,
 ) -> std::io::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value)?)
+    ncps::fs::write_atomically(path, &serde_json::to_vec_pretty(value)?)
 }

@@ -172,9 +172,9 @@ pub fn train<B: AutodiffBackend>(
         actions: ACTIONS.len(),
     };
     std::fs::create_dir_all(out)?;
-    std::fs::write(
-        out.join("policy.json"),
-        serde_json::to_string_pretty(&config)?,
+    ncps::fs::write_atomically(
+        &out.join("policy.json"),
+        &serde_json::to_vec_pretty(&config)?,
     )?;
     let model = ConvCfC::<B>::new(config.trunk, config.actions, device);
     println!(
@@ -212,7 +212,7 @@ pub fn train<B: AutodiffBackend>(
     })
 }
 
-/// Loads a policy saved by [`train`] (`policy.json` and `model.mpk` in `dir`).
+/// Loads the policy [`train`] kept (`policy.json` and `best.mpk` in `dir`).
 pub fn load<B: Backend>(
     dir: &Path,
     device: &B::Device,
