@@ -173,8 +173,18 @@ struct RunResult {
     epochs: Vec<EpochLog>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The message, not its Debug form: it says what to do.
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let Some(data_dir) = &args.data else {
         return Err(
             "--data DIR is required: DIR holds upstream's Walker2d rollouts \
@@ -225,10 +235,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .init::<B>(device)
     };
     let results = match args.model {
-        Model::Ltc => runs(&args, &p, &data, &out, &device, |device| {
+        Model::Ltc => runs(args, &p, &data, &out, &device, |device| {
             LTCConfig::new(FEATURES, Units::from(p.size)).init::<B>(device)
         })?,
-        _ => runs(&args, &p, &data, &out, &device, build_cfc)?,
+        _ => runs(args, &p, &data, &out, &device, build_cfc)?,
     };
 
     let mses: Vec<f64> = results.iter().map(|r| r.test_mse).collect();
