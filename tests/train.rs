@@ -193,6 +193,13 @@ fn a_directory_with_other_settings_or_bad_settings_is_an_error() {
     let file = dir.join("train_state.json");
     let err = fit(config(1), Some(&file), &mut ()).unwrap_err();
     assert!(matches!(err, TrainError::Io { .. }), "{err}");
+    // A damaged state file is named, not trained over.
+    std::fs::write(&file, "{ not json").unwrap();
+    let err = fit(config(1), Some(&dir), &mut ()).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Corrupt { path, .. } if path == &file),
+        "{err}"
+    );
     for bad in [
         TrainConfig::new(1, 0),
         config(1).with_learning_rate(-1.0),

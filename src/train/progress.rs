@@ -94,8 +94,27 @@ impl Progress for PrintEpochs {
 }
 
 impl EpochLog {
-    /// One line: `epoch 3: train 12.1 s, train_loss 0.8123, valid_loss
-    /// 0.7910 (best), accuracy 0.6120`.
+    /// One line, what [`PrintEpochs`] prints.
+    ///
+    /// ```
+    /// use ncps::train::EpochLog;
+    ///
+    /// let log = EpochLog {
+    ///     epoch: 3,
+    ///     train_loss: 0.81234,
+    ///     valid_loss: 0.79104,
+    ///     valid_metrics: [("accuracy".to_string(), 0.612)].into(),
+    ///     learning_rate: 1e-3,
+    ///     train_seconds: 12.06,
+    ///     valid_seconds: 0.5,
+    ///     resident_bytes: None,
+    ///     best: true,
+    /// };
+    /// assert_eq!(
+    ///     log.summary(),
+    ///     "epoch 3: train 12.1 s, train_loss 0.8123, valid_loss 0.7910 (best), accuracy 0.6120"
+    /// );
+    /// ```
     pub fn summary(&self) -> String {
         let mut line = format!(
             "epoch {}: train {:.1} s, train_loss {:.4}, valid_loss {:.4}",
