@@ -22,14 +22,16 @@ use std::hint::black_box;
 #[cfg(feature = "wgpu")]
 use burn::backend::Wgpu;
 use burn::backend::{Autodiff, NdArray};
+use burn::data::dataloader::batcher::Batcher;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use ncps::cells::RecurrentCell;
-use ncps::datasets::sine::{SineData, SineTrainer};
+use ncps::datasets::sine::{SineBatcher, SineData};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
+use ncps::train::{Clipping, SequenceMse, Stepper, TrainConfig};
 use ncps::wirings::AutoNCP;
 
 /// Two warm-up runs, then upstream's protocol with at least 2 seconds.
@@ -112,9 +114,21 @@ fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
         .with_fused(fused)
         .init::<B>(&device)
         .expect("valid config");
-    let mut trainer = SineTrainer::new(model, SineData::new(48), 0.01, &device);
+    // One full-batch step of the shared loop (forward, MSE, backward,
+    // global-norm clipping at 1, Adam).
+    let config = TrainConfig::new(1, 1).with_clipping(Clipping::GlobalNorm(1.0));
+    let mut stepper = Stepper::new(&config);
+    let batch = Batcher::<B, _, _>::batch(&SineBatcher, vec![SineData::new(48)], &device);
+    let mut model = Some(model);
     move || {
-        black_box(trainer.epoch());
+        let (next, loss) = stepper.step(
+            model.take().expect("put back"),
+            &SequenceMse::default(),
+            batch.clone(),
+            0.01,
+        );
+        model = Some(next);
+        black_box(loss);
     }
 }
 

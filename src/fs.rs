@@ -1,9 +1,19 @@
-//! File writing the crate's savers share.
+//! File writing the crate's savers share (wirings, drawings, datasets, the
+//! training loop's checkpoints and logs), public so that programs write
+//! their results the same way.
 
 /// Writes `contents` to `path` through a temporary file in the same folder
 /// and a rename: a reader never sees a half-written file, and a failed write
-/// leaves what was there before.
-pub(crate) fn write_atomically(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+/// (a full disk, a kill) leaves what was there before.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("ncps-doc-{}.json", std::process::id()));
+/// ncps::fs::write_atomically(&path, b"{}")?;
+/// assert_eq!(std::fs::read(&path)?, b"{}");
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_atomically(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let name = path
         .file_name()

@@ -13,10 +13,14 @@
 //!   [`cells::WiredCfCCell`], and the [`cells::LSTMCell`] of mixed memory).
 //! - [`rnn`]: the sequence models [`rnn::LTC`] and [`rnn::CfC`].
 //! - [`datasets`]: tasks and data, as upstream's `ncps.datasets` (the
-//!   quickstart's sinusoid task in [`datasets::sine`]; UEA/UCR `.ts`
-//!   classification files in [`datasets::uea`]; with the `atari` feature,
-//!   Breakout on the real emulator in `datasets::atari`).
-//! - [`train`]: training helpers (global gradient-norm clipping).
+//!   quickstart's sinusoid task in [`datasets::sine`], the CfC paper's
+//!   Walker2d benchmark in [`datasets::walker2d`]; UEA/UCR `.ts`
+//!   classification files in [`datasets::uea`]; with the `atari`
+//!   feature, Breakout on the real emulator in `datasets::atari`).
+//! - [`train`]: the one training loop ([`train::Trainer`]: Adam, decay,
+//!   clipping, validation, best weights, checkpoints and resume) and its
+//!   helpers.
+//! - [`fs`]: the atomic file writer every saver uses.
 //! - [`import`]: upstream PyTorch weights (`state_dict` as safetensors or
 //!   `.pt`).
 //! - [`export`]: deployment: a trained model as a standalone `#![no_std]`
@@ -30,7 +34,7 @@ pub mod cells;
 pub mod datasets;
 mod error;
 pub mod export;
-mod fs;
+pub mod fs;
 pub mod import;
 pub mod kernels;
 pub mod rnn;

@@ -1,50 +1,83 @@
-//! The sinusoid example's training path: data, Adam, gradient clipping.
+//! The sinusoid example's training path: data, the shared loop, gradient
+//! clipping.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use ncps::datasets::sine::{SineData, SineTrainer};
-use ncps::rnn::{CfCConfig, LTCConfig, Units};
-use ncps::train::clip_grad_norm;
+use ncps::datasets::sine::{SineBatcher, SineData};
+use ncps::rnn::{CfCConfig, LTC, LTCConfig, Units};
+use ncps::train::{
+    Clipping, SequenceModel, SequenceMse, TrainConfig, Trainer, clip_grad_norm, evaluate,
+};
 use ncps::wirings::AutoNCP;
 
 type B = Autodiff<NdArray<f32>>;
 
+/// The sinusoid example's run: full batch, Adam at 0.01, global-norm
+/// clipping at 1.
+fn sine_run(epochs: usize) -> Trainer<B> {
+    let config = TrainConfig::new(epochs, 1)
+        .with_learning_rate(0.01)
+        .with_clipping(Clipping::GlobalNorm(1.0));
+    Trainer::new(config, Default::default())
+}
+
 #[test]
 fn the_sinusoid_training_path_lowers_the_loss() {
     let device = Default::default();
+    let data = SineData::new(48);
     B::seed(&device, 1);
     let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .init::<B>(&device)
         .unwrap();
-    let mut trainer = SineTrainer::new(model, SineData::new(48), 0.01, &device);
-    let before = trainer.mse();
-    let losses: Vec<f32> = (0..30).map(|_| trainer.epoch()).collect();
+    let before = evaluate::<B, LTC<B>, _, _, _>(
+        &model.valid(),
+        &SequenceMse::default(),
+        &data,
+        &SineBatcher,
+        1,
+        &device,
+    )
+    .loss;
+    let trained = sine_run(30)
+        .fit(
+            model,
+            &SequenceMse::default(),
+            &data,
+            &data,
+            &SineBatcher,
+            &mut (),
+        )
+        .unwrap();
     assert!(
-        (losses[0] - before).abs() < 1e-5,
-        "epoch() reports the loss before its step"
+        (trained.log[0].train_loss - before).abs() < 1e-5,
+        "an epoch's training loss is the loss before its step"
     );
-    assert!(
-        trainer.mse() < 0.8 * before,
-        "LTC: {before} -> {}",
-        trainer.mse()
-    );
-    assert_eq!(trainer.predict().len(), 48);
+    let best = trained.best_epoch.unwrap();
+    let after = trained.log[best - 1].valid_loss;
+    assert!(after < 0.8 * before, "LTC: {before} -> {after}");
+    let prediction = trained
+        .model
+        .valid()
+        .predict(data.input_tensor(&device), None);
+    assert_eq!(prediction.dims(), [1, 48, 1]);
 
     let model = CfCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .init::<B>(&device)
         .unwrap();
-    let mut trainer = SineTrainer::new(model, SineData::new(48), 0.01, &device);
-    let before = trainer.mse();
-    for _ in 0..30 {
-        trainer.epoch();
-    }
-    assert!(
-        trainer.mse() < 0.8 * before,
-        "CfC: {before} -> {}",
-        trainer.mse()
-    );
+    let trained = sine_run(30)
+        .fit(
+            model,
+            &SequenceMse::default(),
+            &data,
+            &data,
+            &SineBatcher,
+            &mut (),
+        )
+        .unwrap();
+    let (first, last) = (trained.log[0].train_loss, trained.log[29].valid_loss);
+    assert!(last < 0.8 * first, "CfC: {first} -> {last}");
 }
 
 /// The global L2 norm of a model's gradients.

@@ -8,9 +8,10 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::{Device, TensorData};
 use ncps::cells::RecurrentCell;
-use ncps::datasets::sine::{SineData, SineTrainer};
+use ncps::datasets::sine::{SineBatcher, SineData};
 use ncps::import::{LoadStateDict, StateDict, UpstreamParams};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
+use ncps::train::{Clipping, SequenceMse, TrainConfig, Trainer};
 use ncps::wirings::AutoNCP;
 
 type Cpu = NdArray<f32>;
@@ -81,10 +82,20 @@ fn ltc_trains_on_wgpu() {
     let model = LTCConfig::new(2, Units::from(AutoNCP::new(8, 1).unwrap()))
         .init::<B>(&device)
         .unwrap();
-    let mut trainer = SineTrainer::new(model, SineData::new(24), 0.02, &device);
-    let before = trainer.mse();
-    for _ in 0..15 {
-        trainer.epoch();
-    }
-    assert!(trainer.mse() < before, "{before} -> {}", trainer.mse());
+    let data = SineData::new(24);
+    let config = TrainConfig::new(15, 1)
+        .with_learning_rate(0.02)
+        .with_clipping(Clipping::GlobalNorm(1.0));
+    let trained = Trainer::new(config, device)
+        .fit(
+            model,
+            &SequenceMse::default(),
+            &data,
+            &data,
+            &SineBatcher,
+            &mut (),
+        )
+        .unwrap();
+    let (first, last) = (trained.log[0].valid_loss, trained.log[14].valid_loss);
+    assert!(last < first, "{first} -> {last}");
 }

@@ -24,7 +24,8 @@
 mod common;
 mod model;
 mod play;
-mod record;
+#[cfg(test)]
+mod tests;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -35,10 +36,10 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Parser, Subcommand};
 use common::Backend;
-use ncps::datasets::atari::EnvConfig;
+use ncps::datasets::atari::{ACTIONS, EnvConfig, Returns, play_baseline, record, returns_table};
 
 use model::Trunk;
-use play::{Returns, play_baseline, play_policy, table};
+use play::play_policy;
 use train::TrainSettings;
 
 #[derive(Parser, Debug)]
@@ -204,7 +205,7 @@ fn run<B: AutodiffBackend>(
     let all = cli.command.is_none();
     let mut expert = None;
     if all || matches!(cli.command, Some(Command::Record)) {
-        let recorded = record::record(
+        let recorded = record(
             root,
             settings.games,
             settings.val_games,
@@ -212,6 +213,21 @@ fn run<B: AutodiffBackend>(
             cli.record.noise,
             &settings.env,
         )?;
+        println!(
+            "recorded {} expert games ({} steps) in {:.1} s: {} train and {} val sequences of {SEQ_LEN} steps",
+            recorded.scores.len(),
+            recorded.steps,
+            recorded.seconds,
+            recorded.train,
+            recorded.val
+        );
+        let total = recorded.action_counts.iter().sum::<usize>().max(1);
+        let shares: Vec<String> = ACTIONS
+            .iter()
+            .zip(recorded.action_counts)
+            .map(|(name, c)| format!("{name} {:.1}%", 100.0 * c as f64 / total as f64))
+            .collect();
+        println!("expert actions (train): {}", shares.join(", "));
         let returns = Returns {
             player: format!("RAM expert recording (noise {})", cli.record.noise),
             scores: recorded.scores,
@@ -269,7 +285,7 @@ fn run<B: AutodiffBackend>(
         if let Some(expert) = &expert {
             rows.push(expert);
         }
-        let table = table(&rows);
+        let table = returns_table(&rows);
         println!(
             "\nclosed-loop returns (policy: {:.0} s)\n{table}",
             policy.seconds
@@ -303,5 +319,5 @@ fn write_json(
     path: &Path,
     value: &serde_json::Map<String, serde_json::Value>,
 ) -> std::io::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value)?)
+    ncps::fs::write_atomically(path, &serde_json::to_vec_pretty(value)?)
 }

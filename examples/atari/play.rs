@@ -1,5 +1,6 @@
 //! `play`: closed-loop games of the trained policy (through the stateful
-//! step API, its state reset at each new game), the expert and random play.
+//! step API, its state reset at each new game); the expert's and random
+//! play are `ncps::datasets::atari::play_baseline`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -8,34 +9,10 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, RgbImage, RgbaImage};
-use ncps::datasets::atari::{ACTIONS, Breakout, EnvConfig, Expert, FRAME, STACK, observations_chw};
+use ncps::datasets::atari::{Breakout, EnvConfig, FRAME, Returns, STACK, observations_chw};
 use ncps::rnn::RnnState;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use crate::model::ConvCfC;
-
-/// Returns of a set of games.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Returns {
-    pub player: String,
-    pub scores: Vec<f32>,
-    pub steps: usize,
-    pub seconds: f64,
-}
-
-impl Returns {
-    pub fn mean(&self) -> f32 {
-        self.scores.iter().sum::<f32>() / self.scores.len().max(1) as f32
-    }
-
-    /// Population standard deviation (numpy's default).
-    pub fn std(&self) -> f32 {
-        let m = self.mean();
-        (self.scores.iter().map(|s| (s - m).powi(2)).sum::<f32>() / self.scores.len().max(1) as f32)
-            .sqrt()
-    }
-}
 
 /// Frames of game 0 written as PNGs and an animated GIF.
 struct FrameSaver<'a> {
@@ -168,61 +145,4 @@ pub fn play_policy<B: Backend>(
         steps,
         seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-/// The expert or uniformly random actions, one game after another.
-pub fn play_baseline(
-    expert: bool,
-    games: usize,
-    config: &EnvConfig,
-) -> Result<Returns, Box<dyn std::error::Error>> {
-    let start = Instant::now();
-    let mut env = Breakout::new(config.clone())?;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut scores = Vec::with_capacity(games);
-    let mut steps = 0;
-    for _ in 0..games {
-        let mut player = Expert::new();
-        env.reset();
-        loop {
-            let action = if expert {
-                player.act(&env.ram())
-            } else {
-                rng.random_range(0..ACTIONS.len())
-            };
-            steps += 1;
-            if env.step(action).done {
-                break;
-            }
-        }
-        scores.push(env.score());
-    }
-    Ok(Returns {
-        player: if expert { "RAM expert" } else { "random" }.into(),
-        scores,
-        steps,
-        seconds: start.elapsed().as_secs_f64(),
-    })
-}
-
-/// The results as one Markdown table.
-pub fn table(rows: &[&Returns]) -> String {
-    let mut out = String::from(
-        "| player | games | mean return | std | min | max | steps/game |\n|---|---|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        let min = r.scores.iter().copied().fold(f32::INFINITY, f32::min);
-        let max = r.scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        out += &format!(
-            "| {} | {} | {:.1} | {:.1} | {} | {} | {} |\n",
-            r.player,
-            r.scores.len(),
-            r.mean(),
-            r.std(),
-            min,
-            max,
-            r.steps / r.scores.len().max(1)
-        );
-    }
-    out
 }

@@ -25,6 +25,31 @@ pub enum CfCMode {
     NoGate,
 }
 
+/// The squashing of a [`CfCCell`]'s `ff1` and `ff2` heads before the
+/// time-gated mix (modes `Default` and `NoGate`; the pure mode's head is
+/// linear).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeadActivation {
+    /// `tanh`, upstream ncps' (default).
+    #[default]
+    Tanh,
+    /// `1.7159 * tanh(0.666 * x)`, the CfC paper's TensorFlow code
+    /// (`tf_cfc.py`): heads range over ±1.7159 instead of ±1.
+    LecunTanh,
+}
+
+/// Where a [`CfCCell`]'s backbone applies dropout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DropoutPlacement {
+    /// After backbone layers 2 and later (upstream ncps' torch code; a
+    /// one-layer backbone has no dropout) (default).
+    #[default]
+    LaterLayers,
+    /// After every backbone layer, the first included (the CfC paper's
+    /// TensorFlow code).
+    EveryLayer,
+}
+
 /// The backbone's activation function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {
@@ -77,9 +102,17 @@ pub struct CfCCellConfig {
     /// Default: 1.
     #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_LAYERS")]
     pub backbone_layers: usize,
-    /// Dropout after backbone layers 2 and later (as upstream). Default: 0.
+    /// Dropout rate of the backbone (after layers 2 and later, as
+    /// upstream, unless `dropout_placement` says otherwise). Default: 0.
     #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_DROPOUT")]
     pub backbone_dropout: f64,
+    /// Which backbone layers dropout follows. Default:
+    /// [`DropoutPlacement::LaterLayers`] (upstream's).
+    #[config(default = "DropoutPlacement::LaterLayers")]
+    pub dropout_placement: DropoutPlacement,
+    /// The heads' squashing. Default: [`HeadActivation::Tanh`] (upstream's).
+    #[config(default = "HeadActivation::Tanh")]
+    pub head_activation: HeadActivation,
     /// Sparsity mask of the `ff1`/`ff2` heads, `[input_size + hidden_size,
     /// hidden_size]`, `[src][dest]` (absolute values are used); needs
     /// `backbone_layers = 0`. Default: none.
@@ -118,7 +151,7 @@ pub struct CfCCellConfig {
 pub struct CfCCell<B: Backend> {
     /// Backbone layers, `[input + hidden → units]`, then `[units → units]`.
     pub backbone: Vec<Linear<B>>,
-    /// Dropout after backbone layers 2 and later.
+    /// Dropout after backbone layers (see `dropout_placement`).
     pub dropout: Dropout,
     /// First head `[cat → hidden]`.
     pub ff1: Linear<B>,
@@ -140,6 +173,12 @@ pub struct CfCCell<B: Backend> {
     /// The backbone activation.
     #[module(skip)]
     pub activation: Activation,
+    /// Which backbone layers dropout follows.
+    #[module(skip)]
+    pub dropout_placement: DropoutPlacement,
+    /// The heads' squashing.
+    #[module(skip)]
+    pub head_activation: HeadActivation,
     /// Features of one input step.
     pub input_size: usize,
     /// Hidden units.
@@ -226,6 +265,13 @@ impl CfCCellConfig {
             }
             Some(mask) => mask_tensor(mask, device),
         };
+        if self.mode == CfCMode::Pure && self.head_activation != HeadActivation::Tanh {
+            return Err(ConfigError::invalid(
+                "head_activation",
+                format!("{:?}", self.head_activation),
+                "Tanh in pure mode (its head is linear)",
+            ));
+        }
         let backbone: Vec<Linear<B>> = (0..self.backbone_layers)
             .map(|i| {
                 let d_input = if i == 0 { cat } else { self.backbone_units };
@@ -251,6 +297,8 @@ impl CfCCellConfig {
             sparsity_mask,
             mode: self.mode,
             activation: self.activation,
+            dropout_placement: self.dropout_placement,
+            head_activation: self.head_activation,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
         }))
@@ -298,23 +346,27 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         let mut x = Tensor::cat(vec![input, state], 1);
         for (i, layer) in self.backbone.iter().enumerate() {
             x = self.activation.apply(layer.forward(x));
-            if i > 0 {
+            if i > 0 || self.dropout_placement == DropoutPlacement::EveryLayer {
                 x = self.dropout.forward(x);
             }
         }
         let ff1 = self.head(&self.ff1, x.clone());
         let hidden = match (&self.ff2, &self.time_a, &self.time_b, &self.w_tau, &self.a) {
             (Some(ff2), Some(time_a), Some(time_b), _, _) => {
-                let heads = [
-                    ff1,
-                    self.head(ff2, x.clone()),
-                    time_a.forward(x.clone()),
-                    time_b.forward(x),
-                ];
+                let ff2 = self.head(ff2, x.clone());
                 let mix = GatedMix {
                     gated: self.mode != CfCMode::NoGate,
                 };
-                gated_mix(heads, elapsed, mix)
+                let (time_a, time_b) = (time_a.forward(x.clone()), time_b.forward(x));
+                match self.head_activation {
+                    HeadActivation::Tanh => gated_mix([ff1, ff2, time_a, time_b], elapsed, mix),
+                    // The mix is linear in the squashed heads: 1.7159 ·
+                    // mix(tanh(0.666 · ff1), tanh(0.666 · ff2)).
+                    HeadActivation::LecunTanh => {
+                        let heads = [ff1 * 0.666, ff2 * 0.666, time_a, time_b];
+                        gated_mix(heads, elapsed, mix) * 1.7159
+                    }
+                }
             }
             (_, _, _, Some(w_tau), Some(a)) => {
                 let a = a.val();

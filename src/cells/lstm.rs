@@ -16,12 +16,19 @@ pub struct LSTMCellConfig {
     pub input_size: usize,
     /// Size of `h` and `c`.
     pub hidden_size: usize,
+    /// Added to the forget gate's pre-activation: `c' = c·σ(fg +
+    /// forget_bias) + ...`. Default: 1.0 (upstream ncps fixes it there; the
+    /// CfC paper's mixed-memory Walker2d runs used 2.1).
+    #[config(default = "LSTMCellConfig::DEFAULT_FORGET_BIAS")]
+    pub forget_bias: f64,
 }
 
 /// The LSTM cell that mixed-memory models run before their ODE cell at every
 /// step (upstream's `ncps.torch.LSTMCell`): `z = input_map(x) +
 /// recurrent_map(h)` (no recurrent bias), gates `i, ig, fg, og` = the four
-/// chunks of `z`, `c' = c·σ(fg + 1) + tanh(i)·σ(ig)`, `h' = tanh(c')·σ(og)`.
+/// chunks of `z`, `c' = c·σ(fg + b) + tanh(i)·σ(ig)`, `h' = tanh(c')·σ(og)`,
+/// with the forget bias `b` = 1 (upstream's; see
+/// [`LSTMCellConfig::forget_bias`]).
 ///
 /// Initialisation as upstream: `input_map` weight Xavier-uniform,
 /// `recurrent_map` weight orthogonal, biases U(-0.1, 0.1).
@@ -43,16 +50,29 @@ pub struct LSTMCell<B: Backend> {
     pub input_map: Linear<B>,
     /// `[hidden → 4·hidden]`, without bias.
     pub recurrent_map: Linear<B>,
+    /// Added to the forget gate's pre-activation (a constant, not trained).
+    pub forget_bias: f64,
 }
 
 impl LSTMCellConfig {
-    /// Initialises the cell on `device`. Fails when a size is 0.
+    /// Upstream's forget-gate bias.
+    pub const DEFAULT_FORGET_BIAS: f64 = 1.0;
+
+    /// Initialises the cell on `device`. Fails when a size is 0 or the
+    /// forget bias is not finite.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LSTMCell<B>, ConfigError> {
         if self.input_size == 0 {
             return Err(ConfigError::invalid("input_size", 0, "at least 1"));
         }
         if self.hidden_size == 0 {
             return Err(ConfigError::invalid("hidden_size", 0, "at least 1"));
+        }
+        if !self.forget_bias.is_finite() {
+            return Err(ConfigError::invalid(
+                "forget_bias",
+                self.forget_bias,
+                "a finite number",
+            ));
         }
         let gates = 4 * self.hidden_size;
         let mut input_map = xavier_linear(self.input_size, gates, device);
@@ -70,6 +90,7 @@ impl LSTMCellConfig {
         Ok(materialize(LSTMCell {
             input_map,
             recurrent_map,
+            forget_bias: self.forget_bias,
         }))
     }
 }
@@ -89,7 +110,8 @@ impl<B: Backend> LSTMCell<B> {
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let z = self.input_map.forward(input) + self.recurrent_map.forward(h);
         let [i, ig, fg, og]: [Tensor<B, 2>; 4] = z.chunk(4, 1).try_into().expect("4 gates");
-        let c = c * activate(fg + 1.0, Sigmoid) + activate(i, Tanh) * activate(ig, Sigmoid);
+        let c = c * activate(fg + self.forget_bias, Sigmoid)
+            + activate(i, Tanh) * activate(ig, Sigmoid);
         let h = activate(c.clone(), Tanh) * activate(og, Sigmoid);
         (h, c)
     }

@@ -26,7 +26,7 @@ use burn::tensor::TensorData;
 
 use crate::wirings::SynapseMatrix;
 
-pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode};
+pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation};
 pub use lstm::{LSTMCell, LSTMCellConfig};
 pub use ltc::{LTCCell, LTCCellConfig, Mapping};
 pub use mask::Mask;

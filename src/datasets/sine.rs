@@ -1,42 +1,43 @@
-//! The sinusoid task of upstream's quickstart, and its training loop.
+//! The sinusoid task of upstream's quickstart.
 //!
 //! Inputs `sin` and `cos` of `linspace(0, 3π, N)`, target
 //! `sin(linspace(0, 6π, N))`, one sequence: a model must learn to double the
-//! frequency of its input. The `sinusoid` and `wiring_comparison` examples,
-//! the `sine_ltc_epoch` benchmark and the tests train on it with
-//! [`SineTrainer`]: full-batch Adam on the mean squared error, with the
-//! gradients' global norm clipped at 1 (upstream's Lightning setup).
+//! frequency of its input. [`SineData`] is a `burn::data` dataset of that
+//! one sequence and [`SineBatcher`] batches it, so the shared
+//! [`Trainer`](crate::train::Trainer) trains on it with
+//! [`SequenceMse`](crate::train::SequenceMse): full-batch Adam on the mean
+//! squared error, the gradients' global norm clipped at 1 (upstream's
+//! Lightning setup). The `sinusoid` and `wiring_comparison` examples, the
+//! `sine_ltc_epoch` benchmark and the tests train this way.
 //!
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
+//! use ncps::datasets::sine::{SineBatcher, SineData};
 //! use ncps::rnn::{LTCConfig, Units};
-//! use ncps::datasets::sine::{SineData, SineTrainer};
+//! use ncps::train::{Clipping, SequenceMse, TrainConfig, Trainer};
 //! use ncps::wirings::AutoNCP;
 //!
 //! type B = Autodiff<NdArray>;
 //! let device = Default::default();
 //! let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1)?)).init::<B>(&device)?;
-//! let mut trainer = SineTrainer::new(model, SineData::new(48), 0.01, &device);
-//! let first = trainer.epoch();
-//! for _ in 0..20 {
-//!     trainer.epoch();
-//! }
-//! assert!(trainer.mse() < first);
+//! let data = SineData::new(48);
+//! let config = TrainConfig::new(20, 1)
+//!     .with_learning_rate(0.01)
+//!     .with_clipping(Clipping::GlobalNorm(1.0));
+//! let trained = Trainer::new(config, device)
+//!     .fit(model, &SequenceMse::default(), &data, &data, &SineBatcher, &mut ())?;
+//! assert!(trained.log[19].valid_loss < trained.log[0].valid_loss);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::f32::consts::PI;
 
-use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use burn::tensor::backend::AutodiffBackend;
 
-use crate::cells::RecurrentCell;
-use crate::rnn::Rnn;
-use crate::train::clip_grad_norm;
+use crate::train::SequenceBatch;
 
 /// The sinusoid data: `N` steps of `(sin, cos)` inputs and a sine target of
 /// twice the frequency.
@@ -94,90 +95,39 @@ impl SineData {
     }
 }
 
-/// Full-batch training on [`SineData`]: Adam (PyTorch's defaults, ε = 1e-8)
-/// on the MSE, gradient norm clipped at 1.
-pub struct SineTrainer<B: AutodiffBackend, C>
-where
-    C: RecurrentCell<B> + AutodiffModule<B>,
-    Rnn<B, C>: AutodiffModule<B>,
-{
-    model: Option<Rnn<B, C>>,
-    optimizer: OptimizerAdaptor<Adam, Rnn<B, C>, B>,
-    learning_rate: f64,
-    inputs: Tensor<B, 3>,
-    targets: Tensor<B, 3>,
-    last_mse: f32,
+/// The task as a `burn::data` dataset of one item: the whole sequence, so
+/// that every epoch is one full-batch step.
+impl Dataset<SineData> for SineData {
+    fn get(&self, index: usize) -> Option<SineData> {
+        (index == 0).then(|| self.clone())
+    }
+
+    fn len(&self) -> usize {
+        1
+    }
 }
 
-impl<B: AutodiffBackend, C> SineTrainer<B, C>
-where
-    C: RecurrentCell<B> + AutodiffModule<B>,
-    Rnn<B, C>: AutodiffModule<B>,
-{
-    /// A trainer for `model` (input size 2, one output) at `learning_rate`.
-    ///
-    /// # Panics
-    /// When the model's input size is not 2 or its output size not 1.
-    pub fn new(model: Rnn<B, C>, data: SineData, learning_rate: f64, device: &B::Device) -> Self {
-        assert_eq!(model.input_size(), 2, "the sine task has 2 input features");
-        assert_eq!(model.output_size(), 1, "the sine task has 1 output");
-        Self {
-            model: Some(model),
-            optimizer: AdamConfig::new().with_epsilon(1e-8).init(),
-            learning_rate,
-            inputs: data.input_tensor(device),
-            targets: data.target_tensor(device),
-            last_mse: f32::NAN,
+/// Stacks [`SineData`] sequences of one length into a
+/// [`SequenceBatch`]: inputs `[n, N, 2]`, targets `[n, N, 1]`, one time
+/// unit per step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SineBatcher;
+
+impl<B: Backend> Batcher<B, SineData, SequenceBatch<B>> for SineBatcher {
+    fn batch(&self, items: Vec<SineData>, device: &B::Device) -> SequenceBatch<B> {
+        let steps = items.first().map_or(0, SineData::steps);
+        assert!(
+            items.iter().all(|item| item.steps() == steps),
+            "sequences of one batch must have the same length"
+        );
+        let n = items.len();
+        let inputs = items.iter().flat_map(|item| item.inputs.iter().copied());
+        let targets = items.iter().flat_map(|item| item.targets.iter().copied());
+        SequenceBatch {
+            input: Tensor::from_data(TensorData::new(inputs.collect(), [n, steps, 2]), device),
+            timespans: None,
+            target: Tensor::from_data(TensorData::new(targets.collect(), [n, steps, 1]), device),
         }
-    }
-
-    /// The model's prediction, `[N]`.
-    pub fn predict(&self) -> Vec<f32> {
-        let (output, _) = self.model().forward(self.inputs.clone(), None);
-        output
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 data")
-    }
-
-    /// One epoch (one Adam step); returns the MSE before the step.
-    pub fn epoch(&mut self) -> f32 {
-        let model = self.model.take().expect("the model is always put back");
-        let (output, _) = model.forward(self.inputs.clone(), None);
-        let loss = (output - self.targets.clone()).square().mean();
-        self.last_mse = loss.clone().into_scalar().elem::<f32>();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        clip_grad_norm(&model, &mut grads, 1.0);
-        self.model = Some(self.optimizer.step(self.learning_rate, model, grads));
-        self.last_mse
-    }
-
-    /// The MSE of the current model.
-    pub fn mse(&self) -> f32 {
-        let prediction = self.predict();
-        let targets: Vec<f32> = self
-            .targets
-            .to_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 data");
-        prediction
-            .iter()
-            .zip(&targets)
-            .map(|(p, t)| (p - t).powi(2))
-            .sum::<f32>()
-            / targets.len() as f32
-    }
-
-    /// The model being trained.
-    pub fn model(&self) -> &Rnn<B, C> {
-        self.model.as_ref().expect("the model is always put back")
-    }
-
-    /// The trained model.
-    pub fn into_model(self) -> Rnn<B, C> {
-        self.model.expect("the model is always put back")
     }
 }
 

@@ -5,7 +5,8 @@ use burn::prelude::*;
 use super::{Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{
-    Activation, CfCCell, CfCCellConfig, CfCMode, RecurrentCell, WiredCfCCell, WiredCfCCellConfig,
+    Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
+    WiredCfCCell, WiredCfCCellConfig,
 };
 use crate::wirings::Wiring;
 
@@ -29,6 +30,11 @@ pub struct CfCConfig {
     /// Run an LSTM cell before the CfC cell at every step. Default: false.
     #[config(default = false)]
     pub mixed_memory: bool,
+    /// The forget-gate bias of the mixed-memory LSTM (see
+    /// [`LSTMCellConfig::forget_bias`](crate::cells::LSTMCellConfig::forget_bias)).
+    /// Default: 1.0, upstream's.
+    #[config(default = "crate::cells::LSTMCellConfig::DEFAULT_FORGET_BIAS")]
+    pub forget_bias: f64,
     /// Default: [`CfCMode::Default`].
     #[config(default = "CfCMode::Default")]
     pub mode: CfCMode,
@@ -44,6 +50,14 @@ pub struct CfCConfig {
     /// Backbone dropout; 0 when `None`. An error with a wiring.
     #[config(default = "None")]
     pub backbone_dropout: Option<f64>,
+    /// Which backbone layers dropout follows (dense only). Default:
+    /// [`DropoutPlacement::LaterLayers`], upstream's.
+    #[config(default = "DropoutPlacement::LaterLayers")]
+    pub dropout_placement: DropoutPlacement,
+    /// The heads' squashing (dense only). Default: [`HeadActivation::Tanh`],
+    /// upstream's.
+    #[config(default = "HeadActivation::Tanh")]
+    pub head_activation: HeadActivation,
 }
 
 /// The cell of a [`CfC`]: dense, or one per wiring layer.
@@ -118,7 +132,8 @@ pub type CfC<B> = Rnn<B, AnyCfCCell<B>>;
 impl CfCConfig {
     /// Initialises the model (building the wiring with `input_size`).
     ///
-    /// Fails when `input_size` is 0, a backbone argument is given with a
+    /// Fails when `input_size` is 0, a backbone argument (or a
+    /// non-default `dropout_placement` or `head_activation`) is given with a
     /// wiring, the wiring was built with another input size, or a cell
     /// argument is invalid.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CfC<B>, ConfigError> {
@@ -141,6 +156,8 @@ impl CfCConfig {
                         self.backbone_dropout
                             .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_DROPOUT),
                     )
+                    .with_dropout_placement(self.dropout_placement)
+                    .with_head_activation(self.head_activation)
                     .init(device)?,
             ),
             Units::Wiring(wiring) => {
@@ -152,6 +169,18 @@ impl CfCConfig {
                     if given {
                         return Err(ConfigError::BackboneWithWiring { argument });
                     }
+                }
+                if self.dropout_placement != DropoutPlacement::default() {
+                    return Err(ConfigError::BackboneWithWiring {
+                        argument: "dropout_placement",
+                    });
+                }
+                if self.head_activation != HeadActivation::default() {
+                    return Err(ConfigError::invalid(
+                        "head_activation",
+                        format!("{:?}", self.head_activation),
+                        "Tanh with a wiring (the wired cells keep upstream's heads)",
+                    ));
                 }
                 let mut wiring = wiring.clone();
                 wiring.build(self.input_size)?;
@@ -174,6 +203,7 @@ impl CfCConfig {
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
             mixed_memory: self.mixed_memory,
+            forget_bias: self.forget_bias,
             proj_size: self.proj_size,
         }
     }

@@ -25,6 +25,11 @@ pub struct LTCConfig {
     /// Run an LSTM cell before the LTC cell at every step. Default: false.
     #[config(default = false)]
     pub mixed_memory: bool,
+    /// The forget-gate bias of the mixed-memory LSTM (see
+    /// [`LSTMCellConfig::forget_bias`](crate::cells::LSTMCellConfig::forget_bias)).
+    /// Default: 1.0, upstream's.
+    #[config(default = "crate::cells::LSTMCellConfig::DEFAULT_FORGET_BIAS")]
+    pub forget_bias: f64,
     /// Default: [`Mapping::Affine`].
     #[config(default = "Mapping::Affine")]
     pub input_mapping: Mapping,
@@ -99,6 +104,7 @@ impl LTCConfig {
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
             mixed_memory: self.mixed_memory,
+            forget_bias: self.forget_bias,
             proj_size: None,
         }
     }

@@ -128,6 +128,8 @@ pub(crate) struct SequenceOptions {
     pub return_sequences: bool,
     pub batch_first: bool,
     pub mixed_memory: bool,
+    /// The mixed-memory LSTM's forget-gate bias.
+    pub forget_bias: f64,
     pub proj_size: Option<usize>,
 }
 
@@ -155,7 +157,11 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         device: &B::Device,
     ) -> Result<Self, ConfigError> {
         let lstm = if options.mixed_memory {
-            Some(LSTMCellConfig::new(options.input_size, cell.state_size()).init(device)?)
+            Some(
+                LSTMCellConfig::new(options.input_size, cell.state_size())
+                    .with_forget_bias(options.forget_bias)
+                    .init(device)?,
+            )
         } else {
             None
         };

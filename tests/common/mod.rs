@@ -154,3 +154,24 @@ pub fn small_ncp_args() -> NCPArgs {
         motor_fanin: 2,
     }
 }
+
+/// The four Walker2d rollouts of `tests/fixtures/walker2d` and a split of
+/// them: two training files, one validation, one test.
+pub fn walker2d_fixtures() -> (std::path::PathBuf, ncps::datasets::walker2d::Split) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/walker2d");
+    let split = ncps::datasets::walker2d::Split {
+        train: vec!["rollout_012.npy".into(), "rollout_144.npy".into()],
+        valid: vec!["rollout_279.npy".into()],
+        test: vec!["rollout_184.npy".into()],
+    };
+    (dir, split)
+}
+
+/// An empty scratch directory for a test, under the system's temporary
+/// directory (removed first if an earlier run left it).
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ncps-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

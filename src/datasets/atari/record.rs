@@ -1,4 +1,4 @@
-//! `record`: the RAM expert plays; its games are cut into sequences and
+//! Recording: the RAM expert plays; its games are cut into sequences and
 //! written in upstream's layout.
 
 use std::path::Path;
@@ -7,16 +7,18 @@ use std::time::Instant;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use ncps::datasets::atari::{
-    ACTIONS, Breakout, EnvConfig, Expert, FRAME, LEFT, NOOP, OBS_LEN, RIGHT, STACK, Sequence,
-    sequence_path, write_sequence,
+use super::{
+    Breakout, EnvConfig, Expert, FRAME, LEFT, NOOP, OBS_LEN, RIGHT, STACK, Sequence, sequence_path,
+    write_sequence,
 };
 
-/// One game of the expert: its frames (the newest of each observation,
-/// `84 * 84` each), actions, and score.
+/// One game of the expert.
 pub struct Game {
+    /// The newest frame of each observation, `84 * 84` bytes each.
     pub frames: Vec<u8>,
+    /// The expert's action at each step.
     pub actions: Vec<u8>,
+    /// The game's score.
     pub score: f32,
 }
 
@@ -69,17 +71,31 @@ fn stacked(frames: &[u8], steps: std::ops::Range<usize>) -> Vec<u8> {
     obs
 }
 
-/// What `record` measured.
+/// What [`record`] measured.
+#[derive(Clone, Debug)]
 pub struct Recorded {
+    /// The score of each game.
     pub scores: Vec<f32>,
+    /// Training sequences written.
     pub train: usize,
+    /// Validation sequences written.
     pub val: usize,
+    /// How often the expert chose each action in the training sequences.
     pub action_counts: [usize; 4],
+    /// Steps played in all games.
+    pub steps: usize,
+    /// Seconds the recording took.
+    pub seconds: f64,
 }
 
 /// Plays `games` expert games on two threads, writes every whole
-/// `seq_len`-step window as one file (the last `val_games` games to the
-/// `val` split, the others to `train`), and returns the scores.
+/// `seq_len`-step window as one file in upstream's layout under `root`
+/// (the last `val_games` games to the `val` split, the others to
+/// `train`; files of an earlier recording are removed first), and returns
+/// what it measured. `noise` is [`expert_game`]'s.
+///
+/// # Errors
+/// When the emulator cannot start or a file cannot be written.
 pub fn record(
     root: &Path,
     games: usize,
@@ -171,22 +187,12 @@ pub fn record(
             .try_for_each(|h| h.join().expect("writer thread"))
     })?;
     let steps: usize = results.iter().map(|(_, g)| g.actions.len()).sum();
-    println!(
-        "recorded {games} expert games ({steps} steps) in {:.1} s: {train} train and {val} val sequences of {seq_len} steps in {}",
-        start.elapsed().as_secs_f64(),
-        dir.display()
-    );
-    let total = counts.iter().sum::<usize>().max(1);
-    let shares: Vec<String> = ACTIONS
-        .iter()
-        .zip(counts)
-        .map(|(name, c)| format!("{name} {:.1}%", 100.0 * c as f64 / total as f64))
-        .collect();
-    println!("expert actions (train): {}", shares.join(", "));
     Ok(Recorded {
         scores,
         train,
         val,
         action_counts: counts,
+        steps,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
