@@ -36,7 +36,7 @@ mod error;
 pub mod export;
 pub mod fs;
 pub mod import;
-pub mod kernels;
+mod kernels;
 pub mod rnn;
 pub mod train;
 pub mod wirings;

@@ -28,7 +28,7 @@ struct Case {
 }
 
 fn check(case: Case) -> Result<(), TestCaseError> {
-    assert!(ncps::kernels::fused_ltc_available::<B>());
+    assert!(ncps::cells::fused_available::<B>());
     let device = Default::default();
     B::seed(&device, case.batch as u64);
     let fused: Rnn<B, LTCCell<B>> = LTCConfig::new(case.inputs, Units::from(case.wiring))

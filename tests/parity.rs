@@ -127,7 +127,7 @@ fn ltc(
     config.init(device).expect("valid LTC config")
 }
 
-fn cfc(case: &Case, device: &burn::tensor::Device<B>) -> Rnn<B, AnyCfCCell<B>> {
+fn cfc(case: &Case, device: &burn::tensor::Device<B>, path: LtcPath) -> Rnn<B, AnyCfCCell<B>> {
     let mode = match case.arg("mode").and_then(Value::as_str) {
         None | Some("default") => CfCMode::Default,
         Some("pure") => CfCMode::Pure,
@@ -152,6 +152,7 @@ fn cfc(case: &Case, device: &burn::tensor::Device<B>) -> Rnn<B, AnyCfCCell<B>> {
         .with_backbone_units(size(case, "backbone_units"))
         .with_backbone_layers(size(case, "backbone_layers"))
         .with_backbone_dropout(case.arg("backbone_dropout").and_then(Value::as_f64))
+        .with_fused(path == LtcPath::Fused)
         .init(device)
         .expect("valid CfC config");
     // Upstream ran in eval mode: no dropout.
@@ -287,7 +288,8 @@ fn fixtures(set: &str) -> PathBuf {
         .join(set)
 }
 
-/// Which LTC step runs: the fused sparse kernel or the dense tensor ops.
+/// Which path runs: the fused kernels (the LTC's sparse step, the dense
+/// CfC's whole sequence) or the tensor ops every backend runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LtcPath {
     Fused,
@@ -320,14 +322,14 @@ fn check_set(dir: &Path, tolerance: Tolerance, path: LtcPath) {
         };
         let outcome = match case.meta["model"].as_str().unwrap() {
             "LTC" => run_case(&case, ltc(&case, &device, path), tolerance),
-            "CfC" => run_case(&case, cfc(&case, &device), tolerance),
+            "CfC" => run_case(&case, cfc(&case, &device, path), tolerance),
             other => panic!("{name}: unknown model {other}"),
         };
         println!("{}", outcome.line);
         passed += usize::from(outcome.passed);
     }
     println!(
-        "parity {} ({path:?} LTC path): {passed}/{} cases",
+        "parity {} ({path:?} path): {passed}/{} cases",
         dir.display(),
         names.len()
     );

@@ -7,10 +7,18 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::linear;
 use serde::{Deserialize, Serialize};
 
-use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, xavier_linear};
+use std::sync::Arc;
+
+use burn::tensor::Distribution;
+
+use super::{
+    LSTMCell, Mask, RecurrentCell, SequenceInputs, SequenceOutputs, mask_tensor, materialize,
+    one_line, xavier_linear,
+};
 use crate::ConfigError;
-use crate::kernels::activation::{GatedMix, Unary};
-use crate::kernels::{activate, gated_mix, sigmoid};
+use crate::kernels::activation::{Backbone, GatedMix, Unary};
+use crate::kernels::cfc::{Mix, Spec};
+use crate::kernels::tensor::{CfcInputs, Extras, activate, cfc_sequence, gated_mix, sigmoid};
 use crate::wirings::SynapseMatrix;
 
 /// How a [`CfCCell`] turns its heads into the next state.
@@ -118,6 +126,12 @@ pub struct CfCCellConfig {
     /// `backbone_layers = 0`. Default: none.
     #[config(default = "None")]
     pub sparsity_mask: Option<SynapseMatrix>,
+    /// Run whole sequences as one fused operation where the backend has
+    /// one (`NdArray<f32>`, with or without autodiff; dense cells only);
+    /// `false` always takes the tensor-op path, which every backend runs.
+    /// Both compute the same numbers (to float32 rounding). Default: true.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// A closed-form continuous-time cell (Hasani et al., Nature Machine
@@ -183,6 +197,8 @@ pub struct CfCCell<B: Backend> {
     pub input_size: usize,
     /// Hidden units.
     pub hidden_size: usize,
+    /// Run whole sequences fused where the backend has the kernel.
+    pub fused: bool,
 }
 
 impl<B: Backend> ModuleDisplay for CfCCell<B> {
@@ -301,6 +317,7 @@ impl CfCCellConfig {
             head_activation: self.head_activation,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
+            fused: self.fused,
         }))
     }
 }
@@ -316,6 +333,129 @@ impl<B: Backend> CfCCell<B> {
             ),
             None => layer.forward(x),
         }
+    }
+}
+
+impl<B: Backend> CfCCell<B> {
+    /// The fused kernel's description of this cell with `lstm` before it,
+    /// and which backbone layers drop out now (training, a rate above 0);
+    /// `None` when the kernel cannot run it (a sparsity mask, a layer
+    /// without bias, `fused: false`, or a backend without the kernel).
+    fn fused_spec(&self, lstm: Option<&LSTMCell<B>>, training: bool) -> Option<Spec> {
+        let has_bias = |l: &Linear<B>| l.bias.is_some();
+        let heads = [
+            Some(&self.ff1),
+            self.ff2.as_ref(),
+            self.time_a.as_ref(),
+            self.time_b.as_ref(),
+        ];
+        if !self.fused
+            || !crate::kernels::fused_available::<B>()
+            || self.sparsity_mask.get().is_some()
+            || !self
+                .backbone
+                .iter()
+                .chain(heads.into_iter().flatten())
+                .all(has_bias)
+            || lstm.is_some_and(|l| l.input_map.bias.is_none())
+        {
+            return None;
+        }
+        let drops = training && self.dropout.prob > 0.0;
+        Some(Spec {
+            inputs: self.input_size,
+            hidden: self.hidden_size,
+            backbone: self.backbone.iter().map(|l| l.weight.dims()[1]).collect(),
+            activation: match self.activation {
+                Activation::LecunTanh => Backbone::LecunTanh,
+                Activation::Silu => Backbone::Silu,
+                Activation::Relu => Backbone::Relu,
+                Activation::Tanh => Backbone::Tanh,
+                Activation::Gelu => Backbone::Gelu,
+            },
+            dropout: (0..self.backbone.len())
+                .map(|i| drops && (i > 0 || self.dropout_placement == DropoutPlacement::EveryLayer))
+                .collect(),
+            mix: match self.mode {
+                CfCMode::Pure => Mix::Pure,
+                mode => Mix::Gated {
+                    gated: mode == CfCMode::Default,
+                    lecun: self.head_activation == HeadActivation::LecunTanh,
+                },
+            },
+            forget_bias: lstm.map(|l| l.forget_bias as f32),
+        })
+    }
+
+    /// Every weight, flat, in the order of [`crate::kernels::cfc::Flat`].
+    fn flat_weights(&self, lstm: Option<&LSTMCell<B>>) -> Tensor<B, 1> {
+        let mut blocks: Vec<Tensor<B, 1>> = Vec::new();
+        let mut linear = |l: &Linear<B>| {
+            blocks.push(l.weight.val().flatten(0, 1));
+            if let Some(bias) = &l.bias {
+                blocks.push(bias.val());
+            }
+        };
+        if let Some(lstm) = lstm {
+            linear(&lstm.input_map);
+            linear(&lstm.recurrent_map);
+        }
+        let heads = [
+            Some(&self.ff1),
+            self.ff2.as_ref(),
+            self.time_a.as_ref(),
+            self.time_b.as_ref(),
+        ];
+        for layer in self.backbone.iter().chain(heads.into_iter().flatten()) {
+            linear(layer);
+        }
+        for row in [&self.w_tau, &self.a].into_iter().flatten() {
+            blocks.push(row.val().flatten(0, 1));
+        }
+        Tensor::cat(blocks, 0)
+    }
+
+    /// Dropout factors (0, or `1 / keep`) for each layer `spec` drops out,
+    /// `[steps, batch, width]`, drawn from Burn's RNG in the order the
+    /// step-by-step path draws its masks (step by step, layer by layer), so
+    /// that a seeded run drops the same units either way.
+    fn dropout_factors(
+        &self,
+        spec: &Spec,
+        batch: usize,
+        steps: usize,
+        device: &B::Device,
+    ) -> Vec<Vec<f32>> {
+        let layers: Vec<usize> = (0..spec.backbone.len())
+            .filter(|&l| spec.dropout[l])
+            .collect();
+        if layers.is_empty() {
+            return Vec::new();
+        }
+        let keep = 1.0 - self.dropout.prob;
+        let scale = (1.0 / keep) as f32;
+        let mut factors: Vec<Vec<f32>> = layers
+            .iter()
+            .map(|&l| Vec::with_capacity(steps * batch * spec.backbone[l]))
+            .collect();
+        for _ in 0..steps {
+            for (factor, &l) in factors.iter_mut().zip(&layers) {
+                let mask = Tensor::<B, 2>::random(
+                    [batch, spec.backbone[l]],
+                    Distribution::Bernoulli(keep),
+                    device,
+                );
+                let values = mask.into_data().convert::<f32>();
+                factor.extend(
+                    values
+                        .as_slice::<f32>()
+                        .expect("f32 data")
+                        .iter()
+                        .map(|m| m * scale),
+                );
+            }
+        }
+        factors
     }
 }
 
@@ -335,6 +475,44 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
     }
 
     fn prepare(&self) {}
+
+    fn fused_sequence(
+        &self,
+        lstm: Option<&LSTMCell<B>>,
+        inputs: &SequenceInputs<B>,
+    ) -> Option<SequenceOutputs<B>> {
+        let device = inputs.input.device();
+        let spec = Arc::new(self.fused_spec(lstm, B::ad_enabled(&device))?);
+        let [batch, steps, _] = inputs.input.dims();
+        let extras = Extras {
+            lengths: None,
+            dropout: self.dropout_factors(&spec, batch, steps, &device),
+        };
+        let states = cfc_sequence(
+            &spec,
+            extras,
+            CfcInputs {
+                x: inputs.input.clone(),
+                elapsed: inputs.elapsed.clone(),
+                h0: inputs.hidden.clone(),
+                c0: inputs.memory.clone(),
+                theta: self.flat_weights(lstm),
+            },
+        )?;
+        let h = self.hidden_size;
+        let outputs = states.clone().slice([0..batch, 0..steps, 0..h]);
+        let last = |range: std::ops::Range<usize>| {
+            states
+                .clone()
+                .slice([0..batch, steps - 1..steps, range])
+                .reshape([batch, h])
+        };
+        Some(SequenceOutputs {
+            hidden: last(0..h),
+            memory: lstm.map(|_| last(h..2 * h)),
+            outputs,
+        })
+    }
 
     fn step(
         &self,

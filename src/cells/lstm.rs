@@ -6,8 +6,8 @@ use burn::prelude::*;
 
 use super::{materialize, xavier_linear};
 use crate::ConfigError;
-use crate::kernels::activate;
 use crate::kernels::activation::Unary::{Sigmoid, Tanh};
+use crate::kernels::tensor::activate;
 
 /// Configuration of an [`LSTMCell`].
 #[derive(Config, Debug)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
 use crate::ConfigError;
-use crate::kernels::sigmoid;
+use crate::kernels::tensor::{div, sigmoid};
 use crate::wirings::{AnyWiring, Wiring};
 
 /// An elementwise affine map on the inputs or outputs of an [`LTCCell`].
@@ -210,7 +210,7 @@ impl<B: Backend> ModuleDisplay for LTCCell<B> {
 /// kernel reads it. Empty where the crate is built without ndarray.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SynapsePlan(
-    #[cfg(feature = "ndarray")] Option<std::sync::Arc<crate::kernels::ndarray::LtcPlan>>,
+    #[cfg(feature = "ndarray")] Option<std::sync::Arc<crate::kernels::ndarray::ltc::LtcPlan>>,
 );
 
 impl SynapsePlan {
@@ -218,11 +218,9 @@ impl SynapsePlan {
     fn new(mask: &[f32], sensory_mask: &[f32], neurons: usize) -> Self {
         Self(
             #[cfg(feature = "ndarray")]
-            Some(std::sync::Arc::new(crate::kernels::ndarray::LtcPlan::new(
-                mask,
-                sensory_mask,
-                neurons,
-            ))),
+            Some(std::sync::Arc::new(
+                crate::kernels::ndarray::ltc::LtcPlan::new(mask, sensory_mask, neurons),
+            )),
         )
     }
 }
@@ -247,7 +245,7 @@ pub struct FusedPrepared<B: Backend> {
     recurrent: [Tensor<B, 2>; 4],
     neurons: [Tensor<B, 1>; 3],
     #[cfg(feature = "ndarray")]
-    gathered: std::sync::Arc<crate::kernels::ndarray::GatheredParams>,
+    gathered: std::sync::Arc<crate::kernels::ndarray::ltc::GatheredParams>,
 }
 
 /// The dense path's tensors, broadcastable over `[batch, src, dest]`.
@@ -468,9 +466,9 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
 impl<B: Backend> LTCCell<B> {
     /// The plan, when the fused kernel runs on this backend and is wanted.
     #[cfg(feature = "ndarray")]
-    fn fused_plan(&self) -> Option<&std::sync::Arc<crate::kernels::ndarray::LtcPlan>> {
-        use crate::kernels::ndarray::fused_ltc_available;
-        (self.fused && fused_ltc_available::<B>())
+    fn fused_plan(&self) -> Option<&std::sync::Arc<crate::kernels::ndarray::ltc::LtcPlan>> {
+        use crate::kernels::fused_available;
+        (self.fused && fused_available::<B>())
             .then_some(self.plan.0.as_ref())
             .flatten()
     }
@@ -483,7 +481,7 @@ impl<B: Backend> LTCCell<B> {
     /// The parameters as they are (for the gradients), and their synapses
     /// gathered and constrained once for the sequence.
     #[cfg(feature = "ndarray")]
-    fn prepare_fused(&self, plan: &crate::kernels::ndarray::LtcPlan) -> FusedPrepared<B> {
+    fn prepare_fused(&self, plan: &crate::kernels::ndarray::ltc::LtcPlan) -> FusedPrepared<B> {
         let sensory = [
             self.sensory_w.val(),
             self.sensory_mu.val(),
@@ -497,7 +495,7 @@ impl<B: Backend> LTCCell<B> {
             self.erev.val(),
         ];
         let neurons = [self.cm.val(), self.gleak.val(), self.vleak.val()];
-        let gathered = crate::kernels::ndarray::gather_params(
+        let gathered = crate::kernels::ndarray::ltc::gather_params(
             plan,
             self.implicit_param_constraints,
             &sensory,
@@ -525,7 +523,7 @@ impl<B: Backend> LTCCell<B> {
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        use crate::kernels::ndarray::{LtcStepInputs, Solver, fused_ltc_step};
+        use crate::kernels::ndarray::ltc::{LtcStepInputs, Solver, fused_ltc_step};
         let plan = self.plan.0.as_ref().expect("prepared with a plan");
         let solver = Solver {
             unfolds: self.ode_unfolds,
@@ -602,7 +600,7 @@ impl<B: Backend> LTCCell<B> {
                     * (numerator_leak.clone() + sum_presynaptic(a.clone() * p.w_erev.clone()));
             let denominator = p.cm.clone()
                 + h.clone() * (denominator_leak.clone() + sum_presynaptic(a * p.w.clone()));
-            v = numerator / denominator;
+            v = div(numerator, denominator);
         }
         v
     }

@@ -26,6 +26,7 @@ use burn::tensor::TensorData;
 
 use crate::wirings::SynapseMatrix;
 
+pub use crate::kernels::fused_available;
 pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation};
 pub use lstm::{LSTMCell, LSTMCellConfig};
 pub use ltc::{LTCCell, LTCCellConfig, Mapping};
@@ -71,6 +72,23 @@ pub trait RecurrentCell<B: Backend> {
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>);
 
+    /// Runs a whole sequence as one fused operation where this cell and
+    /// the backend have one (a dense [`CfCCell`] on `NdArray<f32>`, with
+    /// or without autodiff); `None` tells the caller to run the steps.
+    /// Both compute the same numbers to float32 rounding, gradients
+    /// included. `lstm` is the mixed-memory LSTM run before the cell at
+    /// every step.
+    ///
+    /// The default runs nothing.
+    fn fused_sequence(
+        &self,
+        lstm: Option<&LSTMCell<B>>,
+        inputs: &SequenceInputs<B>,
+    ) -> Option<SequenceOutputs<B>> {
+        let _ = (lstm, inputs);
+        None
+    }
+
     /// One step with checked shapes: upstream's `cell(input, hx, ts)`.
     ///
     /// # Shapes
@@ -113,6 +131,30 @@ pub trait RecurrentCell<B: Backend> {
         let prepared = self.prepare();
         self.step(&prepared, input, state, elapsed.unsqueeze_dim(1))
     }
+}
+
+/// A whole sequence for [`RecurrentCell::fused_sequence`], batch-first.
+#[derive(Clone, Debug)]
+pub struct SequenceInputs<B: Backend> {
+    /// `[batch, steps, input_size]`.
+    pub input: Tensor<B, 3>,
+    /// Elapsed time of every step, `[batch, steps]`.
+    pub elapsed: Tensor<B, 2>,
+    /// The initial state, `[batch, state_size]`.
+    pub hidden: Tensor<B, 2>,
+    /// The mixed-memory LSTM's initial memory, `[batch, state_size]`.
+    pub memory: Option<Tensor<B, 2>>,
+}
+
+/// What [`RecurrentCell::fused_sequence`] returns.
+#[derive(Clone, Debug)]
+pub struct SequenceOutputs<B: Backend> {
+    /// The cell's output at every step, `[batch, steps, output_size]`.
+    pub outputs: Tensor<B, 3>,
+    /// The state after the last step, `[batch, state_size]`.
+    pub hidden: Tensor<B, 2>,
+    /// The LSTM's memory after the last step (mixed memory).
+    pub memory: Option<Tensor<B, 2>>,
 }
 
 /// Draws every lazily initialised parameter now.

@@ -6,6 +6,7 @@
 //! several values per instruction at the same accuracy (within one or two
 //! float32 roundings, measured against f64 in the tests below).
 
+use super::scalar::{LECUN_SCALE, LECUN_SLOPE, lecun_tanh};
 pub use super::scalar::{sigmoid, tanh};
 
 /// Which activation.
@@ -19,19 +20,13 @@ pub enum Unary {
     LecunTanh,
 }
 
-/// LeCun's scale and slope.
-const LECUN_SCALE: f32 = 1.7159;
-const LECUN_SLOPE: f32 = 0.666;
-
 impl Unary {
     /// Applies the activation to every value in place.
     pub fn forward(self, values: &mut [f32]) {
         match self {
             Unary::Tanh => super::map_in_place(values, tanh),
             Unary::Sigmoid => super::map_in_place(values, sigmoid),
-            Unary::LecunTanh => {
-                super::map_in_place(values, |x| LECUN_SCALE * tanh(LECUN_SLOPE * x))
-            }
+            Unary::LecunTanh => super::map_in_place(values, lecun_tanh),
         }
     }
 
@@ -45,6 +40,61 @@ impl Unary {
             Unary::LecunTanh => pairs.for_each(|(g, &y)| {
                 let t = y / LECUN_SCALE;
                 *g *= LECUN_SCALE * LECUN_SLOPE * (1.0 - t * t);
+            }),
+        }
+    }
+}
+
+/// A CfC backbone's activation, on slices: `y = f(z)` and the derivative
+/// from what the forward pass kept (`z` and `y`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backbone {
+    /// `1.7159 · tanh(0.666 · z)`.
+    LecunTanh,
+    /// `z · sigmoid(z)`.
+    Silu,
+    /// `max(z, 0)`.
+    Relu,
+    /// `tanh(z)`.
+    Tanh,
+    /// `z · Φ(z)` with the exact (erf) normal CDF, as `torch.nn.GELU()`.
+    Gelu,
+}
+
+impl Backbone {
+    /// `y = f(z)`, elementwise.
+    pub fn forward(self, z: &[f32], y: &mut [f32]) {
+        y.copy_from_slice(z);
+        match self {
+            Backbone::LecunTanh => super::map_in_place(y, lecun_tanh),
+            Backbone::Silu => super::map_in_place(y, |z| z * sigmoid(z)),
+            Backbone::Relu => super::map_in_place(y, |z| if z > 0.0 { z } else { 0.0 }),
+            Backbone::Tanh => super::map_in_place(y, tanh),
+            Backbone::Gelu => y.iter_mut().for_each(|v| {
+                *v = *v * 0.5 * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2))
+            }),
+        }
+    }
+
+    /// `grad *= f'(z)`, from the inputs `z` and outputs `y` of
+    /// [`forward`](Self::forward).
+    pub fn backward(self, z: &[f32], y: &[f32], grad: &mut [f32]) {
+        match self {
+            Backbone::LecunTanh => Unary::LecunTanh.backward(y, grad),
+            Backbone::Tanh => Unary::Tanh.backward(y, grad),
+            Backbone::Relu => grad
+                .iter_mut()
+                .zip(z)
+                .for_each(|(g, &z)| *g = if z > 0.0 { *g } else { 0.0 }),
+            Backbone::Silu => grad.iter_mut().zip(z).for_each(|(g, &z)| {
+                let s = sigmoid(z);
+                *g *= s * (1.0 + z * (1.0 - s));
+            }),
+            Backbone::Gelu => grad.iter_mut().zip(z).for_each(|(g, &z)| {
+                // Φ(z) + z·φ(z)
+                let cdf = 0.5 * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = super::scalar::exp(-0.5 * z * z) * 0.398_942_3;
+                *g *= cdf + z * pdf;
             }),
         }
     }

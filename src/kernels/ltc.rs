@@ -56,13 +56,9 @@ impl Synapses {
     }
 
     /// Number of synapses.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.sources.len()
-    }
-
-    /// Whether there is no synapse.
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
     }
 
     /// Number of destination neurons.
@@ -126,7 +122,6 @@ pub struct Trace {
     denominator_leak: Vec<f32>,
 }
 
-pub use super::scalar::exp;
 use super::scalar::sigmoid;
 
 /// The sigmoid of every synapse of a group for the presynaptic values
@@ -464,32 +459,6 @@ impl Batch<'_> {
 /// Samples per thread below which a batch runs on the calling thread.
 const SAMPLES_PER_THREAD: usize = 8;
 
-/// How many threads a batch of `batch` samples is split over.
-fn threads_for(batch: usize) -> usize {
-    // Asked once: the answer may read cgroup files, a few system calls.
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(rayon::current_num_threads);
-    (batch / SAMPLES_PER_THREAD).clamp(1, cores)
-}
-
-/// Runs `work(first_sample, samples)` over contiguous chunks of the batch,
-/// on rayon's pool when the batch is large enough (never for batch 1): a
-/// step is short, so threads are reused rather than spawned per step.
-fn for_chunks<R: Send>(batch: usize, work: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
-    use rayon::prelude::*;
-    let threads = threads_for(batch);
-    if threads == 1 {
-        return vec![work(0, batch)];
-    }
-    let chunk = batch.div_ceil(threads);
-    (0..batch)
-        .step_by(chunk)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|first| work(first, chunk.min(batch - first)))
-        .collect()
-}
-
 /// The forward pass of a batch: returns the next states `[batch · N]` and,
 /// when `keep_traces`, every sample's trace for the backward pass.
 pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32>, Vec<Trace>) {
@@ -499,7 +468,7 @@ pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32
         step.sensory_params_inputs(batch),
         batch.size(),
     );
-    let parts = for_chunks(size, |first, count| {
+    let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut out = vec![0.0f32; count * n];
         let mut traces = Vec::with_capacity(if keep_traces { count } else { 0 });
         for (i, b) in (first..first + count).enumerate() {
@@ -552,7 +521,7 @@ pub fn backward(
         batch.size(),
     );
     assert_eq!(traces.len(), size, "one trace per sample");
-    let parts = for_chunks(size, |first, count| {
+    let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut params = Grads::zeros(step);
         let mut inputs = vec![0.0f32; count * s];
         let mut states = vec![0.0f32; count * n];
@@ -605,22 +574,6 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_matches_float64() {
-        let mut worst = 0.0f64;
-        let mut x = -87.3f32;
-        while x <= 88.3 {
-            let truth = f64::from(x).exp();
-            worst = worst.max((f64::from(exp(x)) - truth).abs() / truth);
-            x += 1.3e-3;
-        }
-        assert!(worst <= 1.0e-7, "exp: relative error {worst:.2e}");
-        // Beyond the range: clamped, finite, and the sigmoid saturates.
-        assert_eq!(sigmoid(200.0), 1.0);
-        assert!(sigmoid(-200.0) < 1e-37 && sigmoid(-200.0) >= 0.0);
-        assert!(exp(f32::INFINITY).is_finite() && exp(f32::NEG_INFINITY) > 0.0);
-    }
 
     #[test]
     fn synapses_are_grouped_by_destination() {

@@ -1,20 +1,62 @@
 //! Fused compute on plain slices, and its binding to Burn backends.
 //!
+//! The slice kernels know nothing of Burn, so a later Burn or a GPU kernel
+//! reuses the same arithmetic:
+//!
 //! - [`ltc`]: one LTC time step over the existing synapses only (grouped by
-//!   destination), forward and analytic backward, on `f32` slices: no Burn
-//!   types, so a later Burn or a GPU kernel reuses the same arithmetic.
-//! - [`activation`]: vectorizable `tanh`, `sigmoid`, LeCun `tanh` and their
-//!   derivatives, for the CfC's activations.
-//! - [`scalar`]: the branch-free `exp`, `sigmoid` and `tanh` both use, in
-//!   plain `core` Rust (the exporter copies this file into generated code).
-//! - `ndarray` (feature `ndarray`): the step as one Burn operation on
-//!   `NdArray<f32>` and `Autodiff<NdArray<f32>>`, dispatched at run time by
-//!   [`LTCCell`](crate::cells::LTCCell); other backends use the cell's
-//!   tensor-op reference path.
+//!   destination), forward and analytic backward;
+//! - [`cfc`]: a dense CfC over a whole sequence (mixed memory included),
+//!   forward and backpropagation through time;
+//! - [`activation`]: vectorizable activations and their derivatives, the
+//!   CfC's gated mix;
+//! - [`scalar`]: the one branch-free `exp`, `sigmoid`, `tanh` and LeCun
+//!   `tanh` every kernel uses, in plain `core` Rust (the exporter copies
+//!   this file into generated code);
+//! - [`gemm`]: the matrix product; [`parallel`]: how a batch is split over
+//!   threads.
+//!
+//! Their binding to Burn:
+//!
+//! - `ndarray` (feature `ndarray`): each kernel as one Burn operation on
+//!   `NdArray<f32>` and `Autodiff<NdArray<f32>>`, with the plumbing they
+//!   share;
+//! - [`tensor`]: what the cells call: the fused operation where the
+//!   backend has one, Burn's tensor ops elsewhere, and the exact tensor
+//!   arithmetic every backend runs.
 
-pub mod activation;
-pub mod ltc;
-pub mod scalar;
+pub(crate) mod activation;
+pub(crate) mod cfc;
+pub(crate) mod gemm;
+pub(crate) mod ltc;
+#[cfg(feature = "ndarray")]
+pub(crate) mod ndarray;
+pub(crate) mod parallel;
+pub(crate) mod scalar;
+pub(crate) mod tensor;
+
+/// Whether the cells run their fused kernels on backend `B`:
+/// `NdArray<f32>` and `Autodiff<NdArray<f32>>` (any checkpointing), with
+/// the `ndarray` feature. Every other backend runs the tensor-op paths,
+/// which compute the same numbers (to float32 rounding).
+///
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+/// use ncps::cells::fused_available;
+///
+/// assert!(fused_available::<NdArray<f32>>());
+/// assert!(fused_available::<Autodiff<NdArray<f32>>>());
+/// assert!(!fused_available::<NdArray<f64>>());
+/// ```
+pub fn fused_available<B: burn::prelude::Backend>() -> bool {
+    #[cfg(feature = "ndarray")]
+    {
+        ndarray::available::<B>()
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        false
+    }
+}
 
 /// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20
 /// (exact and finite everywhere). The fused LTC kernel constrains its
@@ -23,109 +65,40 @@ pub(crate) fn softplus(x: f32) -> f32 {
     if x > 20.0 { x } else { x.exp().ln_1p() }
 }
 
-/// Applies `f` to every value in place, compiled twice: for the baseline
-/// CPU and, chosen at run time where the CPU has them, for AVX2 and FMA
-/// (eight lanes instead of four). `f` must be branch-free arithmetic for
-/// the loop to vectorize; the results are the same in both versions (no
-/// operation is contracted into an FMA).
+/// The derivative of [`softplus`]: the logistic sigmoid, 1 above 20.
+pub(crate) fn softplus_grad(x: f32) -> f32 {
+    if x > 20.0 {
+        1.0
+    } else {
+        1.0 / (1.0 + (-x).exp())
+    }
+}
+
+/// Runs `f` compiled for the widest vector instructions the CPU has:
+/// AVX2 with FMA (eight lanes) where available, the baseline (four)
+/// elsewhere. `f`'s loops must be branch-free arithmetic to vectorize; the
+/// results are the same either way (no operation is contracted into an
+/// FMA).
 #[inline(always)]
-pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { map_avx2(values, f) };
-        return;
+        return unsafe { run_avx2(f) };
     }
-    values.iter_mut().for_each(|x| *x = f(*x));
+    f()
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn map_avx2(values: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
-    values.iter_mut().for_each(|x| *x = f(*x));
-}
-#[cfg(feature = "ndarray")]
-pub(crate) mod ndarray;
-
-/// Whether [`LTCCell`](crate::cells::LTCCell) runs its fused step on backend
-/// `B` (`NdArray<f32>` and `Autodiff<NdArray<f32>>`; with `fused = true`,
-/// the default). Other backends take the dense tensor-op path.
-///
-/// ```
-/// use burn::backend::{Autodiff, NdArray};
-///
-/// assert!(ncps::kernels::fused_ltc_available::<NdArray<f32>>());
-/// assert!(ncps::kernels::fused_ltc_available::<Autodiff<NdArray<f32>>>());
-/// assert!(!ncps::kernels::fused_ltc_available::<NdArray<f64>>());
-/// ```
-pub fn fused_ltc_available<B: burn::prelude::Backend>() -> bool {
-    #[cfg(feature = "ndarray")]
-    {
-        ndarray::fused_ltc_available::<B>()
-    }
-    #[cfg(not(feature = "ndarray"))]
-    {
-        false
-    }
+unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
-/// The logistic sigmoid at the tensor's own precision.
-///
-/// Burn 0.21's `sigmoid` casts to f32 and back whatever the float type,
-/// which leaves float64 models with float32 sigmoids (2e-8 off at 0.12);
-/// for f64 this is `(tanh(x / 2) + 1) / 2` (exact to f64 rounding,
-/// saturating without overflow, and so is its gradient). Other float
-/// types keep Burn's.
-pub(crate) fn sigmoid<B: burn::prelude::Backend, const D: usize>(
-    x: burn::prelude::Tensor<B, D>,
-) -> burn::prelude::Tensor<B, D> {
-    if x.dtype() == burn::tensor::DType::F64 {
-        (burn::tensor::activation::tanh(x * 0.5) + 1.0) * 0.5
-    } else {
-        burn::tensor::activation::sigmoid(x)
-    }
-}
-
-/// An activation: one fused operation on `NdArray<f32>` (and its autodiff),
-/// Burn's tensor ops elsewhere.
-pub(crate) fn activate<B: burn::prelude::Backend, const D: usize>(
-    x: burn::prelude::Tensor<B, D>,
-    op: activation::Unary,
-) -> burn::prelude::Tensor<B, D> {
-    use activation::Unary;
-    use burn::tensor::activation::tanh;
-    #[cfg(feature = "ndarray")]
-    if fused_ltc_available::<B>() {
-        return ndarray::unary(x, op);
-    }
-    match op {
-        Unary::Tanh => tanh(x),
-        Unary::Sigmoid => sigmoid(x),
-        Unary::LecunTanh => tanh(x * 0.666) * 1.7159,
-    }
-}
-
-/// A CfC step's gated mix: one fused operation on `NdArray<f32>` (and its
-/// autodiff), Burn's tensor ops elsewhere. Heads `[batch, hidden]`,
-/// `elapsed [batch, 1]`.
-pub(crate) fn gated_mix<B: burn::prelude::Backend>(
-    heads: [burn::prelude::Tensor<B, 2>; 4],
-    elapsed: burn::prelude::Tensor<B, 2>,
-    mix: activation::GatedMix,
-) -> burn::prelude::Tensor<B, 2> {
-    use burn::tensor::activation::tanh;
-    #[cfg(feature = "ndarray")]
-    if fused_ltc_available::<B>() {
-        return ndarray::gated_mix(heads, elapsed, mix);
-    }
-    let [ff1, ff2, time_a, time_b] = heads;
-    let (ff1, ff2) = (tanh(ff1), tanh(ff2));
-    let t = sigmoid(time_a * elapsed + time_b);
-    if mix.gated {
-        ff1 * (t.clone().neg() + 1.0) + t * ff2
-    } else {
-        ff1 + t * ff2
-    }
+/// Applies `f` to every value in place, [`vectorized`].
+#[inline(always)]
+pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
+    vectorized(|| values.iter_mut().for_each(|x| *x = f(*x)));
 }
 
 #[cfg(all(test, feature = "ndarray"))]
@@ -147,7 +120,7 @@ mod tests {
         let data: Vec<f32> = x.to_data().to_vec().unwrap();
         for op in [Unary::Tanh, Unary::Sigmoid, Unary::LecunTanh] {
             let ours_x = x.clone().require_grad();
-            let ours = super::activate(ours_x.clone(), op);
+            let ours = super::tensor::activate(ours_x.clone(), op);
             let grads = (ours.clone() * ours.clone()).sum().backward();
             let ours_grad: Vec<f32> = ours_x.grad(&grads).unwrap().into_data().to_vec().unwrap();
             let ours: Vec<f32> = ours.into_data().to_vec().unwrap();
@@ -161,7 +134,7 @@ mod tests {
             )
             .require_grad();
             // Not fused: Burn's own ops on f64.
-            let wide = super::activate(wide_x.clone(), op);
+            let wide = super::tensor::activate(wide_x.clone(), op);
             let grads = (wide.clone() * wide.clone()).sum().backward();
             let wide_grad: Vec<f64> = wide_x
                 .grad(&grads)
@@ -211,14 +184,14 @@ mod tests {
                 .chain([&elapsed])
                 .map(|t| t.clone().require_grad())
                 .collect();
-            let ours = super::gated_mix(
+            let ours = super::tensor::gated_mix(
                 [0, 1, 2, 3].map(|i| ours_in[i].clone()),
                 ours_in[4].clone(),
                 mix,
             );
             let grads = (ours.clone() * ours.clone()).sum().backward();
             let wide_in: Vec<Tensor<Wide, 2>> = heads.iter().chain([&elapsed]).map(wide).collect();
-            let truth = super::gated_mix(
+            let truth = super::tensor::gated_mix(
                 [0, 1, 2, 3].map(|i| wide_in[i].clone()),
                 wide_in[4].clone(),
                 mix,

@@ -54,8 +54,41 @@ pub fn tanh(x: f32) -> f32 {
     if a < 0.625 { small } else { large }
 }
 
+/// The scale of LeCun's `tanh`, `LECUN_SCALE · tanh(LECUN_SLOPE · x)`.
+pub const LECUN_SCALE: f32 = 1.7159;
+/// The slope of LeCun's `tanh`.
+pub const LECUN_SLOPE: f32 = 0.666;
+
+/// LeCun's scaled `tanh`: `1.7159 · tanh(0.666 · x)` (upstream's
+/// `lecun_tanh`).
+#[inline(always)]
+pub fn lecun_tanh(x: f32) -> f32 {
+    LECUN_SCALE * tanh(LECUN_SLOPE * x)
+}
+
 /// `1 / (1 + e^-x)`.
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_float64() {
+        let mut worst = 0.0f64;
+        let mut x = -87.3f32;
+        while x <= 88.3 {
+            let truth = f64::from(x).exp();
+            worst = worst.max((f64::from(exp(x)) - truth).abs() / truth);
+            x += 1.3e-3;
+        }
+        assert!(worst <= 1.0e-7, "exp: relative error {worst:.2e}");
+        // Beyond the range: clamped, finite, and the sigmoid saturates.
+        assert_eq!(sigmoid(200.0), 1.0);
+        assert!(sigmoid(-200.0) < 1e-37 && sigmoid(-200.0) >= 0.0);
+        assert!(exp(f32::INFINITY).is_finite() && exp(f32::NEG_INFINITY) > 0.0);
+    }
 }

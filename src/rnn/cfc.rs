@@ -5,8 +5,8 @@ use burn::prelude::*;
 use super::{Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{
-    Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
-    WiredCfCCell, WiredCfCCellConfig,
+    Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation, LSTMCell,
+    RecurrentCell, SequenceInputs, SequenceOutputs, WiredCfCCell, WiredCfCCellConfig,
 };
 use crate::wirings::Wiring;
 
@@ -58,6 +58,10 @@ pub struct CfCConfig {
     /// upstream's.
     #[config(default = "HeadActivation::Tanh")]
     pub head_activation: HeadActivation,
+    /// Run whole sequences as one fused operation where the backend has one
+    /// (dense cells; see [`CfCCellConfig::fused`]). Default: true.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// The cell of a [`CfC`]: dense, or one per wiring layer.
@@ -96,6 +100,17 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
     }
 
     fn prepare(&self) {}
+
+    fn fused_sequence(
+        &self,
+        lstm: Option<&LSTMCell<B>>,
+        inputs: &SequenceInputs<B>,
+    ) -> Option<SequenceOutputs<B>> {
+        match self {
+            AnyCfCCell::Dense(cell) => cell.fused_sequence(lstm, inputs),
+            AnyCfCCell::Wired(cell) => cell.fused_sequence(lstm, inputs),
+        }
+    }
 
     fn step(
         &self,
@@ -158,6 +173,7 @@ impl CfCConfig {
                     )
                     .with_dropout_placement(self.dropout_placement)
                     .with_head_activation(self.head_activation)
+                    .with_fused(self.fused)
                     .init(device)?,
             ),
             Units::Wiring(wiring) => {

@@ -19,8 +19,8 @@ pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;
 use crate::cells::{
-    LSTMCell, LSTMCellConfig, RecurrentCell, check_elapsed, check_features, check_shape,
-    materialize,
+    LSTMCell, LSTMCellConfig, RecurrentCell, SequenceInputs, check_elapsed, check_features,
+    check_shape, materialize,
 };
 use crate::wirings::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random};
 
@@ -441,17 +441,46 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         assert!(steps > 0, "input has no time steps");
         let device = input.device();
         let mut state = self.initial_state(state, batch, &device);
-        let elapsed: Vec<Tensor<B, 2>> = match timespans {
+        let elapsed = match timespans {
             Some(t) => {
                 check_shape("timespans", &t.dims(), &[batch, steps]);
                 check_elapsed("timespans", &t);
-                t.split(1, 1)
+                t
             }
-            None => vec![Tensor::ones([batch, 1], &device); steps],
+            None => Tensor::ones([batch, steps], &device),
         };
+        let sequence = SequenceInputs {
+            input,
+            elapsed,
+            hidden: state.hidden,
+            memory: state.memory,
+        };
+        if let Some(run) = self.cell.fused_sequence(self.lstm.as_ref(), &sequence) {
+            let outputs = if self.return_sequences {
+                run.outputs
+            } else {
+                run.outputs.slice([0..batch, steps - 1..steps])
+            };
+            let outputs = match &self.fc {
+                Some(fc) => fc.forward(outputs),
+                None => outputs,
+            };
+            let state = RnnState {
+                hidden: run.hidden,
+                memory: run.memory,
+            };
+            return (self.to_layout(outputs), state);
+        }
+        let SequenceInputs {
+            input,
+            elapsed,
+            hidden,
+            memory,
+        } = sequence;
+        state = RnnState { hidden, memory };
         let prepared = self.cell.prepare();
         let mut outputs = Vec::with_capacity(if self.return_sequences { steps } else { 1 });
-        for (x, elapsed) in input.split(1, 1).into_iter().zip(elapsed) {
+        for (x, elapsed) in input.split(1, 1).into_iter().zip(elapsed.split(1, 1)) {
             let (output, next) = self.advance(&prepared, x.squeeze_dim(1), state, elapsed);
             state = next;
             if self.return_sequences || outputs.is_empty() {
@@ -460,13 +489,16 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
                 outputs[0] = output;
             }
         }
-        let output: Tensor<B, 3> = Tensor::stack(outputs, 1);
-        let output = if self.batch_first {
+        (self.to_layout(Tensor::stack(outputs, 1)), state)
+    }
+
+    /// A batch-first output in the model's layout.
+    fn to_layout(&self, output: Tensor<B, 3>) -> Tensor<B, 3> {
+        if self.batch_first {
             output
         } else {
             output.swap_dims(0, 1)
-        };
-        (output, state)
+        }
     }
 }
 

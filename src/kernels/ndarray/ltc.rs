@@ -1,37 +1,19 @@
-//! The fused LTC step on Burn's ndarray backend, with and without autodiff.
-//!
-//! [`LTCCell`](crate::cells::LTCCell) is generic over any `Backend`; at run
-//! time it asks [`fused_ltc_available`] whether `B` is `NdArray<f32>` or
-//! `Autodiff<NdArray<f32>>` (any checkpointing strategy), recognised by the
-//! type of the float tensor primitive. If so, [`fused_ltc_step`] takes the
-//! primitives apart (zero-copy reads of the ndarray buffers), runs
-//! [`super::ltc`] and wraps the result back; under autodiff it registers one
-//! backward node whose [`Backward`] implementation is the analytic gradient.
-//! Every other backend keeps the tensor-op reference path.
+//! One LTC step ([`crate::kernels::ltc`]) as a Burn operation.
 
-use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use burn::backend::NdArray;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::ndarray::NdArrayTensor;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{TensorMetadata, TensorPrimitive};
 
-use super::activation::{GatedMix, MixTrace, Unary};
-use super::ltc::{self, Batch, SynapseParams, Synapses, Trace};
-use super::softplus;
-
-/// The inner backend the fused op runs on.
-type Nd = NdArray<f32>;
-
-/// `FloatTensor` of `Autodiff<NdArray<f32>>`, whatever the checkpointing.
-type AutodiffPrimitive = FloatTensor<burn::backend::Autodiff<Nd>>;
+use super::{Nd, available, custom_op, ndarray_primitive, ndarray_tensor, values};
+use crate::kernels::ltc::{self, Batch, SynapseParams, Synapses, Trace};
+use crate::kernels::{softplus, softplus_grad};
 
 /// Inputs of the op: `input`, `state`, `elapsed`, 4 sensory and 4 recurrent
 /// synapse parameter vectors, `cm`, `gleak`, `vleak`.
@@ -63,47 +45,6 @@ impl LtcPlan {
             sensory_flat,
         }
     }
-}
-
-/// Whether `B` is a backend the fused step runs on.
-pub fn fused_ltc_available<B: Backend>() -> bool {
-    let primitive = TypeId::of::<FloatTensor<B>>();
-    TypeId::of::<B::FloatElem>() == TypeId::of::<f32>()
-        && (primitive == TypeId::of::<NdArrayTensor>()
-            || primitive == TypeId::of::<AutodiffPrimitive>())
-}
-
-/// Moves `value` into type `U` when it is one (no copy, no `unsafe`).
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-        Some(u) => Ok(u.take().expect("just filled")),
-        None => Err(slot.expect("not taken")),
-    }
-}
-
-/// The values of an ndarray tensor as `f32`, borrowed when contiguous.
-fn values(tensor: &NdArrayTensor) -> Cow<'_, [f32]> {
-    match tensor {
-        NdArrayTensor::F32(storage) => {
-            let view = storage.view();
-            match view.to_slice() {
-                Some(slice) => Cow::Borrowed(slice),
-                None => Cow::Owned(view.iter().copied().collect()),
-            }
-        }
-        NdArrayTensor::F64(storage) => {
-            Cow::Owned(storage.view().iter().map(|&x| x as f32).collect())
-        }
-        other => panic!(
-            "the fused LTC step needs float tensors, got {:?}",
-            other.dtype()
-        ),
-    }
-}
-
-fn ndarray_tensor(values: Vec<f32>, shape: Vec<usize>) -> NdArrayTensor {
-    NdArrayTensor::from_data(TensorData::new(values, shape))
 }
 
 /// The tensors one fused step reads, in the op's input order: the cell's
@@ -178,15 +119,6 @@ mod at {
     pub const VLEAK: usize = 13;
 }
 
-/// The derivative of [`softplus`].
-fn softplus_grad(x: f32) -> f32 {
-    if x > 20.0 {
-        1.0
-    } else {
-        1.0 / (1.0 + (-x).exp())
-    }
-}
-
 /// The kernel's parameters: every synapse's values gathered from the
 /// matrices, the positive ones constrained.
 struct Gathered {
@@ -238,19 +170,10 @@ impl std::fmt::Debug for Gathered {
     }
 }
 
-/// The ndarray tensor inside a float primitive of `NdArray<f32>` or
-/// `Autodiff<NdArray<f32>>`.
-fn ndarray_primitive<B: Backend>(tensor: FloatTensor<B>) -> NdArrayTensor {
-    match cast::<_, NdArrayTensor>(tensor) {
-        Ok(plain) => plain,
-        Err(tracked) => into_type::<_, AutodiffPrimitive>(tracked).primitive,
-    }
-}
-
 /// Gathers and constrains a cell's synapse parameters for a sequence.
 ///
 /// # Panics
-/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
+/// Unless [`available::<B>()`](fused_ltc_available).
 pub fn gather_params<B: Backend>(
     plan: &LtcPlan,
     implicit_constraints: bool,
@@ -412,14 +335,14 @@ impl Backward<Nd, INPUTS> for LtcStepBackward {
 /// One LTC step through the fused kernel: the next state `[batch, N]`.
 ///
 /// # Panics
-/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
+/// Unless [`available::<B>()`](fused_ltc_available).
 pub fn fused_ltc_step<B: Backend>(
     plan: &Arc<LtcPlan>,
     solver: Solver,
     inputs: LtcStepInputs<B>,
 ) -> Tensor<B, 2> {
     assert!(
-        fused_ltc_available::<B>(),
+        available::<B>(),
         "the fused LTC step runs on NdArray<f32> only"
     );
     let [batch, _] = inputs.state.dims();
@@ -450,159 +373,5 @@ pub fn fused_ltc_step<B: Backend>(
             (ndarray_tensor(next, shape), saved)
         },
     );
-    Tensor::from_primitive(TensorPrimitive::Float(output))
-}
-
-/// One custom operation on `NdArray<f32>`, with or without autodiff:
-/// `forward` gets the inputs' ndarray tensors and whether the operation is
-/// tracked, and returns the output and, when tracked, what its backward
-/// pass keeps.
-///
-/// Under autodiff the inputs stay alive (their reference counts held) until
-/// the step is registered: Burn's graph cleanup, run by a backward pass on
-/// another thread, frees the steps of graphs no live tensor refers to, and
-/// would otherwise drop the parents' steps while `forward` runs.
-fn custom_op<B, O, const N: usize>(
-    primitives: [FloatTensor<B>; N],
-    backward: O,
-    forward: impl FnOnce([NdArrayTensor; N], bool) -> (NdArrayTensor, Option<O::State>),
-) -> FloatTensor<B>
-where
-    B: Backend,
-    O: Backward<Nd, N>,
-{
-    if TypeId::of::<FloatTensor<B>>() == TypeId::of::<NdArrayTensor>() {
-        let (output, _) = forward(primitives.map(into_type::<_, NdArrayTensor>), false);
-        return into_type(output);
-    }
-    let tracked = primitives.map(into_type::<_, AutodiffPrimitive>);
-    let nodes = tracked.each_ref().map(|t| t.node.clone());
-    let inner = tracked.each_ref().map(|t| t.primitive.clone());
-    let result = match O::prepare::<NoCheckpointing>(backward, nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let (output, state) = forward(inner, true);
-            prep.finish(state.expect("a tracked forward keeps its state"), output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(inner, false).0),
-    };
-    drop(tracked);
-    into_type(result)
-}
-
-/// [`cast`] where the types are known to agree (checked by the caller).
-fn into_type<T: 'static, U: 'static>(value: T) -> U {
-    match cast(value) {
-        Ok(u) => u,
-        Err(_) => unreachable!("the backend's primitive type was checked"),
-    }
-}
-
-/// The backward node of an elementwise activation: keeps the outputs.
-#[derive(Debug)]
-struct UnaryBackward;
-
-impl Backward<Nd, 1> for UnaryBackward {
-    type State = (Unary, NdArrayTensor);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Nd>(&ops.node);
-        let (op, output) = ops.state;
-        let mut grad = values(&grad).into_owned();
-        op.backward(&values(&output), &mut grad);
-        if let Some(node) = &ops.parents[0] {
-            grads.register::<Nd>(node.id, ndarray_tensor(grad, output.shape().to_vec()));
-        }
-    }
-}
-
-/// An activation computed by [`super::activation`] as one Burn operation
-/// (with its backward under autodiff).
-///
-/// # Panics
-/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
-pub fn unary<B: Backend, const D: usize>(tensor: Tensor<B, D>, op: Unary) -> Tensor<B, D> {
-    assert!(
-        fused_ltc_available::<B>(),
-        "the fused activations run on NdArray<f32> only"
-    );
-    let shape = tensor.dims().to_vec();
-    let apply = |input: &NdArrayTensor| {
-        let mut out = values(input).into_owned();
-        op.forward(&mut out);
-        ndarray_tensor(out, shape.clone())
-    };
-    let primitives = [tensor.into_primitive().tensor()];
-    let output = custom_op::<B, _, _>(primitives, UnaryBackward, |[input], tracked| {
-        let output = apply(&input);
-        let state = tracked.then(|| (op, output.clone()));
-        (output, state)
-    });
-    Tensor::from_primitive(TensorPrimitive::Float(output))
-}
-
-/// The backward node of a CfC's gated mix.
-#[derive(Debug)]
-struct MixBackward;
-
-impl Backward<Nd, 5> for MixBackward {
-    type State = (
-        GatedMix,
-        Arc<MixTrace>,
-        NdArrayTensor,
-        NdArrayTensor,
-        Vec<usize>,
-    );
-
-    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = grads.consume::<Nd>(&ops.node);
-        let (mix, trace, time_a, elapsed, shape) = ops.state;
-        let g = mix.backward(&trace, &values(&time_a), &values(&elapsed), &values(&grad));
-        let [ff1, ff2, a, b] = g.heads;
-        let all = [ff1, ff2, a, b, g.elapsed];
-        for (i, (parent, grad)) in ops.parents.iter().zip(all).enumerate() {
-            if let Some(node) = parent {
-                let shape = if i == 4 {
-                    vec![shape[0], 1]
-                } else {
-                    shape.clone()
-                };
-                grads.register::<Nd>(node.id, ndarray_tensor(grad, shape));
-            }
-        }
-    }
-}
-
-/// A CfC step's gated mix ([`GatedMix`]) as one Burn operation: heads
-/// `ff1`, `ff2`, `time_a`, `time_b` `[batch, hidden]`, `elapsed [batch, 1]`.
-///
-/// # Panics
-/// Unless [`fused_ltc_available::<B>()`](fused_ltc_available).
-pub fn gated_mix<B: Backend>(
-    heads: [Tensor<B, 2>; 4],
-    elapsed: Tensor<B, 2>,
-    mix: GatedMix,
-) -> Tensor<B, 2> {
-    assert!(
-        fused_ltc_available::<B>(),
-        "the fused mix runs on NdArray<f32> only"
-    );
-    let shape = heads[0].dims().to_vec();
-    let [ff1, ff2, a, b] = heads;
-    let primitives = [ff1, ff2, a, b, elapsed].map(|t| t.into_primitive().tensor());
-    let run = |inner: &[NdArrayTensor; 5], keep: bool| {
-        let v: Vec<Cow<'_, [f32]>> = inner.iter().map(values).collect();
-        mix.forward([&v[0], &v[1], &v[2], &v[3]], &v[4], keep)
-    };
-    let output = custom_op::<B, _, _>(primitives, MixBackward, |inner, tracked| {
-        let (out, trace) = run(&inner, tracked);
-        let state = trace.map(|trace| {
-            let [_, _, time_a, _, elapsed] = inner;
-            (mix, Arc::new(trace), time_a, elapsed, shape.clone())
-        });
-        (ndarray_tensor(out, shape.clone()), state)
-    });
     Tensor::from_primitive(TensorPrimitive::Float(output))
 }

@@ -1,0 +1,1111 @@
+//! A dense CfC run over a whole sequence, forward and backpropagation
+//! through time, on plain `f32` slices.
+//!
+//! One step of a sample with input `x`, state `h` (and, with mixed memory,
+//! the LSTM's memory `c`) and elapsed time `ts`:
+//!
+//! ```text
+//! mixed memory:  z = x·W_i + b_i + h·W_r;  c' = c·σ(z_f + fb) + tanh(z_i)·σ(z_g)
+//!                h_in = tanh(c')·σ(z_o)                      (else h_in = h)
+//! backbone:      a_0 = f([x, h_in]·W_0 + b_0),  a_l = f(a_{l-1}·W_l + b_l) (· dropout)
+//! heads:         [ff1, ff2, ta, tb] = a_L·W_h + b_h
+//! default:       h' = g(ff1)·(1 - t) + t·g(ff2),  t = σ(ta·ts + tb)
+//! no_gate:       h' = g(ff1) + t·g(ff2)
+//! pure:          h' = -A·exp(-ts·(|w_tau| + |ff1|))·ff1 + A
+//! ```
+//!
+//! with `g` the heads' squashing (`tanh`, or LeCun's). Without a backbone
+//! the heads read `[x, h_in]` directly.
+//!
+//! What makes it fast: the input half of the first layer (and of the
+//! LSTM) is one matrix product over all time steps before the loop; each
+//! step is then a few small products with the recurrent halves plus fused
+//! elementwise work; the weights' gradients are one large product each
+//! after the backward loop (over all steps and samples at once). A batch is
+//! split over threads by whole sequences (samples are independent), so
+//! threads meet once per call, not once per step.
+//!
+//! Padding: with `lengths`, the steps of a sample at or after its length
+//! leave its state unchanged (their gradient passes through untouched).
+
+use super::activation::{Backbone, sigmoid, tanh};
+use super::gemm::{View, add_column_sums, matmul};
+use super::scalar::{LECUN_SCALE, LECUN_SLOPE, exp, lecun_tanh};
+
+/// How the heads become the next state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Four heads and the time gate: `gated` weighs `g(ff1)` by `1 - t`
+    /// (mode default) or not (no_gate); `lecun` squashes with LeCun's
+    /// `tanh` instead of `tanh`.
+    Gated {
+        /// Mode default (else no_gate).
+        gated: bool,
+        /// LeCun heads.
+        lecun: bool,
+    },
+    /// The direct closed-form solution (mode pure): one head, `w_tau`, `A`.
+    Pure,
+}
+
+/// The shape of a model: everything the kernel needs besides numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Features of one input step.
+    pub inputs: usize,
+    /// Hidden units (the CfC state).
+    pub hidden: usize,
+    /// Width of each backbone layer (none: heads on `[x, h]`).
+    pub backbone: Vec<usize>,
+    /// The backbone's activation.
+    pub activation: Backbone,
+    /// Which backbone layers are followed by dropout.
+    pub dropout: Vec<bool>,
+    /// The mix.
+    pub mix: Mix,
+    /// With mixed memory: the LSTM's forget-gate bias.
+    pub forget_bias: Option<f32>,
+}
+
+impl Spec {
+    /// Columns of the heads' product: `4 · hidden`, or `hidden` when pure.
+    pub fn heads(&self) -> usize {
+        match self.mix {
+            Mix::Gated { .. } => 4 * self.hidden,
+            Mix::Pure => self.hidden,
+        }
+    }
+
+    /// Values per step of the state output: `h`, then `c` with mixed memory.
+    pub fn state_width(&self) -> usize {
+        if self.forget_bias.is_some() {
+            2 * self.hidden
+        } else {
+            self.hidden
+        }
+    }
+
+    /// Output width of layer `l` (the heads after the backbone).
+    fn width(&self, l: usize) -> usize {
+        self.backbone
+            .get(l)
+            .copied()
+            .unwrap_or_else(|| self.heads())
+    }
+
+    /// Input width of layer `l` (`inputs + hidden` for the first).
+    fn fan_in(&self, l: usize) -> usize {
+        if l == 0 {
+            self.inputs + self.hidden
+        } else {
+            self.width(l - 1)
+        }
+    }
+
+    /// Values of what a pure or gated mix keeps per hidden unit and step.
+    fn mix_trace(&self) -> usize {
+        match self.mix {
+            Mix::Gated { .. } => 4,
+            Mix::Pure => 2,
+        }
+    }
+
+    fn dropout_layers(&self) -> usize {
+        self.dropout.iter().filter(|&&d| d).count()
+    }
+}
+
+/// A dense layer: `weight [fan_in, width]` (Burn's layout), `bias [width]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Layer<'a> {
+    /// `[fan_in, width]`, row-major.
+    pub weight: &'a [f32],
+    /// `[width]`.
+    pub bias: &'a [f32],
+}
+
+/// The mixed-memory LSTM's weights.
+#[derive(Clone, Copy, Debug)]
+pub struct Lstm<'a> {
+    /// `input_map`: `[inputs, 4·hidden]` and its bias.
+    pub input: Layer<'a>,
+    /// `recurrent_map`: `[hidden, 4·hidden]` (no bias).
+    pub recurrent: &'a [f32],
+}
+
+/// Every weight of a model, as slices.
+#[derive(Clone, Debug)]
+pub struct Params<'a> {
+    /// With mixed memory.
+    pub lstm: Option<Lstm<'a>>,
+    /// The backbone layers, then the heads (`[fan_in, heads]`, the four
+    /// heads' columns side by side: `ff1 | ff2 | time_a | time_b`).
+    pub layers: Vec<Layer<'a>>,
+    /// Pure mode's `w_tau [hidden]` and `A [hidden]`.
+    pub pure: Option<[&'a [f32]; 2]>,
+}
+
+/// The gradients of [`Params`], in the same layout.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParamGrads {
+    /// `input_map` weight and bias, `recurrent_map` weight.
+    pub lstm: Option<[Vec<f32>; 3]>,
+    /// Weight and bias of each layer (heads last).
+    pub layers: Vec<[Vec<f32>; 2]>,
+    /// `w_tau`, `A`.
+    pub pure: Option<[Vec<f32>; 2]>,
+}
+
+impl ParamGrads {
+    fn zeros(spec: &Spec) -> Self {
+        let h = spec.hidden;
+        Self {
+            lstm: spec.forget_bias.map(|_| {
+                [
+                    vec![0.0; spec.inputs * 4 * h],
+                    vec![0.0; 4 * h],
+                    vec![0.0; h * 4 * h],
+                ]
+            }),
+            layers: (0..=spec.backbone.len())
+                .map(|l| {
+                    [
+                        vec![0.0; spec.fan_in(l) * spec.width(l)],
+                        vec![0.0; spec.width(l)],
+                    ]
+                })
+                .collect(),
+            pure: (spec.mix == Mix::Pure).then(|| [vec![0.0; h], vec![0.0; h]]),
+        }
+    }
+
+    fn add(&mut self, other: &Self) {
+        let add = |a: &mut Vec<f32>, b: &Vec<f32>| a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        if let (Some(a), Some(b)) = (&mut self.lstm, &other.lstm) {
+            a.iter_mut().zip(b).for_each(|(a, b)| add(a, b));
+        }
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
+            a.iter_mut().zip(b).for_each(|(a, b)| add(a, b));
+        }
+        if let (Some(a), Some(b)) = (&mut self.pure, &other.pure) {
+            a.iter_mut().zip(b).for_each(|(a, b)| add(a, b));
+        }
+    }
+}
+
+/// One batch of sequences, batch-first.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequence<'a> {
+    /// Samples.
+    pub batch: usize,
+    /// Time steps.
+    pub steps: usize,
+    /// Inputs `[batch, steps, inputs]`.
+    pub x: &'a [f32],
+    /// Elapsed time of every step `[batch, steps]`.
+    pub elapsed: &'a [f32],
+    /// Initial state `[batch, hidden]`.
+    pub h0: &'a [f32],
+    /// Initial LSTM memory `[batch, hidden]` (empty without mixed memory).
+    pub c0: &'a [f32],
+    /// Valid steps of each sample (`None`: all).
+    pub lengths: Option<&'a [usize]>,
+    /// Dropout of each layer that has it, in layer order: `[steps, batch,
+    /// width]` factors (0, or `1 / keep`).
+    pub dropout: &'a [&'a [f32]],
+}
+
+impl Sequence<'_> {
+    fn check(&self, spec: &Spec) {
+        let (b, t, h) = (self.batch, self.steps, spec.hidden);
+        assert_eq!(
+            self.x.len(),
+            b * t * spec.inputs,
+            "x is not [batch, steps, inputs]"
+        );
+        assert_eq!(self.elapsed.len(), b * t, "elapsed is not [batch, steps]");
+        assert_eq!(self.h0.len(), b * h, "h0 is not [batch, hidden]");
+        let c = if spec.forget_bias.is_some() { b * h } else { 0 };
+        assert_eq!(
+            self.c0.len(),
+            c,
+            "c0 is not [batch, hidden] (mixed memory only)"
+        );
+        if let Some(lengths) = self.lengths {
+            assert_eq!(lengths.len(), b, "one length per sample");
+        }
+        assert_eq!(
+            self.dropout.len(),
+            spec.dropout_layers(),
+            "one dropout factor tensor per dropout layer"
+        );
+        let widths = spec.backbone.iter().zip(&spec.dropout).filter(|(_, d)| **d);
+        for (mask, (&w, _)) in self.dropout.iter().zip(widths) {
+            assert_eq!(
+                mask.len(),
+                t * b * w,
+                "dropout factors are not [steps, batch, width]"
+            );
+        }
+    }
+
+    /// Whether step `t` of sample `b` is padding.
+    fn padded(&self, b: usize, t: usize) -> bool {
+        self.lengths.is_some_and(|l| t >= l[b])
+    }
+}
+
+/// What the backward pass needs from the forward pass, for each chunk of
+/// samples one thread ran.
+#[derive(Debug)]
+pub struct Trace {
+    chunks: Vec<Chunk>,
+}
+
+/// One chunk's saved values, time-major (`[steps, rows, ..]`).
+#[derive(Debug)]
+struct Chunk {
+    first: usize,
+    rows: usize,
+    /// Inputs.
+    x: Vec<f32>,
+    /// The state before each step.
+    h_prev: Vec<f32>,
+    /// The LSTM memory before each step (mixed memory).
+    c_prev: Vec<f32>,
+    /// `tanh(z_i), σ(z_g), σ(z_f + fb), σ(z_o), tanh(c')` (mixed memory).
+    gates: Vec<f32>,
+    /// The LSTM's output, the cell's input state (mixed memory).
+    h_in: Vec<f32>,
+    /// Pre-activations of each backbone layer (the first layer's, or the
+    /// heads' without a backbone, also hold the input half).
+    z: Vec<Vec<f32>>,
+    /// Activations of each backbone layer.
+    y: Vec<Vec<f32>>,
+    /// Activations after dropout, for the layers that have it.
+    dropped: Vec<Vec<f32>>,
+    /// Gated: `g(ff1), g(ff2), t, ta`; pure: `ff1`, the decay.
+    mix: Vec<f32>,
+}
+
+/// The backward pass's results.
+#[derive(Debug)]
+pub struct Grads {
+    /// The weights'.
+    pub params: ParamGrads,
+    /// Of the inputs, `[batch, steps, inputs]`.
+    pub x: Vec<f32>,
+    /// Of the elapsed times, `[batch, steps]`.
+    pub elapsed: Vec<f32>,
+    /// Of the initial state, `[batch, hidden]`.
+    pub h0: Vec<f32>,
+    /// Of the initial memory (mixed memory).
+    pub c0: Vec<f32>,
+}
+
+/// Samples per thread below which a batch runs on one thread: measured
+/// with `cargo bench --bench workloads` (docs/performance.md).
+const SAMPLES_PER_THREAD: usize = 16;
+
+/// Runs the sequences: returns the state after every step, `[batch,
+/// steps, state_width]` (`h`, then `c` with mixed memory), and the trace
+/// when `keep_trace`.
+pub fn forward(
+    spec: &Spec,
+    params: &Params<'_>,
+    seq: &Sequence<'_>,
+    keep_trace: bool,
+) -> (Vec<f32>, Option<Trace>) {
+    seq.check(spec);
+    let parts = super::parallel::for_chunks(seq.batch, SAMPLES_PER_THREAD, |first, rows| {
+        forward_chunk(spec, params, seq, first, rows, keep_trace)
+    });
+    let mut states = Vec::with_capacity(seq.batch * seq.steps * spec.state_width());
+    let mut chunks = Vec::with_capacity(parts.len());
+    for (s, chunk) in parts {
+        states.extend(s);
+        chunks.extend(chunk);
+    }
+    (states, keep_trace.then_some(Trace { chunks }))
+}
+
+/// `rows` copies of `bias`: the start of a layer's product.
+fn broadcast_rows(bias: &[f32], rows: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows * bias.len()];
+    fill_rows(&mut out, bias);
+    out
+}
+
+/// Every row of `out` set to `bias`.
+fn fill_rows(out: &mut [f32], bias: &[f32]) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+fn forward_chunk(
+    spec: &Spec,
+    p: &Params<'_>,
+    seq: &Sequence<'_>,
+    first: usize,
+    rows: usize,
+    keep: bool,
+) -> (Vec<f32>, Option<Chunk>) {
+    let (steps, ni, h) = (seq.steps, spec.inputs, spec.hidden);
+    let layers = spec.backbone.len();
+    let heads = spec.heads();
+    let sw = spec.state_width();
+    let slots = if keep { steps } else { 1 };
+    let slot = |t: usize| if keep { t } else { 0 };
+    let block = |width: usize, s: usize| s * rows * width..(s + 1) * rows * width;
+
+    // Time-major inputs, then the input halves of the first layer and of
+    // the LSTM for every step at once.
+    let mut x = vec![0.0f32; steps * rows * ni];
+    for r in 0..rows {
+        for t in 0..steps {
+            let src = ((first + r) * steps + t) * ni;
+            x[(t * rows + r) * ni..][..ni].copy_from_slice(&seq.x[src..src + ni]);
+        }
+    }
+    let xs = View::new(&x, steps * rows, ni);
+    let w0 = spec.width(0);
+    let first_layer = p.layers[0];
+    let mut z0 = broadcast_rows(first_layer.bias, steps * rows);
+    matmul(
+        xs,
+        View::new(&first_layer.weight[..ni * w0], ni, w0),
+        &mut z0,
+        w0,
+        true,
+    );
+    let w0_h = View::new(&first_layer.weight[ni * w0..], h, w0);
+    let mut lstm_z = p.lstm.map(|lstm| {
+        let mut z = broadcast_rows(lstm.input.bias, steps * rows);
+        matmul(
+            xs,
+            View::new(lstm.input.weight, ni, 4 * h),
+            &mut z,
+            4 * h,
+            true,
+        );
+        z
+    });
+
+    let mut h_prev = vec![0.0f32; slots * rows * h];
+    let mut c_prev = vec![
+        0.0f32;
+        if p.lstm.is_some() {
+            slots * rows * h
+        } else {
+            0
+        }
+    ];
+    let mut gates = vec![
+        0.0f32;
+        if p.lstm.is_some() {
+            slots * rows * 5 * h
+        } else {
+            0
+        }
+    ];
+    let mut h_in = vec![
+        0.0f32;
+        if p.lstm.is_some() {
+            slots * rows * h
+        } else {
+            0
+        }
+    ];
+    // Layers after the first keep their pre-activations here (the first's
+    // are `z0`).
+    let mut z: Vec<Vec<f32>> = (1..layers)
+        .map(|l| vec![0.0; slots * rows * spec.width(l)])
+        .collect();
+    let mut y: Vec<Vec<f32>> = (0..layers)
+        .map(|l| vec![0.0; slots * rows * spec.width(l)])
+        .collect();
+    let mut dropped: Vec<Vec<f32>> = (0..layers)
+        .filter(|&l| spec.dropout[l])
+        .map(|l| vec![0.0; slots * rows * spec.width(l)])
+        .collect();
+    let mut mix = vec![0.0f32; slots * rows * spec.mix_trace() * h];
+    let mut head_buf = vec![0.0f32; rows * heads];
+    let mut states = vec![0.0f32; rows * steps * sw];
+
+    let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
+    let mut memory: Vec<f32> = if p.lstm.is_some() {
+        seq.c0[first * h..(first + rows) * h].to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut next = vec![0.0f32; rows * h];
+
+    for t in 0..steps {
+        let s = slot(t);
+        h_prev[block(h, s)].copy_from_slice(&state);
+        // Mixed memory: the LSTM step gives the cell's input state.
+        if let (Some(lstm), Some(fb), Some(lz)) = (p.lstm, spec.forget_bias, lstm_z.as_mut()) {
+            c_prev[block(h, s)].copy_from_slice(&memory);
+            let zt = &mut lz[block(4 * h, t)];
+            matmul(
+                View::new(&state, rows, h),
+                View::new(lstm.recurrent, h, 4 * h),
+                zt,
+                4 * h,
+                true,
+            );
+            let g = &mut gates[block(5 * h, s)];
+            let hi = &mut h_in[block(h, s)];
+            for r in 0..rows {
+                let zr = &zt[r * 4 * h..(r + 1) * 4 * h];
+                let gr = &mut g[r * 5 * h..(r + 1) * 5 * h];
+                for j in 0..h {
+                    let i = tanh(zr[j]);
+                    let ig = sigmoid(zr[h + j]);
+                    let f = sigmoid(zr[2 * h + j] + fb);
+                    let o = sigmoid(zr[3 * h + j]);
+                    let c = memory[r * h + j] * f + i * ig;
+                    let tc = tanh(c);
+                    memory[r * h + j] = c;
+                    hi[r * h + j] = tc * o;
+                    gr[j] = i;
+                    gr[h + j] = ig;
+                    gr[2 * h + j] = f;
+                    gr[3 * h + j] = o;
+                    gr[4 * h + j] = tc;
+                }
+            }
+        }
+        let cell_state: &[f32] = if p.lstm.is_some() {
+            &h_in[block(h, s)]
+        } else {
+            &state
+        };
+        // First layer: its input half plus the state half.
+        let zt0 = &mut z0[block(w0, t)];
+        matmul(View::new(cell_state, rows, h), w0_h, zt0, w0, true);
+        // Backbone.
+        let mut d = 0;
+        for l in 0..layers {
+            let width = spec.width(l);
+            if l > 0 {
+                let input = layer_output(spec, &y, &dropped, l - 1, s, rows);
+                let zl = &mut z[l - 1][block(width, s)];
+                fill_rows(zl, p.layers[l].bias);
+                matmul(
+                    View::new(input, rows, spec.width(l - 1)),
+                    View::new(p.layers[l].weight, spec.width(l - 1), width),
+                    zl,
+                    width,
+                    true,
+                );
+            }
+            let zl: &[f32] = if l == 0 {
+                &z0[block(w0, t)]
+            } else {
+                &z[l - 1][block(width, s)]
+            };
+            spec.activation.forward(zl, &mut y[l][block(width, s)]);
+            if spec.dropout[l] {
+                let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
+                let out = &mut dropped[d][block(width, s)];
+                out.iter_mut()
+                    .zip(&y[l][block(width, s)])
+                    .zip(factors)
+                    .for_each(|((o, &v), &m)| *o = v * m);
+                d += 1;
+            }
+        }
+        // Heads.
+        let heads_z: &[f32] = if layers == 0 {
+            &z0[block(heads, t)]
+        } else {
+            let input = layer_output(spec, &y, &dropped, layers - 1, s, rows);
+            let width = spec.width(layers - 1);
+            fill_rows(&mut head_buf, p.layers[layers].bias);
+            matmul(
+                View::new(input, rows, width),
+                View::new(p.layers[layers].weight, width, heads),
+                &mut head_buf,
+                heads,
+                true,
+            );
+            &head_buf
+        };
+        let m = &mut mix[block(spec.mix_trace() * h, s)];
+        for r in 0..rows {
+            let ts = seq.elapsed[(first + r) * steps + t];
+            let g = &heads_z[r * heads..(r + 1) * heads];
+            let out = &mut next[r * h..(r + 1) * h];
+            let mr = &mut m[r * spec.mix_trace() * h..(r + 1) * spec.mix_trace() * h];
+            mix_forward(spec, p, g, ts, out, mr);
+        }
+        // Padding keeps the state; the rest moves on.
+        for r in 0..rows {
+            let b = first + r;
+            if !seq.padded(b, t) {
+                state[r * h..(r + 1) * h].copy_from_slice(&next[r * h..(r + 1) * h]);
+            } else if p.lstm.is_some() {
+                memory[r * h..(r + 1) * h]
+                    .copy_from_slice(&c_prev[block(h, s)][r * h..(r + 1) * h]);
+            }
+            let out = &mut states[(r * steps + t) * sw..(r * steps + t + 1) * sw];
+            out[..h].copy_from_slice(&state[r * h..(r + 1) * h]);
+            if p.lstm.is_some() {
+                out[h..].copy_from_slice(&memory[r * h..(r + 1) * h]);
+            }
+        }
+    }
+    let chunk = keep.then(|| Chunk {
+        first,
+        rows,
+        x,
+        h_prev,
+        c_prev,
+        gates,
+        h_in,
+        z: std::iter::once(z0).chain(z).collect(),
+        y,
+        dropped,
+        mix,
+    });
+    (states, chunk)
+}
+
+/// The output of backbone layer `l` at slot `s`: after dropout if it has it.
+fn layer_output<'a>(
+    spec: &Spec,
+    y: &'a [Vec<f32>],
+    dropped: &'a [Vec<f32>],
+    l: usize,
+    s: usize,
+    rows: usize,
+) -> &'a [f32] {
+    let width = spec.width(l);
+    let range = s * rows * width..(s + 1) * rows * width;
+    if spec.dropout[l] {
+        let d = spec.dropout[..l].iter().filter(|&&d| d).count();
+        &dropped[d][range]
+    } else {
+        &y[l][range]
+    }
+}
+
+/// One sample's mix: heads `g`, elapsed `ts` → next state `out`; keeps
+/// what the backward pass needs in `m`.
+#[inline]
+fn mix_forward(spec: &Spec, p: &Params<'_>, g: &[f32], ts: f32, out: &mut [f32], m: &mut [f32]) {
+    let h = spec.hidden;
+    match spec.mix {
+        Mix::Gated { gated, lecun } => {
+            let squash = |v: f32| if lecun { lecun_tanh(v) } else { tanh(v) };
+            for j in 0..h {
+                let f1 = squash(g[j]);
+                let f2 = squash(g[h + j]);
+                let ta = g[2 * h + j];
+                let gate = sigmoid(ta * ts + g[3 * h + j]);
+                out[j] = if gated {
+                    f1 * (1.0 - gate) + gate * f2
+                } else {
+                    f1 + gate * f2
+                };
+                m[j] = f1;
+                m[h + j] = f2;
+                m[2 * h + j] = gate;
+                m[3 * h + j] = ta;
+            }
+        }
+        Mix::Pure => {
+            let [w_tau, a] = p.pure.expect("pure parameters");
+            for j in 0..h {
+                let ff1 = g[j];
+                let decay = exp(-ts * (w_tau[j].abs() + ff1.abs()));
+                out[j] = -a[j] * decay * ff1 + a[j];
+                m[j] = ff1;
+                m[h + j] = decay;
+            }
+        }
+    }
+}
+
+/// `|x|`'s derivative as torch takes it: `sign(x)`, 0 at 0.
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// Backpropagation through time: from the gradient of every step's state
+/// output (`[batch, steps, state_width]`, as [`forward`] returns), the
+/// gradients of the weights, inputs, elapsed times and initial state.
+pub fn backward(
+    spec: &Spec,
+    params: &Params<'_>,
+    seq: &Sequence<'_>,
+    trace: &Trace,
+    grad_states: &[f32],
+) -> Grads {
+    seq.check(spec);
+    let sw = spec.state_width();
+    assert_eq!(
+        grad_states.len(),
+        seq.batch * seq.steps * sw,
+        "grad_states is not [batch, steps, state_width]"
+    );
+    let parts = super::parallel::for_chunks(trace.chunks.len(), 1, |first, count| {
+        trace.chunks[first..first + count]
+            .iter()
+            .map(|chunk| backward_chunk(spec, params, seq, chunk, grad_states))
+            .collect::<Vec<_>>()
+    });
+    let h = spec.hidden;
+    let mut grads = Grads {
+        params: ParamGrads::zeros(spec),
+        x: Vec::with_capacity(seq.batch * seq.steps * spec.inputs),
+        elapsed: Vec::with_capacity(seq.batch * seq.steps),
+        h0: Vec::with_capacity(seq.batch * h),
+        c0: Vec::with_capacity(if spec.forget_bias.is_some() {
+            seq.batch * h
+        } else {
+            0
+        }),
+    };
+    for part in parts.into_iter().flatten() {
+        grads.params.add(&part.params);
+        grads.x.extend(part.x);
+        grads.elapsed.extend(part.elapsed);
+        grads.h0.extend(part.h0);
+        grads.c0.extend(part.c0);
+    }
+    grads
+}
+
+fn backward_chunk(
+    spec: &Spec,
+    p: &Params<'_>,
+    seq: &Sequence<'_>,
+    c: &Chunk,
+    grad_states: &[f32],
+) -> Grads {
+    let (steps, ni, h, rows, first) = (seq.steps, spec.inputs, spec.hidden, c.rows, c.first);
+    let layers = spec.backbone.len();
+    let heads = spec.heads();
+    let sw = spec.state_width();
+    let mt = spec.mix_trace();
+    let block = |width: usize, t: usize| t * rows * width..(t + 1) * rows * width;
+    let mixed = p.lstm.is_some();
+
+    let mut grads = ParamGrads::zeros(spec);
+    let mut grad_elapsed = vec![0.0f32; rows * steps];
+    // Gradients of each layer's pre-activations (heads last) and of the
+    // LSTM's, for every step: the weights' gradients are products of these
+    // with the layers' inputs after the loop.
+    let mut dz: Vec<Vec<f32>> = (0..=layers)
+        .map(|l| vec![0.0; steps * rows * spec.width(l)])
+        .collect();
+    let mut dz_lstm = vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }];
+    let mut carry_h = vec![0.0f32; rows * h];
+    let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
+    let mut dh = vec![0.0f32; rows * h];
+    let mut dc = vec![0.0f32; if mixed { rows * h } else { 0 }];
+    let mut d_out: Vec<f32> = Vec::new();
+    let mut d_cell = vec![0.0f32; rows * h];
+    let w0 = spec.width(0);
+    let first_layer = p.layers[0];
+
+    for t in (0..steps).rev() {
+        // The gradient reaching this step's state: from its output and
+        // from the next step.
+        for r in 0..rows {
+            let g = &grad_states[((first + r) * steps + t) * sw..][..sw];
+            for j in 0..h {
+                dh[r * h + j] = g[j] + carry_h[r * h + j];
+            }
+            if mixed {
+                for j in 0..h {
+                    dc[r * h + j] = g[h + j] + carry_c[r * h + j];
+                }
+            }
+        }
+        let padded: Vec<bool> = (0..rows).map(|r| seq.padded(first + r, t)).collect();
+        // Padding: the step did nothing; its gradient passes through.
+        let mut dh_step = dh.clone();
+        for (r, &pad) in padded.iter().enumerate() {
+            if pad {
+                dh_step[r * h..(r + 1) * h].fill(0.0);
+            }
+        }
+        // The mix.
+        let m = &c.mix[block(mt * h, t)];
+        let dg = &mut dz[layers][block(heads, t)];
+        for r in 0..rows {
+            let b = first + r;
+            let ts = seq.elapsed[b * steps + t];
+            let mr = &m[r * mt * h..(r + 1) * mt * h];
+            let dgr = &mut dg[r * heads..(r + 1) * heads];
+            let dhr = &dh_step[r * h..(r + 1) * h];
+            grad_elapsed[r * steps + t] =
+                mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut());
+        }
+        // Back through the backbone to the cell's input state.
+        for l in (0..layers).rev() {
+            let width = spec.width(l);
+            let out_width = spec.width(l + 1);
+            d_out.resize(rows * width, 0.0);
+            matmul(
+                View::new(&dz[l + 1][block(out_width, t)], rows, out_width),
+                View::new(p.layers[l + 1].weight, width, out_width).t(),
+                &mut d_out,
+                width,
+                false,
+            );
+            if spec.dropout[l] {
+                let d = spec.dropout[..l].iter().filter(|&&d| d).count();
+                let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
+                d_out.iter_mut().zip(factors).for_each(|(g, &f)| *g *= f);
+            }
+            let zl = &c.z[l][block(width, t)];
+            let yl = &c.y[l][block(width, t)];
+            spec.activation.backward(zl, yl, &mut d_out);
+            dz[l][block(width, t)].copy_from_slice(&d_out);
+        }
+        matmul(
+            View::new(&dz[0][block(w0, t)], rows, w0),
+            View::new(&first_layer.weight[ni * w0..], h, w0).t(),
+            &mut d_cell,
+            h,
+            false,
+        );
+        // Mixed memory: back through the LSTM to the previous state.
+        let mut dh_prev = if let Some(lstm) = p.lstm {
+            let gates = &c.gates[block(5 * h, t)];
+            let c_prev = &c.c_prev[block(h, t)];
+            let dzl = &mut dz_lstm[block(4 * h, t)];
+            let mut dc_prev = vec![0.0f32; rows * h];
+            for r in 0..rows {
+                let g = &gates[r * 5 * h..(r + 1) * 5 * h];
+                let dzr = &mut dzl[r * 4 * h..(r + 1) * 4 * h];
+                for j in 0..h {
+                    let (i, ig, f, o, tc) =
+                        (g[j], g[h + j], g[2 * h + j], g[3 * h + j], g[4 * h + j]);
+                    let dhl = d_cell[r * h + j];
+                    let dct = if padded[r] {
+                        0.0
+                    } else {
+                        dc[r * h + j] + dhl * o * (1.0 - tc * tc)
+                    };
+                    dzr[j] = dct * ig * (1.0 - i * i);
+                    dzr[h + j] = dct * i * ig * (1.0 - ig);
+                    dzr[2 * h + j] = dct * c_prev[r * h + j] * f * (1.0 - f);
+                    dzr[3 * h + j] = dhl * tc * o * (1.0 - o);
+                    dc_prev[r * h + j] = if padded[r] { dc[r * h + j] } else { dct * f };
+                }
+            }
+            carry_c = dc_prev;
+            let mut dh_prev = vec![0.0f32; rows * h];
+            matmul(
+                View::new(dzl, rows, 4 * h),
+                View::new(lstm.recurrent, h, 4 * h).t(),
+                &mut dh_prev,
+                h,
+                false,
+            );
+            dh_prev
+        } else {
+            d_cell.clone()
+        };
+        for (r, &pad) in padded.iter().enumerate() {
+            if pad {
+                dh_prev[r * h..(r + 1) * h].copy_from_slice(&dh[r * h..(r + 1) * h]);
+            }
+        }
+        carry_h = dh_prev;
+    }
+
+    // The weights' gradients, one product over all steps and rows each.
+    let n = steps * rows;
+    let cell_states: &[f32] = if mixed { &c.h_in } else { &c.h_prev };
+    for (l, dz_l) in dz.iter().enumerate().take(layers + 1) {
+        let width = spec.width(l);
+        let [dw, db] = &mut grads.layers[l];
+        add_column_sums(dz_l, width, db);
+        let dzl = View::new(dz_l, n, width);
+        if l == 0 {
+            matmul(
+                View::new(&c.x, n, ni).t(),
+                dzl,
+                &mut dw[..ni * width],
+                width,
+                true,
+            );
+            matmul(
+                View::new(cell_states, n, h).t(),
+                dzl,
+                &mut dw[ni * width..],
+                width,
+                true,
+            );
+        } else {
+            let input = layer_output_all(spec, c, l - 1);
+            matmul(
+                View::new(input, n, spec.width(l - 1)).t(),
+                dzl,
+                dw,
+                width,
+                true,
+            );
+        }
+    }
+    // Inputs: through the first layer (and the LSTM).
+    let mut dx_t = vec![0.0f32; n * ni];
+    matmul(
+        View::new(&dz[0], n, w0),
+        View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
+        &mut dx_t,
+        ni,
+        false,
+    );
+    if let (Some(lstm), Some([dw_i, db_i, dw_r])) = (p.lstm, grads.lstm.as_mut()) {
+        let dzl = View::new(&dz_lstm, n, 4 * h);
+        add_column_sums(&dz_lstm, 4 * h, db_i);
+        matmul(View::new(&c.x, n, ni).t(), dzl, dw_i, 4 * h, true);
+        matmul(View::new(&c.h_prev, n, h).t(), dzl, dw_r, 4 * h, true);
+        matmul(
+            dzl,
+            View::new(lstm.input.weight, ni, 4 * h).t(),
+            &mut dx_t,
+            ni,
+            true,
+        );
+    }
+    let mut dx = vec![0.0f32; n * ni];
+    for r in 0..rows {
+        for t in 0..steps {
+            dx[(r * steps + t) * ni..][..ni].copy_from_slice(&dx_t[(t * rows + r) * ni..][..ni]);
+        }
+    }
+    Grads {
+        params: grads,
+        x: dx,
+        elapsed: grad_elapsed,
+        h0: carry_h,
+        c0: carry_c,
+    }
+}
+
+/// The output of backbone layer `l` over all steps of a chunk.
+fn layer_output_all<'a>(spec: &Spec, c: &'a Chunk, l: usize) -> &'a [f32] {
+    if spec.dropout[l] {
+        let d = spec.dropout[..l].iter().filter(|&&d| d).count();
+        &c.dropped[d]
+    } else {
+        &c.y[l]
+    }
+}
+
+/// One sample's mix backward: from `dh` (of the next state), writes the
+/// heads' gradients into `dg`, adds pure mode's parameter gradients, and
+/// returns the elapsed time's gradient.
+#[inline]
+fn mix_backward(
+    spec: &Spec,
+    p: &Params<'_>,
+    m: &[f32],
+    ts: f32,
+    dh: &[f32],
+    dg: &mut [f32],
+    pure: Option<&mut [Vec<f32>; 2]>,
+) -> f32 {
+    let h = spec.hidden;
+    let mut d_ts = 0.0f32;
+    match spec.mix {
+        Mix::Gated { gated, lecun } => {
+            for j in 0..h {
+                let (f1, f2, gate, ta) = (m[j], m[h + j], m[2 * h + j], m[3 * h + j]);
+                let (d_f1, d_gate) = if gated {
+                    (dh[j] * (1.0 - gate), dh[j] * (f2 - f1))
+                } else {
+                    (dh[j], dh[j] * f2)
+                };
+                let d_f2 = dh[j] * gate;
+                let squash_grad = |f: f32| {
+                    if lecun {
+                        let u = f / LECUN_SCALE;
+                        LECUN_SCALE * LECUN_SLOPE * (1.0 - u * u)
+                    } else {
+                        1.0 - f * f
+                    }
+                };
+                let d_z = d_gate * gate * (1.0 - gate);
+                dg[j] = d_f1 * squash_grad(f1);
+                dg[h + j] = d_f2 * squash_grad(f2);
+                dg[2 * h + j] = d_z * ts;
+                dg[3 * h + j] = d_z;
+                d_ts += d_z * ta;
+            }
+        }
+        Mix::Pure => {
+            let [w_tau, a] = p.pure.expect("pure parameters");
+            let [d_w_tau, d_a] = pure.expect("pure gradients");
+            for j in 0..h {
+                let (ff1, decay) = (m[j], m[h + j]);
+                // h' = A·(1 - decay·ff1), decay = exp(-ts·(|w_tau| + |ff1|))
+                d_a[j] += dh[j] * (1.0 - decay * ff1);
+                let d_decay = -a[j] * ff1 * dh[j];
+                let d_exponent = d_decay * decay; // of -ts·(|w_tau| + |ff1|)
+                dg[j] = -a[j] * decay * dh[j] - d_exponent * ts * sign(ff1);
+                d_w_tau[j] -= d_exponent * ts * sign(w_tau[j]);
+                d_ts -= d_exponent * (w_tau[j].abs() + ff1.abs());
+            }
+        }
+    }
+    d_ts
+}
+
+/// The weights of a model in one flat vector, as the Burn operation
+/// receives them: with mixed memory `input_map` weight and bias and
+/// `recurrent_map` weight; each backbone layer's weight and bias; then the
+/// heads (`ff1`, `ff2`, `time_a`, `time_b`, weight and bias each; pure:
+/// `ff1`'s weight and bias, `w_tau`, `A`). Weights are `[fan_in, width]`.
+#[derive(Debug)]
+pub struct Flat<'a> {
+    spec: &'a Spec,
+    theta: &'a [f32],
+    /// The heads' weights and biases side by side (`[fan_in, 4·hidden]`,
+    /// `[4·hidden]`), gathered from their separate blocks.
+    heads: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl<'a> Flat<'a> {
+    /// The sizes of the blocks of `theta`, in order.
+    pub fn sizes(spec: &Spec) -> Vec<usize> {
+        let (i, h) = (spec.inputs, spec.hidden);
+        let mut sizes = Vec::new();
+        if spec.forget_bias.is_some() {
+            sizes.extend([i * 4 * h, 4 * h, h * 4 * h]);
+        }
+        for l in 0..spec.backbone.len() {
+            sizes.extend([spec.fan_in(l) * spec.width(l), spec.width(l)]);
+        }
+        let d = spec.fan_in(spec.backbone.len());
+        match spec.mix {
+            Mix::Gated { .. } => (0..4).for_each(|_| sizes.extend([d * h, h])),
+            Mix::Pure => sizes.extend([d * h, h, h, h]),
+        }
+        sizes
+    }
+
+    /// Reads `theta` (gathering a gated model's four heads into one matrix).
+    pub fn new(spec: &'a Spec, theta: &'a [f32]) -> Self {
+        let total: usize = Self::sizes(spec).iter().sum();
+        assert_eq!(
+            theta.len(),
+            total,
+            "theta has {} values, the model {total}",
+            theta.len()
+        );
+        let heads = matches!(spec.mix, Mix::Gated { .. }).then(|| {
+            let h = spec.hidden;
+            let d = spec.fan_in(spec.backbone.len());
+            let blocks = Self::blocks(spec, theta);
+            let at = blocks.len() - 8;
+            let mut weight = vec![0.0f32; d * 4 * h];
+            let mut bias = vec![0.0f32; 4 * h];
+            for k in 0..4 {
+                let (w, b) = (blocks[at + 2 * k], blocks[at + 2 * k + 1]);
+                for row in 0..d {
+                    weight[row * 4 * h + k * h..][..h].copy_from_slice(&w[row * h..(row + 1) * h]);
+                }
+                bias[k * h..(k + 1) * h].copy_from_slice(b);
+            }
+            (weight, bias)
+        });
+        Self { spec, theta, heads }
+    }
+
+    fn blocks(spec: &Spec, theta: &'a [f32]) -> Vec<&'a [f32]> {
+        let mut rest = theta;
+        Self::sizes(spec)
+            .into_iter()
+            .map(|n| {
+                let (block, tail) = rest.split_at(n);
+                rest = tail;
+                block
+            })
+            .collect()
+    }
+
+    /// The kernel's view of the weights.
+    pub fn params(&self) -> Params<'_> {
+        let blocks = Self::blocks(self.spec, self.theta);
+        let mut at = 0;
+        let lstm = self.spec.forget_bias.map(|_| {
+            at = 3;
+            Lstm {
+                input: Layer {
+                    weight: blocks[0],
+                    bias: blocks[1],
+                },
+                recurrent: blocks[2],
+            }
+        });
+        let mut layers: Vec<Layer<'_>> = (0..self.spec.backbone.len())
+            .map(|l| Layer {
+                weight: blocks[at + 2 * l],
+                bias: blocks[at + 2 * l + 1],
+            })
+            .collect();
+        at += 2 * self.spec.backbone.len();
+        let pure = match &self.heads {
+            Some((weight, bias)) => {
+                layers.push(Layer { weight, bias });
+                None
+            }
+            None => {
+                layers.push(Layer {
+                    weight: blocks[at],
+                    bias: blocks[at + 1],
+                });
+                Some([blocks[at + 2], blocks[at + 3]])
+            }
+        };
+        Params { lstm, layers, pure }
+    }
+
+    /// The gradient of `theta` from the kernel's gradients (splitting the
+    /// heads' matrix back into its four blocks).
+    pub fn gradient(spec: &Spec, grads: ParamGrads) -> Vec<f32> {
+        let h = spec.hidden;
+        let d = spec.fan_in(spec.backbone.len());
+        let mut out = Vec::with_capacity(Self::sizes(spec).iter().sum());
+        for block in grads.lstm.into_iter().flatten() {
+            out.extend(block);
+        }
+        let mut layers = grads.layers;
+        let [head_w, head_b] = layers.pop().expect("the heads are the last layer");
+        for block in layers.into_iter().flatten() {
+            out.extend(block);
+        }
+        match spec.mix {
+            Mix::Gated { .. } => {
+                for k in 0..4 {
+                    for row in 0..d {
+                        out.extend_from_slice(&head_w[row * 4 * h + k * h..][..h]);
+                    }
+                    out.extend_from_slice(&head_b[k * h..(k + 1) * h]);
+                }
+            }
+            Mix::Pure => {
+                out.extend(head_w);
+                out.extend(head_b);
+                out.extend(grads.pure.into_iter().flatten().flatten());
+            }
+        }
+        out
+    }
+}

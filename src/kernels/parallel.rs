@@ -1,0 +1,34 @@
+//! The one way the kernels split a batch over threads.
+
+/// How many threads a batch of `batch` samples is split over, at least
+/// `per_thread` samples each.
+fn threads_for(batch: usize, per_thread: usize) -> usize {
+    // Asked once: the answer may read cgroup files, a few system calls.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(rayon::current_num_threads);
+    (batch / per_thread.max(1)).clamp(1, cores)
+}
+
+/// Runs `work(first_sample, samples)` over contiguous chunks of the batch,
+/// in batch order, on rayon's pool when every thread gets at least
+/// `per_thread` samples (never for batch 1): kernels are short, so threads
+/// are reused rather than spawned per call. Samples are independent, so
+/// the results do not depend on the split.
+pub(crate) fn for_chunks<R: Send>(
+    batch: usize,
+    per_thread: usize,
+    work: impl Fn(usize, usize) -> R + Sync,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    let threads = threads_for(batch, per_thread);
+    if threads == 1 {
+        return vec![work(0, batch)];
+    }
+    let chunk = batch.div_ceil(threads);
+    (0..batch)
+        .step_by(chunk)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| work(first, chunk.min(batch - first)))
+        .collect()
+}

@@ -1,0 +1,125 @@
+//! What the cells call for their activations and arithmetic: one fused
+//! operation on `NdArray<f32>` (and its autodiff), Burn's tensor ops on
+//! every other backend, written so that they stay exact under any of
+//! Burn's features.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+
+use super::activation::{self, Unary};
+
+/// The logistic sigmoid at the tensor's own precision.
+///
+/// Burn 0.21's `sigmoid` casts to f32 and back whatever the float type,
+/// which leaves float64 models with float32 sigmoids (2e-8 off at 0.12);
+/// for f64 this is `(tanh(x / 2) + 1) / 2` (exact to f64 rounding,
+/// saturating without overflow, and so is its gradient). Other float
+/// types keep Burn's.
+pub(crate) fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if x.dtype() == burn::tensor::DType::F64 {
+        (burn::tensor::activation::tanh(x * 0.5) + 1.0) * 0.5
+    } else {
+        burn::tensor::activation::sigmoid(x)
+    }
+}
+
+/// An activation: one fused operation on `NdArray<f32>` (and its autodiff),
+/// Burn's tensor ops elsewhere.
+pub(crate) fn activate<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    op: activation::Unary,
+) -> Tensor<B, D> {
+    use burn::tensor::activation::tanh;
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        return super::ndarray::activation::unary(x, op);
+    }
+    match op {
+        Unary::Tanh => tanh(x),
+        Unary::Sigmoid => sigmoid(x),
+        Unary::LecunTanh => tanh(x * 0.666) * 1.7159,
+    }
+}
+
+/// A CfC step's gated mix: one fused operation on `NdArray<f32>` (and its
+/// autodiff), Burn's tensor ops elsewhere. Heads `[batch, hidden]`,
+/// `elapsed [batch, 1]`.
+pub(crate) fn gated_mix<B: Backend>(
+    heads: [Tensor<B, 2>; 4],
+    elapsed: Tensor<B, 2>,
+    mix: activation::GatedMix,
+) -> Tensor<B, 2> {
+    use burn::tensor::activation::tanh;
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        return super::ndarray::activation::gated_mix(heads, elapsed, mix);
+    }
+    let [ff1, ff2, time_a, time_b] = heads;
+    let (ff1, ff2) = (tanh(ff1), tanh(ff2));
+    let t = sigmoid(time_a * elapsed + time_b);
+    if mix.gated {
+        ff1 * (t.clone().neg() + 1.0) + t * ff2
+    } else {
+        ff1 + t * ff2
+    }
+}
+
+/// `numerator / denominator`, elementwise, with an exact gradient on every
+/// backend and under every Burn feature.
+///
+/// Burn 0.21's division backward multiplies the numerator's gradient by
+/// `recip(denominator)`, and burn-ndarray's default `simd` feature computes
+/// that reciprocal with the approximate x86 instructions (3.9e-5 relative
+/// error measured here): an LTC's gradients then miss the float64 truth by
+/// up to 2e-3. Here the reciprocal is a true division of a constant, whose
+/// backward (`-1 / d²`) is exact, and the quotient a product.
+pub(crate) fn div<B: Backend, const D: usize>(
+    numerator: Tensor<B, D>,
+    denominator: Tensor<B, D>,
+) -> Tensor<B, D> {
+    numerator * (denominator.ones_like() / denominator)
+}
+
+/// What a sequence brings besides its tensors: the valid lengths and the
+/// dropout factors (`[steps, batch, width]` per dropout layer).
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Valid steps of each sample.
+    pub lengths: Option<Vec<usize>>,
+    /// Dropout factors, one vector per layer with dropout.
+    pub dropout: Vec<Vec<f32>>,
+}
+
+/// The tensors of the operation, in its input order.
+pub struct CfcInputs<B: Backend> {
+    /// `[batch, steps, inputs]`.
+    pub x: Tensor<B, 3>,
+    /// `[batch, steps]`.
+    pub elapsed: Tensor<B, 2>,
+    /// `[batch, hidden]`.
+    pub h0: Tensor<B, 2>,
+    /// `[batch, hidden]` with mixed memory (else unused).
+    pub c0: Option<Tensor<B, 2>>,
+    /// Every weight, flat, in [`Flat`]'s order.
+    pub theta: Tensor<B, 1>,
+}
+
+/// A dense CfC over a whole sequence as one fused operation
+/// ([`super::cfc`]): the state after every step, `[batch, steps,
+/// state_width]`; `None` where the backend has no fused kernel (the time
+/// loop then runs the cell's steps).
+pub(crate) fn cfc_sequence<B: Backend>(
+    spec: &Arc<super::cfc::Spec>,
+    extras: Extras,
+    inputs: CfcInputs<B>,
+) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        return Some(super::ndarray::cfc::fused_cfc_sequence(
+            spec, extras, inputs,
+        ));
+    }
+    let _ = (spec, extras, inputs);
+    None
+}

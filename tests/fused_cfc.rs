@@ -1,0 +1,334 @@
+//! The fused CfC sequence operation against the tensor-op path every
+//! backend runs, over generated settings: every mode, backbone depth and
+//! activation, LeCun heads, mixed memory, projection, timespans, initial
+//! state, time-major layout, last output only, and dropout drawn from the
+//! same seed. Values within 1e-5, every gradient (weights, inputs, elapsed
+//! times, initial state) within 1e-4 (absolute below 1, relative above).
+
+mod common;
+
+use burn::backend::NdArray;
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+use ncps::cells::{
+    Activation, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell, SequenceInputs,
+};
+use ncps::import::StateDict;
+use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, RnnState, Units};
+use proptest::prelude::*;
+
+use common::{AD as B, values, worst_error};
+
+#[derive(Clone, Debug)]
+struct Case {
+    inputs: usize,
+    hidden: usize,
+    mode: CfCMode,
+    activation: Activation,
+    heads: HeadActivation,
+    layers: usize,
+    units: usize,
+    dropout: f64,
+    placement: DropoutPlacement,
+    mixed: bool,
+    proj: Option<usize>,
+    batch: usize,
+    steps: usize,
+    timed: bool,
+    initial: bool,
+    batch_first: bool,
+    sequences: bool,
+}
+
+fn model(case: &Case, device: &Device<B>) -> CfC<B> {
+    CfCConfig::new(case.inputs, Units::from(case.hidden))
+        .with_mode(case.mode)
+        .with_activation(case.activation)
+        .with_head_activation(case.heads)
+        .with_backbone_layers(Some(case.layers))
+        .with_backbone_units(Some(case.units))
+        .with_backbone_dropout(Some(case.dropout))
+        .with_dropout_placement(case.placement)
+        .with_mixed_memory(case.mixed)
+        .with_proj_size(case.proj)
+        .with_batch_first(case.batch_first)
+        .with_return_sequences(case.sequences)
+        .init(device)
+        .unwrap()
+}
+
+/// Output, final state (and memory) and every gradient of one run.
+struct Run {
+    output: Vec<f32>,
+    hidden: Vec<f32>,
+    memory: Vec<f32>,
+    grads: StateDict,
+    inputs: Vec<Vec<f32>>,
+}
+
+/// Burn's RNG is one per process: the tests here seed it and draw from
+/// it (weights, inputs, dropout masks), so they take turns.
+fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run(case: &Case, model: &CfC<B>) -> Run {
+    let device = Default::default();
+    B::seed(&device, 7);
+    let [a, b] = if case.batch_first {
+        [case.batch, case.steps]
+    } else {
+        [case.steps, case.batch]
+    };
+    let input =
+        Tensor::<B, 3>::random([a, b, case.inputs], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+    // Includes elapsed times of 0: the gate takes its bias.
+    let spans: Vec<f32> = (0..a * b).map(|i| (i * 37 % 23) as f32 / 9.0).collect();
+    let timespans =
+        Tensor::<B, 2>::from_data(TensorData::new(spans, [a, b]), &device).require_grad();
+    let h = case.hidden;
+    let state = |seed| {
+        Tensor::<B, 2>::random([case.batch, h], Distribution::Normal(0.0, seed), &device)
+            .require_grad()
+    };
+    let initial = case.initial.then(|| {
+        let hidden = state(0.5);
+        match case.mixed {
+            true => RnnState::with_memory(hidden, state(0.7)),
+            false => RnnState::new(hidden),
+        }
+    });
+    // The same dropout masks on both paths: the same seed before the run.
+    B::seed(&device, 11);
+    let (output, last) = if case.timed {
+        model.forward_timed(input.clone(), timespans.clone(), initial.clone())
+    } else {
+        model.forward(input.clone(), initial.clone())
+    };
+    let mut loss = output.clone().powf_scalar(2.0).sum() + last.hidden.clone().sin().sum();
+    if let Some(memory) = &last.memory {
+        loss = loss + memory.clone().cos().sum();
+    }
+    let gradients = loss.backward();
+    let grads = StateDict::gradients(model, &gradients);
+    let mut inputs = vec![values(input.grad(&gradients).unwrap())];
+    if case.timed {
+        inputs.push(values(timespans.grad(&gradients).unwrap()));
+    }
+    if let Some(initial) = initial {
+        inputs.push(values(initial.hidden.grad(&gradients).unwrap()));
+        if let Some(memory) = initial.memory {
+            inputs.push(values(memory.grad(&gradients).unwrap()));
+        }
+    }
+    Run {
+        output: values(output),
+        hidden: values(last.hidden),
+        memory: last.memory.map(values).unwrap_or_default(),
+        grads,
+        inputs,
+    }
+}
+
+fn check(case: Case) -> Result<(), TestCaseError> {
+    let _turn = rng_turn();
+    assert!(ncps::cells::fused_available::<B>());
+    let device = Default::default();
+    let fused = model(&case, &device);
+    let mut reference = fused.clone();
+    let AnyCfCCell::Dense(cell) = &mut reference.cell else {
+        unreachable!("a dense CfC")
+    };
+    cell.fused = false;
+    let (f, r) = (run(&case, &fused), run(&case, &reference));
+    for (a, b, what) in [
+        (&f.output, &r.output, "output"),
+        (&f.hidden, &r.hidden, "state"),
+        (&f.memory, &r.memory, "memory"),
+    ] {
+        let err = worst_error(a, b);
+        prop_assert!(err <= 1e-5, "{} differs by {:.2e}", what, err);
+    }
+    let names: Vec<&str> = r.grads.names().collect();
+    prop_assert_eq!(f.grads.names().collect::<Vec<_>>(), names.clone());
+    for name in names {
+        let err = worst_error(
+            &f.grads.values(name).unwrap(),
+            &r.grads.values(name).unwrap(),
+        );
+        prop_assert!(err <= 1e-4, "gradient of {} differs by {:.2e}", name, err);
+    }
+    let which = [
+        "input",
+        "timespans or initial state",
+        "initial state",
+        "initial memory",
+    ];
+    for ((a, b), what) in f.inputs.iter().zip(&r.inputs).zip(which) {
+        let err = worst_error(a, b);
+        prop_assert!(
+            err <= 1e-4,
+            "gradient of the {} differs by {:.2e}",
+            what,
+            err
+        );
+    }
+    Ok(())
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::LecunTanh),
+        Just(Activation::Silu),
+        Just(Activation::Relu),
+        Just(Activation::Tanh),
+        Just(Activation::Gelu),
+    ]
+}
+
+fn mode() -> impl Strategy<Value = CfCMode> {
+    prop_oneof![
+        Just(CfCMode::Default),
+        Just(CfCMode::NoGate),
+        Just(CfCMode::Pure)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_sequence_matches_the_tensor_path(
+        inputs in 1usize..6,
+        hidden in 1usize..12,
+        mode in mode(),
+        activation in activation(),
+        lecun in any::<bool>(),
+        layers in 0usize..4,
+        units in 1usize..20,
+        dropout in prop_oneof![Just(0.0f64), 0.05f64..0.6],
+        every_layer in any::<bool>(),
+        mixed in any::<bool>(),
+        proj in prop::option::of(1usize..5),
+        batch in prop_oneof![Just(1usize), 2usize..8, 30usize..40],
+        steps in 1usize..6,
+        timed in any::<bool>(),
+        initial in any::<bool>(),
+        batch_first in prop::bool::weighted(0.75),
+        sequences in prop::bool::weighted(0.75),
+    ) {
+        check(Case {
+            inputs,
+            hidden,
+            mode,
+            activation,
+            heads: if lecun && mode != CfCMode::Pure { HeadActivation::LecunTanh } else { HeadActivation::Tanh },
+            layers,
+            units,
+            dropout,
+            placement: if every_layer { DropoutPlacement::EveryLayer } else { DropoutPlacement::LaterLayers },
+            mixed,
+            proj,
+            batch,
+            steps,
+            timed,
+            initial,
+            batch_first,
+            sequences,
+        })?;
+    }
+}
+
+/// A sequence at Walker2d's sizes (64 steps, batch 40 over both threads),
+/// where rounding has the most room to grow.
+#[test]
+fn a_long_wide_sequence_agrees() {
+    check(Case {
+        inputs: 17,
+        hidden: 64,
+        mode: CfCMode::Default,
+        activation: Activation::Silu,
+        heads: HeadActivation::Tanh,
+        layers: 1,
+        units: 256,
+        dropout: 0.1,
+        placement: DropoutPlacement::EveryLayer,
+        mixed: true,
+        proj: Some(17),
+        batch: 40,
+        steps: 64,
+        timed: true,
+        initial: false,
+        batch_first: true,
+        sequences: true,
+    })
+    .unwrap();
+}
+
+#[test]
+fn dropout_is_off_without_autodiff_and_on_with_it() {
+    let _turn = rng_turn();
+    let device = Default::default();
+    let case = |prob| {
+        CfCConfig::new(3, Units::from(8))
+            .with_backbone_dropout(Some(prob))
+            .with_dropout_placement(DropoutPlacement::EveryLayer)
+    };
+    let input = Tensor::<NdArray, 3>::random([4, 5, 3], Distribution::Normal(0.0, 1.0), &device);
+    // Inference (no autodiff): the fused path drops nothing.
+    let plain = case(0.5).init::<NdArray>(&device).unwrap();
+    let mut undropped = plain.clone();
+    if let AnyCfCCell::Dense(cell) = &mut undropped.cell {
+        cell.dropout.prob = 0.0;
+    }
+    let (a, _) = plain.forward(input.clone(), None);
+    let (b, _) = undropped.forward(input.clone(), None);
+    assert_eq!(values(a), values(b));
+    // Training (autodiff): it does, differently for two seeds.
+    let trained = case(0.5).init::<B>(&device).unwrap();
+    let input = Tensor::<B, 3>::from_data(input.into_data(), &device);
+    let run = |seed| {
+        B::seed(&device, seed);
+        values(trained.forward(input.clone(), None).0)
+    };
+    let (first, second, again) = (run(1), run(2), run(1));
+    assert_ne!(first, second, "dropout masks should differ between seeds");
+    assert_eq!(first, again, "the same seed should drop the same units");
+}
+
+#[test]
+fn the_cell_runs_a_sequence_fused_only_where_it_can() {
+    let device = Default::default();
+    let model = CfCConfig::new(3, Units::from(8))
+        .init::<B>(&device)
+        .unwrap();
+    let inputs = SequenceInputs {
+        input: Tensor::zeros([2, 4, 3], &device),
+        elapsed: Tensor::ones([2, 4], &device),
+        hidden: Tensor::zeros([2, 8], &device),
+        memory: None,
+    };
+    let run = model
+        .cell
+        .fused_sequence(None, &inputs)
+        .expect("dense CfC on NdArray is fused");
+    assert_eq!(run.outputs.dims(), [2, 4, 8]);
+    assert_eq!(run.hidden.dims(), [2, 8]);
+    let wired = CfCConfig::new(3, Units::from(ncps::wirings::AutoNCP::new(8, 2).unwrap()))
+        .init::<B>(&device)
+        .unwrap();
+    assert!(
+        wired.cell.fused_sequence(None, &inputs).is_none(),
+        "wired cells run their steps"
+    );
+    let off = CfCConfig::new(3, Units::from(8))
+        .with_fused(false)
+        .init::<B>(&device)
+        .unwrap();
+    assert!(
+        off.cell.fused_sequence(None, &inputs).is_none(),
+        "fused: false runs the steps"
+    );
+}
