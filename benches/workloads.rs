@@ -6,12 +6,12 @@
 //! ```sh
 //! cargo bench --bench workloads
 //! cargo bench --bench workloads -- --only ltc_step_b1
-//! cargo bench --bench workloads -- --path reference      # LTC without the fused kernel
+//! cargo bench --bench workloads -- --path reference      # without the fused kernels
 //! cargo bench --features wgpu --bench workloads -- --backend wgpu
 //! ```
 //!
-//! Options: `--only NAME`, `--path fused|reference` (the LTC step; default
-//! fused), `--backend ndarray|wgpu` (default ndarray; wgpu needs the
+//! Options: `--only NAME`, `--path fused|reference` (the LTC step and
+//! the CfC sequence; default fused), `--backend ndarray|wgpu` (default ndarray; wgpu needs the
 //! feature). `benches/compare.sh` runs upstream's reference script and this
 //! bench in one go and prints the ratios.
 
@@ -28,11 +28,11 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
-use ncps::cells::RecurrentCell;
+use ncps::cells::{Activation, CfCMode, RecurrentCell};
 use ncps::datasets::sine::{SineBatcher, SineData};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
 use ncps::train::{Clipping, SequenceMse, Stepper, TrainConfig};
-use ncps::wirings::AutoNCP;
+use ncps::wirings::{AutoNCP, FullyConnected};
 
 /// Two warm-up runs, then upstream's protocol with at least 2 seconds.
 fn median_ms(mut f: impl FnMut()) -> f64 {
@@ -42,8 +42,9 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
     common::median_ms(f, 2.0).0
 }
 
-fn cfc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
+fn cfc<B: Backend>(device: &B::Device, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
     CfCConfig::new(32, Units::from(64))
+        .with_fused(fused)
         .init(device)
         .expect("valid config")
 }
@@ -108,6 +109,39 @@ fn single_call<B: Backend, C: RecurrentCell<B>>(model: Rnn<B, C>) -> impl FnMut(
     }
 }
 
+/// One training step at the sizes of the CfC paper's Walker2d runs, as
+/// upstream's script: 64 steps of 17 features, elapsed times of 1, MSE
+/// against random targets, Adam (lr 1e-3), no clipping.
+fn walker<B, C>(model: Rnn<B, C>, batch: usize) -> impl FnMut()
+where
+    B: AutodiffBackend,
+    C: RecurrentCell<B> + AutodiffModule<B>,
+    Rnn<B, C>: AutodiffModule<B>,
+{
+    let device = Default::default();
+    let x = input::<B>([batch, 64, 17], &device);
+    let y = input::<B>([batch, 64, 17], &device);
+    let t = Tensor::<B, 2>::ones([batch, 64], &device);
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut model = Some(model);
+    move || {
+        let m = model.take().expect("put back every run");
+        let (out, _) = m.forward_timed(x.clone(), t.clone(), None);
+        let loss = (out - y.clone()).square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = Some(optimizer.step(1e-3, m, grads));
+    }
+}
+
+/// The Walker2d-sized CfC of upstream's script (projection to 17).
+fn walker_cfc<B: Backend>(config: CfCConfig, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
+    config
+        .with_proj_size(Some(17))
+        .with_fused(fused)
+        .init(&Default::default())
+        .expect("valid config")
+}
+
 fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
     let device = Default::default();
     let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).expect("valid wiring")))
@@ -135,19 +169,20 @@ fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
 /// A workload: builds its model and returns the closure to time.
 type Workload = (&'static str, Box<dyn Fn() -> Box<dyn FnMut()>>);
 
-/// The seven workloads on inference backend `I` and training backend `T`,
-/// and the two single steps through `Rnn::step` (`*_call`).
+/// The eleven workloads of upstream's script on inference backend `I` and
+/// training backend `T`, and the two single steps through `Rnn::step`
+/// (`*_call`). `fused: false` runs both models' tensor-op paths.
 fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
     I::seed(&Default::default(), 0);
     T::seed(&Default::default(), 0);
     vec![
         (
             "cfc_infer_b32_l64",
-            Box::new(|| Box::new(infer(cfc::<I>(&Default::default())))),
+            Box::new(move || Box::new(infer(cfc::<I>(&Default::default(), fused)))),
         ),
         (
             "cfc_train_b32_l64",
-            Box::new(|| Box::new(train(cfc::<T>(&Default::default())))),
+            Box::new(move || Box::new(train(cfc::<T>(&Default::default(), fused)))),
         ),
         (
             "ltc_infer_b32_l64",
@@ -159,7 +194,7 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
         ),
         (
             "cfc_step_b1",
-            Box::new(|| Box::new(single_step(cfc::<I>(&Default::default())))),
+            Box::new(move || Box::new(single_step(cfc::<I>(&Default::default(), fused)))),
         ),
         (
             "ltc_step_b1",
@@ -170,8 +205,52 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
             Box::new(move || Box::new(sine_epoch::<T>(fused))),
         ),
         (
+            "walker_cfc_train_b256",
+            Box::new(move || {
+                let config = CfCConfig::new(17, Units::from(64))
+                    .with_activation(Activation::Silu)
+                    .with_backbone_units(Some(256))
+                    .with_backbone_layers(Some(1))
+                    .with_backbone_dropout(Some(0.1));
+                Box::new(walker(walker_cfc::<T>(config, fused), 256))
+            }),
+        ),
+        (
+            "walker_mixed_train_b128",
+            Box::new(move || {
+                let config = CfCConfig::new(17, Units::from(128))
+                    .with_mixed_memory(true)
+                    .with_backbone_units(Some(128))
+                    .with_backbone_layers(Some(2))
+                    .with_backbone_dropout(Some(0.2));
+                Box::new(walker(walker_cfc::<T>(config, fused), 128))
+            }),
+        ),
+        (
+            "walker_nogate_train_b128",
+            Box::new(move || {
+                let config = CfCConfig::new(17, Units::from(256))
+                    .with_mode(CfCMode::NoGate)
+                    .with_backbone_units(Some(128))
+                    .with_backbone_layers(Some(1))
+                    .with_backbone_dropout(Some(0.1));
+                Box::new(walker(walker_cfc::<T>(config, fused), 128))
+            }),
+        ),
+        (
+            "walker_ltc_train_b128",
+            Box::new(move || {
+                let wiring = FullyConnected::new(128, 17).expect("valid wiring");
+                let model = LTCConfig::new(17, Units::from(wiring))
+                    .with_fused(fused)
+                    .init::<T>(&Default::default())
+                    .expect("valid config");
+                Box::new(walker(model, 128))
+            }),
+        ),
+        (
             "cfc_step_b1_call",
-            Box::new(|| Box::new(single_call(cfc::<I>(&Default::default())))),
+            Box::new(move || Box::new(single_call(cfc::<I>(&Default::default(), fused)))),
         ),
         (
             "ltc_step_b1_call",

@@ -21,7 +21,7 @@
 //!
 //! The generated code computes what the Burn model computes: the Rust
 //! step is the fused kernels' arithmetic with the crate's own `exp` and
-//! `tanh` ([`crate::kernels::scalar`], copied in as it is), an LTC's step
+//! `tanh` (`src/kernels/scalar.rs`, copied in as it is), an LTC's step
 //! bit for bit; the C step is its line-by-line translation and gives the
 //! Rust step's numbers bit for bit. `tests/export.rs` compiles both and
 //! compares 1,000 steps with the Burn model.

@@ -303,8 +303,9 @@ pub struct Grads {
     pub c0: Vec<f32>,
 }
 
-/// Samples per thread below which a batch runs on one thread: measured
-/// with `cargo bench --bench workloads` (docs/performance.md).
+/// Samples per thread below which a batch runs on one thread: the b32
+/// workloads (`cargo bench --bench workloads`) split over both cores,
+/// smaller batches do not (a thread hand-off per call costs ~10 µs).
 const SAMPLES_PER_THREAD: usize = 16;
 
 /// Runs the sequences: returns the state after every step, `[batch,

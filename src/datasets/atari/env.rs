@@ -47,7 +47,7 @@ pub struct Step {
     pub life_lost: bool,
 }
 
-/// Breakout with upstream's preprocessing (see the [module](self) docs).
+/// Breakout with upstream's preprocessing (see the [module](super) docs).
 ///
 /// Observations are `(84, 84, 4)` uint8, row-major (height, width, frame;
 /// frame 3 is the newest): upstream's `obs` layout. The emulator's sticky

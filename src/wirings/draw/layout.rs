@@ -15,7 +15,7 @@ use rand::RngExt;
 use super::{DrawError, NodeKind, WiringGraph};
 use crate::wirings::{NeuronType, rng};
 
-/// How [`draw_graph`](super::Wiring::draw_graph) places the nodes; upstream's
+/// How [`draw_graph`](super::Draw::draw_graph) places the nodes; upstream's
 /// `layout=` names parse with [`str::parse`].
 ///
 /// ```

@@ -159,7 +159,7 @@ impl SynapseColors {
     }
 }
 
-/// How [`Wiring::draw_graph`] renders: upstream's `draw_graph(layout,
+/// How [`Draw::draw_graph`](super::Draw::draw_graph) renders: upstream's `draw_graph(layout,
 /// neuron_colors, synapse_colors, draw_labels)` plus the picture size.
 ///
 /// ```
