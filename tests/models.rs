@@ -80,6 +80,77 @@ fn stepping_one_observation_at_a_time_equals_the_sequence_forward() {
     step_by_step_equals_sequence(&wired);
 }
 
+/// A control loop's owner: the model and its stepping state in one struct,
+/// no lifetime.
+struct Controller<C: RecurrentCell<B> + 'static> {
+    policy: ncps::rnn::Stateful<'static, B, C>,
+}
+
+impl<C: RecurrentCell<B> + 'static> Controller<C> {
+    fn act(&mut self, observation: Tensor<B, 2>, elapsed: Tensor<B, 1>) -> Tensor<B, 2> {
+        self.policy.step_elapsed(observation, elapsed)
+    }
+}
+
+fn controller_equals_sequence<C: RecurrentCell<B> + 'static>(model: ncps::rnn::Rnn<B, C>) {
+    let steps = 1000;
+    let input = random([1, steps, 3]);
+    let timespans = random([1, steps]).abs() + 0.05;
+    let (outputs, last) = model.forward_timed(input.clone(), timespans.clone(), None);
+    let mut controller = Controller {
+        policy: model.into_stateful(),
+    };
+    for t in 0..steps {
+        let x = input.clone().slice([0..1, t..t + 1]).squeeze_dim(1);
+        let elapsed = timespans.clone().slice([0..1, t..t + 1]).reshape([1]);
+        let action = controller.act(x, elapsed);
+        let expected = outputs.clone().slice([0..1, t..t + 1]).squeeze_dim(1);
+        assert_tensors_close(action, expected, 1e-5, &format!("step {t}"));
+    }
+    let state = controller.policy.state().unwrap().hidden.clone();
+    assert_tensors_close(state, last.hidden, 1e-5, "final state");
+}
+
+#[test]
+fn a_controller_owning_its_model_steps_1000_times_as_the_sequence_forward() {
+    controller_equals_sequence(ltc_mixed());
+    controller_equals_sequence(cfc_mixed_proj());
+}
+
+#[test]
+fn forward_last_is_the_last_step_as_a_matrix() {
+    let input = random([4, 6, 3]);
+    let timespans = random([4, 6]).abs() + 0.1;
+    let check = |every: Tensor<B, 3>, last: Tensor<B, 2>, out: usize| {
+        let expected = every.slice([0..4, 5..6]).reshape([4, out]);
+        close(last, expected);
+    };
+    let cfc = cfc_mixed_proj();
+    let (every, state) = cfc.forward_timed(input.clone(), timespans.clone(), None);
+    let (last, last_state) = cfc.forward_last(input.clone(), Some(timespans.clone()), None);
+    assert_eq!(last.dims(), [4, 2]);
+    check(every, last, 2);
+    close(state.hidden, last_state.hidden);
+    let ltc = ltc_mixed();
+    let (every, _) = ltc.forward(input.clone(), None);
+    let (last, _) = ltc.forward_last(input.clone(), None, None);
+    check(every, last, ltc.output_size());
+    // Time-major input, and a model built with return_sequences = false.
+    let time_major = CfCConfig::new(3, Units::from(8))
+        .with_batch_first(false)
+        .with_return_sequences(false)
+        .init::<B>(&device())
+        .unwrap();
+    let (one, _) = time_major.forward(input.clone().swap_dims(0, 1), None);
+    assert_eq!(one.dims(), [1, 4, 8]);
+    let (last, _) = time_major.forward_last(
+        input.swap_dims(0, 1),
+        Some(Tensor::ones([6, 4], &device())),
+        None,
+    );
+    close(last, one.reshape([4, 8]));
+}
+
 #[test]
 fn stateful_wrapper_resets_and_defaults_to_unit_time() {
     let model = ltc_mixed();

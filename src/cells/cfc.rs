@@ -514,7 +514,7 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         })
     }
 
-    fn step(
+    fn step_unchecked(
         &self,
         _: &(),
         input: Tensor<B, 2>,

@@ -447,7 +447,7 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         }
     }
 
-    fn step(
+    fn step_unchecked(
         &self,
         prepared: &LTCPrepared<B>,
         input: Tensor<B, 2>,

@@ -37,7 +37,7 @@ pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
 ///
 /// Implementors provide [`prepare`](Self::prepare), which derives from the
 /// parameters what every step of a sequence reuses (masked, constrained
-/// weights), and [`step`](Self::step), which advances the state by one
+/// weights), and [`step_unchecked`](Self::step_unchecked), which advances the state by one
 /// observation. [`forward`](Self::forward) is both for a single step, with
 /// its shapes checked.
 pub trait RecurrentCell<B: Backend> {
@@ -64,7 +64,7 @@ pub trait RecurrentCell<B: Backend> {
     /// - state: `[batch, state_size]`
     /// - elapsed: `[batch, 1]`, the time since the previous step
     /// - returns: output `[batch, output_size]`, next state `[batch, state_size]`
-    fn step(
+    fn step_unchecked(
         &self,
         prepared: &Self::Prepared,
         input: Tensor<B, 2>,
@@ -129,7 +129,7 @@ pub trait RecurrentCell<B: Backend> {
         check_shape("elapsed", &elapsed.dims(), &[batch]);
         check_elapsed("elapsed", &elapsed);
         let prepared = self.prepare();
-        self.step(&prepared, input, state, elapsed.unsqueeze_dim(1))
+        self.step_unchecked(&prepared, input, state, elapsed.unsqueeze_dim(1))
     }
 }
 

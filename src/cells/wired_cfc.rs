@@ -165,7 +165,7 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
 
     fn prepare(&self) {}
 
-    fn step(
+    fn step_unchecked(
         &self,
         _: &(),
         input: Tensor<B, 2>,
@@ -176,7 +176,7 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
         let mut x = input;
         let mut next = Vec::with_capacity(self.layers.len());
         for (cell, h) in self.layers.iter().zip(states) {
-            let (out, _) = cell.step(&(), x, h, elapsed.clone());
+            let (out, _) = cell.step_unchecked(&(), x, h, elapsed.clone());
             next.push(out.clone());
             x = out;
         }

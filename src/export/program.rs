@@ -9,7 +9,7 @@ use super::ExportError;
 use crate::cells::{Activation, CfCCell, CfCMode, LTCCell, RecurrentCell, WiredCfCCell};
 use crate::import::StateDict;
 use crate::import::names::{self, cfc, linear, lstm, ltc};
-use crate::kernels::ltc::Synapses;
+use crate::kernels::ltc::SynapseRows;
 use crate::kernels::softplus;
 use crate::rnn::{AnyCfCCell, Rnn};
 
@@ -383,7 +383,7 @@ impl Program {
                             what: &str|
          -> Result<SynapseArrays, ExportError> {
             let mask = b.values(&names::cell(mask))?;
-            let (plan, flat) = Synapses::from_mask(&mask, rows, neurons);
+            let (plan, flat) = SynapseRows::from_mask(&mask, rows, neurons);
             let [w, mu, sigma, erev] = params;
             let gather = |b: &Builder, key: &str| -> Result<Vec<f32>, ExportError> {
                 let values = b.values(&names::cell(key))?;

@@ -17,7 +17,7 @@
 //! multiplied by `h`: the same function for `t > 0`, and for `t = 0` it
 //! leaves the state unchanged (the ODE's answer) where `cm / 0` gives NaN.
 //!
-//! Synapses are grouped by destination ([`Synapses`], compressed rows), so
+//! SynapseRows are grouped by destination ([`SynapseRows`], compressed rows), so
 //! a neuron reads only its own inputs: the cost is `batch · unfolds · nnz`,
 //! not `batch · unfolds · N²` as a dense evaluation.
 //!
@@ -25,16 +25,16 @@
 //! replays the unfolds in reverse from the [`Trace`] the forward pass kept
 //! (each unfold's potentials, denominators and synapse activations).
 
-/// Synapses grouped by destination neuron (compressed sparse rows).
+/// SynapseRows grouped by destination neuron (compressed sparse rows).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Synapses {
-    /// Synapses of destination `d` are `offsets[d]..offsets[d + 1]`.
+pub struct SynapseRows {
+    /// SynapseRows of destination `d` are `offsets[d]..offsets[d + 1]`.
     pub offsets: Vec<usize>,
     /// Presynaptic index of each synapse (neuron or input).
     pub sources: Vec<usize>,
 }
 
-impl Synapses {
+impl SynapseRows {
     /// The synapses of a `rows x cols` 0/1 mask (`mask[src * cols + dest]`),
     /// grouped by destination, sources ascending; also returns each
     /// synapse's flat index `src * cols + dest` into the mask.
@@ -68,7 +68,7 @@ impl Synapses {
 }
 
 /// The four parameters of every synapse, one value per synapse in the
-/// order of a [`Synapses`] plan (`w` already constrained positive).
+/// order of a [`SynapseRows`] plan (`w` already constrained positive).
 #[derive(Clone, Copy, Debug)]
 pub struct SynapseParams<'a> {
     /// Conductances.
@@ -86,9 +86,9 @@ pub struct SynapseParams<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Step<'a> {
     /// Neuron → neuron synapses.
-    pub recurrent: &'a Synapses,
+    pub recurrent: &'a SynapseRows,
     /// Input → neuron synapses.
-    pub sensory: &'a Synapses,
+    pub sensory: &'a SynapseRows,
     /// Parameters of the recurrent synapses.
     pub recurrent_params: SynapseParams<'a>,
     /// Parameters of the sensory synapses.
@@ -127,7 +127,7 @@ use super::scalar::sigmoid;
 /// The sigmoid of every synapse of a group for the presynaptic values
 /// `pre`: `out[k] = sigmoid(sigma[k] · (pre[src[k]] - mu[k]))`. The gather
 /// and the sigmoids are separate loops, so the sigmoids vectorize.
-fn activations(synapses: &Synapses, p: SynapseParams<'_>, pre: &[f32], out: &mut [f32]) {
+fn activations(synapses: &SynapseRows, p: SynapseParams<'_>, pre: &[f32], out: &mut [f32]) {
     let params = p.sigma.iter().zip(p.mu).zip(&synapses.sources);
     for (z, ((&sigma, &mu), &src)) in out.iter_mut().zip(params) {
         *z = sigma * (pre[src] - mu);
@@ -137,7 +137,7 @@ fn activations(synapses: &Synapses, p: SynapseParams<'_>, pre: &[f32], out: &mut
 
 /// Per destination: `Σ w·s·erev` and `Σ w·s` over its synapses.
 fn weighted_sums(
-    synapses: &Synapses,
+    synapses: &SynapseRows,
     p: SynapseParams<'_>,
     activations: &[f32],
     destination: usize,
@@ -582,7 +582,7 @@ mod tests {
         for (src, dest) in [(0, 1), (2, 1), (1, 2), (2, 2)] {
             mask[src * 3 + dest] = 1.0;
         }
-        let (plan, flat) = Synapses::from_mask(&mask, 3, 3);
+        let (plan, flat) = SynapseRows::from_mask(&mask, 3, 3);
         assert_eq!(plan.offsets, vec![0, 0, 2, 4]);
         assert_eq!(plan.sources, vec![0, 2, 1, 2]);
         assert_eq!(flat, vec![1, 7, 5, 8]);

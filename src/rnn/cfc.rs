@@ -112,7 +112,7 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
         }
     }
 
-    fn step(
+    fn step_unchecked(
         &self,
         prepared: &(),
         input: Tensor<B, 2>,
@@ -120,8 +120,8 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         match self {
-            AnyCfCCell::Dense(cell) => cell.step(prepared, input, state, elapsed),
-            AnyCfCCell::Wired(cell) => cell.step(prepared, input, state, elapsed),
+            AnyCfCCell::Dense(cell) => cell.step_unchecked(prepared, input, state, elapsed),
+            AnyCfCCell::Wired(cell) => cell.step_unchecked(prepared, input, state, elapsed),
         }
     }
 }

@@ -235,7 +235,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         input: Tensor<B, 3>,
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
-        self.run(input, None, state)
+        self.run(input, None, state, self.return_sequences)
     }
 
     /// Runs a sequence with the elapsed time of every step of every sample
@@ -280,6 +280,58 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         timespans: Tensor<B, D>,
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
+        let timespans = self.timespans_2d(&input, timespans);
+        self.run(input, Some(timespans), state, self.return_sequences)
+    }
+
+    /// Each sample's last output as a `[batch, output_size]` matrix,
+    /// whatever `return_sequences` says: the input of a classifier head.
+    ///
+    /// # Shapes
+    /// - input, state: as [`forward`](Self::forward)
+    /// - timespans: `[batch, time]` (`[time, batch]` when not
+    ///   `batch_first`), or `None` for one time unit per step
+    /// - returns: the last step's output `[batch, output_size]` and the
+    ///   final state
+    ///
+    /// # Panics
+    /// As [`forward_timed`](Self::forward_timed).
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::rnn::{CfCConfig, Units};
+    ///
+    /// let device = Default::default();
+    /// let model = CfCConfig::new(3, Units::from(8)).init::<NdArray>(&device)?;
+    /// let input = Tensor::<NdArray, 3>::ones([2, 5, 3], &device);
+    /// let (last, _) = model.forward_last(input.clone(), None, None);
+    /// assert_eq!(last.dims(), [2, 8]);
+    /// let (every, _) = model.forward(input, None);
+    /// let step5 = every.slice([0..2, 4..5]).reshape([2, 8]);
+    /// assert_eq!(last.into_data(), step5.into_data());
+    /// # Ok::<(), ncps::ConfigError>(())
+    /// ```
+    pub fn forward_last(
+        &self,
+        input: Tensor<B, 3>,
+        timespans: Option<Tensor<B, 2>>,
+        state: Option<RnnState<B, 2>>,
+    ) -> (Tensor<B, 2>, RnnState<B, 2>) {
+        let timespans = timespans.map(|t| self.timespans_2d(&input, t));
+        let [first, second, _] = input.dims();
+        let batch = if self.batch_first { first } else { second };
+        let (output, state) = self.run(input, timespans, state, false);
+        (output.reshape([batch, self.output_size()]), state)
+    }
+
+    /// Timespans `[batch, time]` (or with a trailing axis of 1) in the
+    /// input's layout, as a matrix; panics naming the argument otherwise.
+    fn timespans_2d<const D: usize>(
+        &self,
+        input: &Tensor<B, 3>,
+        timespans: Tensor<B, D>,
+    ) -> Tensor<B, 2> {
         let [first, second, _] = input.dims();
         let layout = if self.batch_first {
             "[batch, time]"
@@ -297,7 +349,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
              was expected: one elapsed time per step of every sample, in the input's layout",
             [first, second]
         );
-        self.run(input, Some(timespans.reshape([first, second])), state)
+        timespans.reshape([first, second])
     }
 
     /// Runs one sequence without a batch axis (upstream's 2-D input).
@@ -327,6 +379,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
                 t.unsqueeze_dim(batch_axis)
             }),
             state,
+            self.return_sequences,
         );
         let state = RnnState {
             hidden: state.hidden.squeeze_dim(0),
@@ -362,16 +415,6 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             None => Tensor::ones([batch, 1], &input.device()),
         };
         self.advance(&self.cell.prepare(), input, state, elapsed)
-    }
-
-    /// A small wrapper that keeps the state between [`Stateful::step`]
-    /// calls (and the cell's per-sequence constants, computed once).
-    pub fn stateful(&self) -> Stateful<'_, B, C> {
-        Stateful {
-            model: self,
-            prepared: self.cell.prepare(),
-            state: None,
-        }
     }
 
     /// Zeros, or the given state after checking its shape.
@@ -416,7 +459,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             }
             (_, memory) => (state.hidden, memory),
         };
-        let (output, hidden) = self.cell.step(prepared, input, hidden, elapsed);
+        let (output, hidden) = self.cell.step_unchecked(prepared, input, hidden, elapsed);
         let output = match &self.fc {
             Some(fc) => fc.forward(output),
             None => output,
@@ -424,12 +467,14 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         (output, RnnState { hidden, memory })
     }
 
-    /// The time loop. `timespans` is in the input's layout.
+    /// The time loop. `timespans` is in the input's layout; `sequences`:
+    /// every step's output (else the last step's, a time axis of 1).
     fn run(
         &self,
         input: Tensor<B, 3>,
         timespans: Option<Tensor<B, 2>>,
         state: Option<RnnState<B, 2>>,
+        sequences: bool,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
         let (input, timespans) = if self.batch_first {
             (input, timespans)
@@ -456,7 +501,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             memory: state.memory,
         };
         if let Some(run) = self.cell.fused_sequence(self.lstm.as_ref(), &sequence) {
-            let outputs = if self.return_sequences {
+            let outputs = if sequences {
                 run.outputs
             } else {
                 run.outputs.slice([0..batch, steps - 1..steps])
@@ -479,11 +524,11 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         } = sequence;
         state = RnnState { hidden, memory };
         let prepared = self.cell.prepare();
-        let mut outputs = Vec::with_capacity(if self.return_sequences { steps } else { 1 });
+        let mut outputs = Vec::with_capacity(if sequences { steps } else { 1 });
         for (x, elapsed) in input.split(1, 1).into_iter().zip(elapsed.split(1, 1)) {
             let (output, next) = self.advance(&prepared, x.squeeze_dim(1), state, elapsed);
             state = next;
-            if self.return_sequences || outputs.is_empty() {
+            if sequences || outputs.is_empty() {
                 outputs.push(output);
             } else {
                 outputs[0] = output;
@@ -502,8 +547,51 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
     }
 }
 
+impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
+    /// A small wrapper that keeps the state between [`Stateful::step`]
+    /// calls (and the cell's per-sequence constants, computed once),
+    /// borrowing the model. [`into_stateful`](Self::into_stateful) gives
+    /// one that owns it.
+    pub fn stateful(&self) -> Stateful<'_, B, C> {
+        Stateful {
+            prepared: self.cell.prepare(),
+            model: Held::Borrowed(self),
+            state: None,
+        }
+    }
+
+    /// As [`stateful`](Self::stateful), owning the model: a controller
+    /// struct can hold it (`Stateful<'static, B, C>`) without a lifetime.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::rnn::{CfC, CfCConfig, Stateful, Units};
+    /// use ncps::rnn::AnyCfCCell;
+    ///
+    /// struct Controller {
+    ///     policy: Stateful<'static, NdArray, AnyCfCCell<NdArray>>,
+    /// }
+    ///
+    /// let device = Default::default();
+    /// let model: CfC<NdArray> = CfCConfig::new(4, Units::from(8)).init(&device)?;
+    /// let mut controller = Controller { policy: model.into_stateful() };
+    /// let action = controller.policy.step(Tensor::zeros([1, 4], &device));
+    /// assert_eq!(action.dims(), [1, 8]);
+    /// # Ok::<(), ncps::ConfigError>(())
+    /// ```
+    pub fn into_stateful(self) -> Stateful<'static, B, C> {
+        Stateful {
+            prepared: self.cell.prepare(),
+            model: Held::Owned(self),
+            state: None,
+        }
+    }
+}
+
 /// A model with its state kept between steps: the deployment loop of a
-/// controller. Created by [`Rnn::stateful`].
+/// controller. Created by [`Rnn::stateful`] (borrowing the model) or
+/// [`Rnn::into_stateful`] (owning it).
 ///
 /// ```
 /// use burn::backend::NdArray;
@@ -522,12 +610,34 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
 /// # Ok::<(), ncps::ConfigError>(())
 /// ```
 pub struct Stateful<'a, B: Backend, C: RecurrentCell<B>> {
-    model: &'a Rnn<B, C>,
+    model: Held<'a, Rnn<B, C>>,
     prepared: C::Prepared,
     state: Option<RnnState<B, 2>>,
 }
 
+/// A model a [`Stateful`] borrows or owns.
+enum Held<'a, T> {
+    Borrowed(&'a T),
+    Owned(T),
+}
+
+impl<T> std::ops::Deref for Held<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self {
+            Held::Borrowed(model) => model,
+            Held::Owned(model) => model,
+        }
+    }
+}
+
 impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
+    /// The model being stepped.
+    pub fn model(&self) -> &Rnn<B, C> {
+        &self.model
+    }
+
     /// Feeds one observation `[batch, input_size]` one time unit after the
     /// previous one; returns the output `[batch, output_size]`.
     pub fn step(&mut self, input: Tensor<B, 2>) -> Tensor<B, 2> {

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::check_sensory_shape;
 use super::{
-    AutoNCP, Custom, FullyConnected, NCP, NCPArgs, NeuronType, Random, SynapseMatrix, Synapses,
-    Wiring, WiringError,
+    AutoNCP, Custom, FullyConnected, NCP, NCPArgs, NeuronType, Random, SynapseMatrix, Wiring,
+    WiringError, WiringMatrices,
 };
 
 /// Any wiring of this crate, as one serializable value.
@@ -131,7 +131,7 @@ impl AnyWiring {
         Self::from_json(&json)
     }
 
-    fn synapses_mut(&mut self) -> &mut Synapses {
+    fn synapses_mut(&mut self) -> &mut WiringMatrices {
         match self {
             AnyWiring::FullyConnected(w) => &mut w.synapses,
             AnyWiring::Random(w) => &mut w.synapses,
@@ -390,7 +390,7 @@ impl TryFrom<WiringRecord> for AnyWiring {
 
         check_field("units", wiring.units(), units)?;
         check_field("output_dim", wiring.output_dim(), record.output_dim)?;
-        *wiring.synapses_mut() = Synapses { adjacency, sensory };
+        *wiring.synapses_mut() = WiringMatrices { adjacency, sensory };
         if let Some(layers) = record.layers {
             check_field("layers", wiring.layers(), layers)?;
         }

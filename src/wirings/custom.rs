@@ -1,7 +1,7 @@
 //! `Custom`: a wiring given by its matrices.
 
 use super::{
-    NeuronType, Polarity, SynapseMatrix, Synapses, Wiring, WiringError, check_units,
+    NeuronType, Polarity, SynapseMatrix, Wiring, WiringError, WiringMatrices, check_units,
     plain_neuron_type,
 };
 
@@ -31,7 +31,7 @@ pub struct Custom {
     output_dim: usize,
     layers: Vec<Vec<usize>>,
     neuron_types: Vec<NeuronType>,
-    pub(crate) synapses: Synapses,
+    pub(crate) synapses: WiringMatrices,
 }
 
 impl Custom {
@@ -46,7 +46,7 @@ impl Custom {
             neuron_types: (0..units)
                 .map(|id| plain_neuron_type(id, units, output_dim))
                 .collect(),
-            synapses: Synapses::new(units),
+            synapses: WiringMatrices::new(units),
         })
     }
 
@@ -70,7 +70,7 @@ impl Custom {
         if let Some(sensory) = &sensory {
             check_sensory_shape(sensory, units)?;
         }
-        wiring.synapses = Synapses { adjacency, sensory };
+        wiring.synapses = WiringMatrices { adjacency, sensory };
         Ok(wiring)
     }
 
@@ -92,7 +92,7 @@ impl Custom {
             output_dim: wiring.output_dim(),
             layers: wiring.layers(),
             neuron_types: wiring.neuron_types(),
-            synapses: Synapses {
+            synapses: WiringMatrices {
                 adjacency: wiring.adjacency_matrix().clone(),
                 sensory: wiring.sensory_adjacency_matrix().cloned(),
             },

@@ -1,6 +1,6 @@
 //! `FullyConnected`: every neuron talks to every neuron.
 
-use super::{SynapseMatrix, Synapses, Wiring, WiringError, check_units, rng};
+use super::{SynapseMatrix, Wiring, WiringError, WiringMatrices, check_units, rng};
 
 /// Every neuron is connected to every neuron (and, once built, every input to
 /// every neuron), each synapse excitatory with probability 2/3.
@@ -26,7 +26,7 @@ pub struct FullyConnected {
     output_dim: usize,
     erev_init_seed: u64,
     self_connections: bool,
-    pub(crate) synapses: Synapses,
+    pub(crate) synapses: WiringMatrices,
 }
 
 impl FullyConnected {
@@ -43,7 +43,7 @@ impl FullyConnected {
             output_dim,
             erev_init_seed: Self::DEFAULT_SEED,
             self_connections: true,
-            synapses: Synapses::new(units),
+            synapses: WiringMatrices::new(units),
         };
         wiring.draw();
         Ok(wiring)

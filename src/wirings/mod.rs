@@ -42,7 +42,7 @@
 //! # Ok::<(), ncps::wirings::WiringError>(())
 //! ```
 
-/// The two matrix accessors of [`Wiring`], answered from a `Synapses` field.
+/// The two matrix accessors of [`Wiring`], answered from a `WiringMatrices` field.
 macro_rules! synapse_accessors {
     ($field:ident) => {
         fn adjacency_matrix(&self) -> &SynapseMatrix {
@@ -247,12 +247,12 @@ pub trait Wiring: fmt::Debug + Send + Sync {
 /// The synapses every wiring holds: the matrices and the build step shared
 /// by all of them.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Synapses {
+pub(crate) struct WiringMatrices {
     pub(crate) adjacency: SynapseMatrix,
     pub(crate) sensory: Option<SynapseMatrix>,
 }
 
-impl Synapses {
+impl WiringMatrices {
     pub(crate) fn new(units: usize) -> Self {
         Self {
             adjacency: SynapseMatrix::zeros(units, units),

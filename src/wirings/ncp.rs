@@ -3,7 +3,7 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{NeuronType, SynapseMatrix, Synapses, Wiring, WiringError, check_size, rng};
+use super::{NeuronType, SynapseMatrix, Wiring, WiringError, WiringMatrices, check_size, rng};
 
 /// The sizes and connectivity of an [`NCP`]: upstream's constructor
 /// arguments, by their upstream names (the seed aside).
@@ -153,7 +153,7 @@ impl NCPArgs {
 pub struct NCP {
     args: NCPArgs,
     seed: u64,
-    pub(crate) synapses: Synapses,
+    pub(crate) synapses: WiringMatrices,
 }
 
 impl NCP {
@@ -172,7 +172,7 @@ impl NCP {
         Ok(Self {
             args,
             seed: Self::DEFAULT_SEED,
-            synapses: Synapses::new(args.units()),
+            synapses: WiringMatrices::new(args.units()),
         })
     }
 

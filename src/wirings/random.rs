@@ -2,7 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{SynapseMatrix, Synapses, Wiring, WiringError, check_units, rng};
+use super::{SynapseMatrix, Wiring, WiringError, WiringMatrices, check_units, rng};
 
 /// A random subset of all synapses: `round(units² · (1 - sparsity_level))`
 /// distinct neuron synapses and, once built, `round(input_dim · units · (1 -
@@ -27,7 +27,7 @@ pub struct Random {
     output_dim: usize,
     sparsity_level: f64,
     random_seed: u64,
-    pub(crate) synapses: Synapses,
+    pub(crate) synapses: WiringMatrices,
 }
 
 impl Random {
@@ -52,7 +52,7 @@ impl Random {
             output_dim,
             sparsity_level,
             random_seed: Self::DEFAULT_SEED,
-            synapses: Synapses::new(units),
+            synapses: WiringMatrices::new(units),
         };
         wiring.draw();
         Ok(wiring)

@@ -12,7 +12,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 use super::{Nd, available, custom_op, ndarray_primitive, ndarray_tensor, values};
-use crate::kernels::ltc::{self, Batch, SynapseParams, Synapses, Trace};
+use crate::kernels::ltc::{self, Batch, SynapseParams, SynapseRows, Trace};
 use crate::kernels::{softplus, softplus_grad};
 
 /// Inputs of the op: `input`, `state`, `elapsed`, 4 sensory and 4 recurrent
@@ -23,9 +23,9 @@ const INPUTS: usize = 14;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LtcPlan {
     /// Neuron → neuron synapses by destination.
-    pub recurrent: Synapses,
+    pub recurrent: SynapseRows,
     /// Input → neuron synapses by destination.
-    pub sensory: Synapses,
+    pub sensory: SynapseRows,
     /// Flat index `src · N + dest` of each recurrent synapse in `[N, N]`.
     pub recurrent_flat: Vec<usize>,
     /// Flat index `src · N + dest` of each sensory synapse in `[S, N]`.
@@ -36,8 +36,8 @@ impl LtcPlan {
     /// The plans of a `[N, N]` and a `[S, N]` 0/1 mask.
     pub fn new(mask: &[f32], sensory_mask: &[f32], neurons: usize) -> Self {
         let inputs = sensory_mask.len() / neurons.max(1);
-        let (recurrent, recurrent_flat) = Synapses::from_mask(mask, neurons, neurons);
-        let (sensory, sensory_flat) = Synapses::from_mask(sensory_mask, inputs, neurons);
+        let (recurrent, recurrent_flat) = SynapseRows::from_mask(mask, neurons, neurons);
+        let (sensory, sensory_flat) = SynapseRows::from_mask(sensory_mask, inputs, neurons);
         Self {
             recurrent,
             sensory,
