@@ -48,7 +48,7 @@ pub mod prelude {
     pub use crate::ConfigError;
     pub use crate::cells::RecurrentCell;
     pub use crate::import::{LoadStateDict, StateDict};
-    pub use crate::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
+    pub use crate::rnn::{Bidirectional, CfC, CfCConfig, LTC, LTCConfig, Merge, RnnState, Units};
     pub use crate::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs, Random, Wiring};
 }
 

@@ -532,3 +532,88 @@ fn a_cfc_record_loaded_into_a_model_with_another_wiring() {
     };
     wired(11).load_record(wired(12).into_record());
 }
+
+// ------------------------------------------------ padded batches
+
+fn lengths(values: &[i64]) -> Tensor<B, 1, Int> {
+    Tensor::from_data(
+        burn::tensor::TensorData::new(values.to_vec(), [values.len()]),
+        &device(),
+    )
+}
+
+#[test]
+#[should_panic(expected = "lengths[1] is 0, but a sample's length must be in 1..=5")]
+fn a_length_of_zero() {
+    cfc(3).forward_padded(
+        Tensor::zeros([2, 5, 3], &device()),
+        lengths(&[5, 0]),
+        None,
+        None,
+    );
+}
+
+#[test]
+#[should_panic(expected = "lengths[0] is 6, but a sample's length must be in 1..=5")]
+fn a_length_beyond_the_time_axis() {
+    ltc(3).forward_padded(
+        Tensor::zeros([2, 5, 3], &device()),
+        lengths(&[6, 2]),
+        None,
+        None,
+    );
+}
+
+#[test]
+#[should_panic(expected = "lengths has shape [3], but [2] was expected")]
+fn lengths_of_the_wrong_shape() {
+    cfc(3).forward_padded(
+        Tensor::zeros([2, 5, 3], &device()),
+        lengths(&[5, 2, 1]),
+        None,
+        None,
+    );
+}
+
+#[test]
+#[should_panic(expected = "lengths[0] is 9, but a sample's length must be in 1..=4")]
+fn lengths_are_checked_in_the_time_major_layout_too() {
+    let model = CfCConfig::new(3, Units::from(8))
+        .with_batch_first(false)
+        .init::<B>(&device())
+        .unwrap();
+    // [time 4, batch 2, features 3]
+    model.forward_last(
+        Tensor::zeros([4, 2, 3], &device()),
+        None,
+        Some(lengths(&[9, 1])),
+        None,
+    );
+}
+
+#[test]
+fn bidirectional_pairs_that_do_not_fit_are_errors_naming_the_setting() {
+    use ncps::rnn::{Bidirectional, Merge};
+    fn error<T>(result: Result<T, ConfigError>) -> String {
+        result.err().expect("an error").to_string()
+    }
+    let message = error(Bidirectional::new(cfc(3), cfc(4), Merge::Concat));
+    assert!(message.contains("input_size"), "{message}");
+    let time_major = CfCConfig::new(3, Units::from(8))
+        .with_batch_first(false)
+        .init::<B>(&device())
+        .unwrap();
+    let message = error(Bidirectional::new(cfc(3), time_major, Merge::Concat));
+    assert!(message.contains("batch_first"), "{message}");
+    let reversed = CfCConfig::new(3, Units::from(8))
+        .with_go_backwards(true)
+        .init::<B>(&device())
+        .unwrap();
+    let message = error(Bidirectional::new(cfc(3), reversed, Merge::Concat));
+    assert!(message.contains("go_backwards"), "{message}");
+    let narrow = CfCConfig::new(3, Units::from(5))
+        .init::<B>(&device())
+        .unwrap();
+    let message = error(Bidirectional::new(cfc(3), narrow, Merge::Sum));
+    assert!(message.contains("output_size"), "{message}");
+}

@@ -309,6 +309,7 @@ fn the_cell_runs_a_sequence_fused_only_where_it_can() {
         elapsed: Tensor::ones([2, 4], &device),
         hidden: Tensor::zeros([2, 8], &device),
         memory: None,
+        lengths: None,
     };
     let run = model
         .cell
@@ -331,4 +332,50 @@ fn the_cell_runs_a_sequence_fused_only_where_it_can() {
         off.cell.fused_sequence(None, &inputs).is_none(),
         "fused: false runs the steps"
     );
+}
+
+/// The weights' gradients survive backward passes on other threads:
+/// burn-autodiff's graph cleanup, which any backward pass runs, once freed
+/// the flattened weights on their way into the fused operation, and some
+/// weights came back without a gradient.
+#[test]
+fn weights_keep_their_gradients_while_other_threads_run_backward() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let device = Default::default();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let busy = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let model = CfCConfig::new(3, Units::from(4))
+                .init::<B>(&Default::default())
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let x = Tensor::<B, 3>::ones([2, 3, 3], &Default::default()).require_grad();
+                let _ = model.forward(x, None).0.sum().backward();
+            }
+        })
+    };
+    let model = CfCConfig::new(3, Units::from(6))
+        .with_backbone_units(Some(10))
+        .init::<B>(&device)
+        .unwrap();
+    let expected: Vec<String> = {
+        let loss = model
+            .forward(Tensor::ones([2, 3, 3], &device), None)
+            .0
+            .sum();
+        StateDict::gradients(&model, &loss.backward())
+            .names()
+            .map(String::from)
+            .collect()
+    };
+    for i in 0..300 {
+        let input = Tensor::<B, 3>::ones([2, 3, 3], &device).require_grad();
+        let loss = model.forward(input, None).0.sum();
+        let grads = StateDict::gradients(&model, &loss.backward());
+        let names: Vec<&str> = grads.names().collect();
+        assert_eq!(names, expected, "run {i}: gradients missing");
+    }
+    stop.store(true, Ordering::Relaxed);
+    busy.join().unwrap();
 }

@@ -127,13 +127,13 @@ fn forward_last_is_the_last_step_as_a_matrix() {
     };
     let cfc = cfc_mixed_proj();
     let (every, state) = cfc.forward_timed(input.clone(), timespans.clone(), None);
-    let (last, last_state) = cfc.forward_last(input.clone(), Some(timespans.clone()), None);
+    let (last, last_state) = cfc.forward_last(input.clone(), Some(timespans.clone()), None, None);
     assert_eq!(last.dims(), [4, 2]);
     check(every, last, 2);
     close(state.hidden, last_state.hidden);
     let ltc = ltc_mixed();
     let (every, _) = ltc.forward(input.clone(), None);
-    let (last, _) = ltc.forward_last(input.clone(), None, None);
+    let (last, _) = ltc.forward_last(input.clone(), None, None, None);
     check(every, last, ltc.output_size());
     // Time-major input, and a model built with return_sequences = false.
     let time_major = CfCConfig::new(3, Units::from(8))
@@ -146,6 +146,7 @@ fn forward_last_is_the_last_step_as_a_matrix() {
     let (last, _) = time_major.forward_last(
         input.swap_dims(0, 1),
         Some(Tensor::ones([6, 4], &device())),
+        None,
         None,
     );
     close(last, one.reshape([4, 8]));

@@ -412,7 +412,14 @@ impl<B: Backend> CfCCell<B> {
         for row in [&self.w_tau, &self.a].into_iter().flatten() {
             blocks.push(row.val().flatten(0, 1));
         }
-        Tensor::cat(blocks, 0)
+        // The blocks outlive the concatenation's registration in the
+        // autodiff graph: each flattened weight is a graph of its own until
+        // then, and burn-autodiff 0.21's cleanup (run by a backward pass on
+        // any thread) frees such a graph once no tensor refers to it, which
+        // lost the weights' gradients when tests ran in parallel.
+        let theta = Tensor::cat(blocks.clone(), 0);
+        drop(blocks);
+        theta
     }
 
     /// Dropout factors (0, or `1 / keep`) for each layer `spec` drops out,
@@ -485,7 +492,7 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         let spec = Arc::new(self.fused_spec(lstm, B::ad_enabled(&device))?);
         let [batch, steps, _] = inputs.input.dims();
         let extras = Extras {
-            lengths: None,
+            lengths: inputs.lengths.clone(),
             dropout: self.dropout_factors(&spec, batch, steps, &device),
         };
         let states = cfc_sequence(

@@ -144,6 +144,10 @@ pub struct SequenceInputs<B: Backend> {
     pub hidden: Tensor<B, 2>,
     /// The mixed-memory LSTM's initial memory, `[batch, state_size]`.
     pub memory: Option<Tensor<B, 2>>,
+    /// Valid steps of each sample (each in `1..=steps`); the steps after
+    /// them are padding and leave the sample's state unchanged. `None`:
+    /// every step is valid.
+    pub lengths: Option<Vec<usize>>,
 }
 
 /// What [`RecurrentCell::fused_sequence`] returns.

@@ -27,6 +27,10 @@ pub struct CfCConfig {
     /// Inputs are `[batch, time, features]`. Default: true.
     #[config(default = true)]
     pub batch_first: bool,
+    /// Process each sequence from its last step to its first (keras'
+    /// `go_backwards`; outputs in processing order). Default: false.
+    #[config(default = false)]
+    pub go_backwards: bool,
     /// Run an LSTM cell before the CfC cell at every step. Default: false.
     #[config(default = false)]
     pub mixed_memory: bool,
@@ -218,6 +222,7 @@ impl CfCConfig {
             units: self.units.count(),
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
+            go_backwards: self.go_backwards,
             mixed_memory: self.mixed_memory,
             forget_bias: self.forget_bias,
             proj_size: self.proj_size,

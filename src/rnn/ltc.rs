@@ -22,6 +22,10 @@ pub struct LTCConfig {
     /// Inputs are `[batch, time, features]`. Default: true.
     #[config(default = true)]
     pub batch_first: bool,
+    /// Process each sequence from its last step to its first (keras'
+    /// `go_backwards`; outputs in processing order). Default: false.
+    #[config(default = false)]
+    pub go_backwards: bool,
     /// Run an LSTM cell before the LTC cell at every step. Default: false.
     #[config(default = false)]
     pub mixed_memory: bool,
@@ -103,6 +107,7 @@ impl LTCConfig {
             units: self.units.count(),
             return_sequences: self.return_sequences,
             batch_first: self.batch_first,
+            go_backwards: self.go_backwards,
             mixed_memory: self.mixed_memory,
             forget_bias: self.forget_bias,
             proj_size: None,

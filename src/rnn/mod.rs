@@ -7,6 +7,7 @@
 //! model fed one observation at a time computes exactly what it computes on
 //! the whole sequence.
 
+mod bidirectional;
 mod cfc;
 mod ltc;
 
@@ -14,10 +15,13 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use bidirectional::{BiState, Bidirectional, Merge};
 pub use cfc::{AnyCfCCell, CfC, CfCConfig};
 pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;
+use burn::tensor::TensorData;
+
 use crate::cells::{
     LSTMCell, LSTMCellConfig, RecurrentCell, SequenceInputs, check_elapsed, check_features,
     check_shape, materialize,
@@ -118,6 +122,11 @@ pub struct Rnn<B: Backend, C> {
     pub batch_first: bool,
     /// Return every step's output (else only the last step's).
     pub return_sequences: bool,
+    /// Process each sequence from its last step to its first (keras'
+    /// `go_backwards`); outputs come in processing order. A setting, not
+    /// part of the record (records saved before it existed still load).
+    #[module(skip)]
+    pub go_backwards: bool,
 }
 
 /// The options [`LTCConfig`] and [`CfCConfig`] share.
@@ -127,6 +136,7 @@ pub(crate) struct SequenceOptions {
     pub units: Option<usize>,
     pub return_sequences: bool,
     pub batch_first: bool,
+    pub go_backwards: bool,
     pub mixed_memory: bool,
     /// The mixed-memory LSTM's forget-gate bias.
     pub forget_bias: f64,
@@ -177,6 +187,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             fc,
             batch_first: options.batch_first,
             return_sequences: options.return_sequences,
+            go_backwards: options.go_backwards,
         })
     }
 
@@ -235,7 +246,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         input: Tensor<B, 3>,
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
-        self.run(input, None, state, self.return_sequences)
+        self.run(input, state, Pass::new(None, self.return_sequences))
     }
 
     /// Runs a sequence with the elapsed time of every step of every sample
@@ -281,16 +292,78 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
         let timespans = self.timespans_2d(&input, timespans);
-        self.run(input, Some(timespans), state, self.return_sequences)
+        self.run(
+            input,
+            state,
+            Pass::new(Some(timespans), self.return_sequences),
+        )
+    }
+
+    /// Runs a batch of sequences of different lengths, padded to the
+    /// longest: sample `b`'s steps at and after `lengths[b]` are padding.
+    /// A padded step leaves its sample's state unchanged and outputs zeros
+    /// (keras' `zero_output_for_mask`); the returned state of each sample
+    /// is its state after its last valid step, and without
+    /// `return_sequences` the output is each sample's last valid output.
+    /// Every sample gets what running it alone at its own length gives,
+    /// gradients included (`tests/padding.rs`). With `go_backwards`, each
+    /// sample's valid steps are read from its last to its first.
+    ///
+    /// A mask of valid steps that are a prefix of each sample (keras'
+    /// `mask`) is `lengths = mask.int().sum_dim(1)`.
+    ///
+    /// # Shapes
+    /// - input: as [`forward`](Self::forward)
+    /// - lengths: `[batch]`, each in `1..=time`
+    /// - timespans: `[batch, time]` (`[time, batch]` when not
+    ///   `batch_first`), or `None` for one time unit per step
+    /// - returns: as [`forward`](Self::forward)
+    ///
+    /// # Panics
+    /// As [`forward_timed`](Self::forward_timed), and when `lengths` is
+    /// not `[batch]` or a length is 0 or above the time axis (the message
+    /// names the sample). The lengths are read back once per call.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::rnn::{CfCConfig, Units};
+    ///
+    /// let device = Default::default();
+    /// let model = CfCConfig::new(3, Units::from(8)).init::<NdArray>(&device)?;
+    /// let padded = Tensor::<NdArray, 3>::ones([2, 5, 3], &device); // 2 samples, 5 steps
+    /// let lengths = Tensor::<NdArray, 1, Int>::from_ints([5, 2], &device);
+    /// let (output, state) = model.forward_padded(padded.clone(), lengths, None, None);
+    /// assert_eq!(output.dims(), [2, 5, 8]);
+    /// // The second sample alone, at its own length:
+    /// let (alone, alone_state) = model.forward(padded.slice([1..2, 0..2]), None);
+    /// let ours = state.hidden.slice([1..2, 0..8]);
+    /// assert!(ours.sub(alone_state.hidden).abs().max().into_scalar() < 1e-6);
+    /// # Ok::<(), ncps::ConfigError>(())
+    /// ```
+    pub fn forward_padded(
+        &self,
+        input: Tensor<B, 3>,
+        lengths: Tensor<B, 1, Int>,
+        timespans: Option<Tensor<B, 2>>,
+        state: Option<RnnState<B, 2>>,
+    ) -> (Tensor<B, 3>, RnnState<B, 2>) {
+        let timespans = timespans.map(|t| self.timespans_2d(&input, t));
+        let mut pass = Pass::new(timespans, self.return_sequences);
+        pass.lengths = Some(lengths);
+        self.run(input, state, pass)
     }
 
     /// Each sample's last output as a `[batch, output_size]` matrix,
     /// whatever `return_sequences` says: the input of a classifier head.
+    /// With `lengths` (see [`forward_padded`](Self::forward_padded)), each
+    /// sample's last valid output.
     ///
     /// # Shapes
     /// - input, state: as [`forward`](Self::forward)
     /// - timespans: `[batch, time]` (`[time, batch]` when not
     ///   `batch_first`), or `None` for one time unit per step
+    /// - lengths: `[batch]`, or `None` when no sample is padded
     /// - returns: the last step's output `[batch, output_size]` and the
     ///   final state
     ///
@@ -305,7 +378,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
     /// let device = Default::default();
     /// let model = CfCConfig::new(3, Units::from(8)).init::<NdArray>(&device)?;
     /// let input = Tensor::<NdArray, 3>::ones([2, 5, 3], &device);
-    /// let (last, _) = model.forward_last(input.clone(), None, None);
+    /// let (last, _) = model.forward_last(input.clone(), None, None, None);
     /// assert_eq!(last.dims(), [2, 8]);
     /// let (every, _) = model.forward(input, None);
     /// let step5 = every.slice([0..2, 4..5]).reshape([2, 8]);
@@ -316,12 +389,15 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         &self,
         input: Tensor<B, 3>,
         timespans: Option<Tensor<B, 2>>,
+        lengths: Option<Tensor<B, 1, Int>>,
         state: Option<RnnState<B, 2>>,
     ) -> (Tensor<B, 2>, RnnState<B, 2>) {
         let timespans = timespans.map(|t| self.timespans_2d(&input, t));
         let [first, second, _] = input.dims();
         let batch = if self.batch_first { first } else { second };
-        let (output, state) = self.run(input, timespans, state, false);
+        let mut pass = Pass::new(timespans, false);
+        pass.lengths = lengths;
+        let (output, state) = self.run(input, state, pass);
         (output.reshape([batch, self.output_size()]), state)
     }
 
@@ -372,14 +448,14 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             hidden: s.hidden.unsqueeze_dim(0),
             memory: s.memory.map(|m| m.unsqueeze_dim(0)),
         });
+        let timespans = timespans.map(|t| {
+            check_shape("timespans", &t.dims(), &[time]);
+            t.unsqueeze_dim(batch_axis)
+        });
         let (output, state) = self.run(
             input.unsqueeze_dim(batch_axis),
-            timespans.map(|t| {
-                check_shape("timespans", &t.dims(), &[time]);
-                t.unsqueeze_dim(batch_axis)
-            }),
             state,
-            self.return_sequences,
+            Pass::new(timespans, self.return_sequences),
         );
         let state = RnnState {
             hidden: state.hidden.squeeze_dim(0),
@@ -467,25 +543,26 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         (output, RnnState { hidden, memory })
     }
 
-    /// The time loop. `timespans` is in the input's layout; `sequences`:
-    /// every step's output (else the last step's, a time axis of 1).
+    /// The time loop. `timespans` is in the input's layout.
     fn run(
         &self,
         input: Tensor<B, 3>,
-        timespans: Option<Tensor<B, 2>>,
         state: Option<RnnState<B, 2>>,
-        sequences: bool,
+        pass: Pass<B>,
     ) -> (Tensor<B, 3>, RnnState<B, 2>) {
         let (input, timespans) = if self.batch_first {
-            (input, timespans)
+            (input, pass.timespans)
         } else {
-            (input.swap_dims(0, 1), timespans.map(|t| t.swap_dims(0, 1)))
+            (
+                input.swap_dims(0, 1),
+                pass.timespans.map(|t| t.swap_dims(0, 1)),
+            )
         };
         let [batch, steps, features] = input.dims();
         check_features("input", features, self.input_size());
         assert!(steps > 0, "input has no time steps");
         let device = input.device();
-        let mut state = self.initial_state(state, batch, &device);
+        let state = self.initial_state(state, batch, &device);
         let elapsed = match timespans {
             Some(t) => {
                 check_shape("timespans", &t.dims(), &[batch, steps]);
@@ -494,47 +571,112 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             }
             None => Tensor::ones([batch, steps], &device),
         };
+        let lengths = pass.lengths.map(|l| check_lengths(l, batch, steps));
+        let reverse = (self.go_backwards || pass.backward_half)
+            .then(|| Reverse::new(lengths.as_deref(), batch, steps, &device));
+        let (input, elapsed) = match &reverse {
+            Some(reverse) => (reverse.apply(input), reverse.apply_2d(elapsed)),
+            None => (input, elapsed),
+        };
         let sequence = SequenceInputs {
             input,
             elapsed,
             hidden: state.hidden,
             memory: state.memory,
+            lengths: lengths.clone(),
         };
-        if let Some(run) = self.cell.fused_sequence(self.lstm.as_ref(), &sequence) {
-            let outputs = if sequences {
-                run.outputs
-            } else {
-                run.outputs.slice([0..batch, steps - 1..steps])
-            };
-            let outputs = match &self.fc {
-                Some(fc) => fc.forward(outputs),
-                None => outputs,
-            };
-            let state = RnnState {
-                hidden: run.hidden,
-                memory: run.memory,
-            };
-            return (self.to_layout(outputs), state);
-        }
+        let every_step = pass.sequences || lengths.is_some();
+        let (outputs, state) = match self.cell.fused_sequence(self.lstm.as_ref(), &sequence) {
+            Some(run) => {
+                let outputs = if every_step {
+                    run.outputs
+                } else {
+                    run.outputs.slice([0..batch, steps - 1..steps])
+                };
+                let state = RnnState {
+                    hidden: run.hidden,
+                    memory: run.memory,
+                };
+                let outputs = match &self.fc {
+                    Some(fc) => fc.forward(outputs),
+                    None => outputs,
+                };
+                (outputs, state)
+            }
+            // Projected at every step by `advance`.
+            None => self.step_through(sequence, every_step),
+        };
+        let outputs = match (&reverse, pass.backward_half && every_step) {
+            (Some(reverse), true) => reverse.apply(outputs),
+            _ => outputs,
+        };
+        let outputs = match lengths {
+            Some(lengths) => {
+                let out = self.output_size();
+                let padded = padding_mask(&lengths, steps, &device)
+                    .unsqueeze_dim::<3>(2)
+                    .expand([batch, steps, out]);
+                let outputs = outputs.mask_fill(padded, 0.0);
+                if pass.sequences {
+                    outputs
+                } else {
+                    let last: Vec<i64> = lengths
+                        .iter()
+                        .flat_map(|&l| std::iter::repeat_n(l as i64 - 1, out))
+                        .collect();
+                    let index = Tensor::from_data(TensorData::new(last, [batch, 1, out]), &device);
+                    outputs.gather(1, index)
+                }
+            }
+            None => outputs,
+        };
+        (self.to_layout(outputs), state)
+    }
+
+    /// The steps one by one (cells without a fused sequence): every step's
+    /// output, or only the last one's. A padded step (beyond a sample's
+    /// length) leaves that sample's state as it was.
+    fn step_through(
+        &self,
+        sequence: SequenceInputs<B>,
+        every_step: bool,
+    ) -> (Tensor<B, 3>, RnnState<B, 2>) {
         let SequenceInputs {
             input,
             elapsed,
             hidden,
             memory,
+            lengths,
         } = sequence;
-        state = RnnState { hidden, memory };
+        let [batch, steps, _] = input.dims();
+        let device = input.device();
+        let padded = lengths.map(|l| padding_mask(&l, steps, &device));
+        let mut state = RnnState { hidden, memory };
         let prepared = self.cell.prepare();
-        let mut outputs = Vec::with_capacity(if sequences { steps } else { 1 });
-        for (x, elapsed) in input.split(1, 1).into_iter().zip(elapsed.split(1, 1)) {
-            let (output, next) = self.advance(&prepared, x.squeeze_dim(1), state, elapsed);
+        let mut outputs = Vec::with_capacity(if every_step { steps } else { 1 });
+        let inputs = input.split(1, 1).into_iter().zip(elapsed.split(1, 1));
+        for (t, (x, elapsed)) in inputs.enumerate() {
+            let (output, mut next) =
+                self.advance(&prepared, x.squeeze_dim(1), state.clone(), elapsed);
+            if let Some(padded) = &padded {
+                let size = self.state_size();
+                let keep = padded
+                    .clone()
+                    .slice([0..batch, t..t + 1])
+                    .expand([batch, size]);
+                next.hidden = next.hidden.mask_where(keep.clone(), state.hidden);
+                if let (Some(memory), Some(old)) = (next.memory.take(), state.memory) {
+                    next.memory = Some(memory.mask_where(keep, old));
+                }
+            }
             state = next;
-            if sequences || outputs.is_empty() {
+            if every_step || outputs.is_empty() {
                 outputs.push(output);
             } else {
                 outputs[0] = output;
             }
         }
-        (self.to_layout(Tensor::stack(outputs, 1)), state)
+        (Tensor::stack(outputs, 1), state)
     }
 
     /// A batch-first output in the model's layout.
@@ -585,6 +727,109 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             prepared: self.cell.prepare(),
             model: Held::Owned(self),
             state: None,
+        }
+    }
+}
+
+/// How [`Rnn::run`] treats a sequence beyond its tensors.
+struct Pass<B: Backend> {
+    /// In the input's layout.
+    timespans: Option<Tensor<B, 2>>,
+    /// Valid steps of each sample (the rest is padding).
+    lengths: Option<Tensor<B, 1, Int>>,
+    /// Every step's output (else each sample's last valid one).
+    sequences: bool,
+    /// A [`Bidirectional`]'s backward half: the sequence processed in
+    /// reverse whatever `go_backwards` says, and every step's output put
+    /// back at the step it read.
+    backward_half: bool,
+}
+
+impl<B: Backend> Pass<B> {
+    fn new(timespans: Option<Tensor<B, 2>>, sequences: bool) -> Self {
+        Self {
+            timespans,
+            lengths: None,
+            sequences,
+            backward_half: false,
+        }
+    }
+}
+
+/// Reads the lengths back (once per call) and panics, naming the
+/// argument, unless there is one per sample, each in `1..=steps`.
+fn check_lengths<B: Backend>(lengths: Tensor<B, 1, Int>, batch: usize, steps: usize) -> Vec<usize> {
+    check_shape("lengths", &lengths.dims(), &[batch]);
+    let values: Vec<i64> = lengths
+        .into_data()
+        .convert::<i64>()
+        .to_vec()
+        .expect("integer lengths");
+    values
+        .iter()
+        .enumerate()
+        .map(|(b, &l)| {
+            assert!(
+                l >= 1 && l as usize <= steps,
+                "lengths[{b}] is {l}, but a sample's length must be in 1..={steps} \
+                 (the padded time axis)"
+            );
+            l as usize
+        })
+        .collect()
+}
+
+/// `[batch, steps]`, true at the padding (steps at or after a sample's length).
+fn padding_mask<B: Backend>(
+    lengths: &[usize],
+    steps: usize,
+    device: &B::Device,
+) -> Tensor<B, 2, Bool> {
+    let padded: Vec<bool> = lengths
+        .iter()
+        .flat_map(|&l| (0..steps).map(move |t| t >= l))
+        .collect();
+    Tensor::from_data(TensorData::new(padded, [lengths.len(), steps]), device)
+}
+
+/// The time reversal of `go_backwards`: each sample's valid steps in
+/// reverse order, its padding left where it is (so that the reversed
+/// sequence starts at the sample's last valid step).
+struct Reverse<B: Backend> {
+    /// `[batch, steps]` source step of each step (`None`: a plain flip).
+    index: Option<Tensor<B, 2, Int>>,
+}
+
+impl<B: Backend> Reverse<B> {
+    fn new(lengths: Option<&[usize]>, batch: usize, steps: usize, device: &B::Device) -> Self {
+        let index = lengths.map(|lengths| {
+            let index: Vec<i64> = lengths
+                .iter()
+                .flat_map(|&l| (0..steps).map(move |t| if t < l { l - 1 - t } else { t } as i64))
+                .collect();
+            Tensor::from_data(TensorData::new(index, [batch, steps]), device)
+        });
+        Self { index }
+    }
+
+    fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, steps, features] = x.dims();
+        match &self.index {
+            Some(index) => x.gather(
+                1,
+                index
+                    .clone()
+                    .unsqueeze_dim::<3>(2)
+                    .expand([batch, steps, features]),
+            ),
+            None => x.flip([1]),
+        }
+    }
+
+    fn apply_2d(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match &self.index {
+            Some(index) => x.gather(1, index.clone()),
+            None => x.flip([1]),
         }
     }
 }
