@@ -15,15 +15,22 @@
 //! - [`SequenceMse`] (in `regression.rs`): the mean squared error of a
 //!   [`SequenceModel`] on [`SequenceBatch`]es, the objective of the sinusoid
 //!   and Walker2d tasks.
+//! - [`CrossEntropy`] (in `classification.rs`): a [`SequenceClassifier`]
+//!   (an [`Rnn`](crate::rnn::Rnn) or [`Bidirectional`](crate::rnn::Bidirectional)
+//!   encoder, each sample's last valid output, a linear readout) on padded
+//!   batches with lengths, the objective of the UEA tasks; validation
+//!   reports the accuracy.
 //! - [`clip_grad_norm`] and [`linear_kernels_l2`]: PyTorch's global-norm
 //!   clipping and Keras' L2 kernel penalty, which Burn 0.21 lacks.
 
 mod checkpoint;
+mod classification;
 mod config;
 mod progress;
 mod regression;
 mod trainer;
 
+pub use classification::{CrossEntropy, SequenceClassifier, SequenceEncoder, accuracy};
 pub use config::{Clipping, TrainConfig};
 pub use progress::{EpochLog, PrintEpochs, Progress};
 pub use regression::{SequenceBatch, SequenceModel, SequenceMse};
