@@ -621,7 +621,12 @@ fn an_upstream_config_names_what_it_cannot_read() {
 
 /// The cases `tests/fixtures/export/check_upstream.py` checks against
 /// Python ncps: the crate still reads them into models that compute the
-/// recorded outputs, bit for bit, and exports those models to the same files.
+/// recorded outputs and exports those models to the same files, bit for bit.
+///
+/// The outputs were recorded by the crate when the cases were written; the
+/// fused CfC kernel (a different but equally exact summation order) now
+/// computes them, so they are compared within 1e-6, ten times tighter than the
+/// 1e-5 the Python check allows against upstream.
 #[test]
 fn the_python_check_cases_are_the_crates_models() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/export/cases");
@@ -639,7 +644,13 @@ fn the_python_check_cases_are_the_crates_models() {
             .collect();
         let (input, elapsed) = (io.values("input").unwrap(), io.values("timespans").unwrap());
         let check = |ours: Vec<f32>, config: UpstreamConfig, exported: StateDict| {
-            assert_eq!(ours, recorded, "{}: outputs", case.display());
+            assert_eq!(ours.len(), recorded.len(), "{}: outputs", case.display());
+            let worst = ours
+                .iter()
+                .zip(&recorded)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1e-6, "{}: outputs differ by {worst}", case.display());
             assert_eq!(config.to_json(), json, "{}: config", case.display());
             assert_eq!(
                 exported.to_safetensors_bytes(),

@@ -81,8 +81,10 @@ impl LTCCellConfig {
 /// U(0.4, 0.6), `sigma [N, N]` U(3, 8), `mu [N, N]` U(0.3, 0.8), `w [N, N]`
 /// U(0.001, 1), `erev [N, N]` = the wiring's polarities, and the same for the
 /// sensory synapses `[S, N]`; `input_w [S]` = 1, `input_b [S]` = 0,
-/// `output_w [M]` = 1, `output_b [M]` = 0. The sparsity masks are constants
-/// (not trained, not in records: they come from the wiring).
+/// `output_w [M]` = 1, `output_b [M]` = 0. The sparsity masks come from the
+/// wiring and are constants (not trained, not counted as parameters), but
+/// part of the record ([`Mask`](super::Mask)): a record saved with one
+/// wiring does not load into a model of another.
 ///
 /// ```
 /// use burn::backend::NdArray;

@@ -26,8 +26,9 @@
 //! write a wiring of their own. A trait object cannot be serialized or stored
 //! in a Burn `Config`, so [`AnyWiring`] closes the set: an enum of the
 //! built-in wirings (and [`Custom`] for anything else) that implements
-//! `Wiring` by delegation and has the lossless JSON form. Models take
-//! `impl Into<AnyWiring>`.
+//! `Wiring` by delegation and has the lossless JSON form. Models take a
+//! [`Units`](crate::rnn::Units), which every built-in wiring (and
+//! `AnyWiring`) converts into: `Units::from(AutoNCP::new(16, 1)?)`.
 //!
 //! ```
 //! use ncps::wirings::{AutoNCP, NeuronType, Wiring};
