@@ -650,7 +650,11 @@ fn the_python_check_cases_are_the_crates_models() {
                 .zip(&recorded)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
-            assert!(worst <= 1e-6, "{}: outputs differ by {worst}", case.display());
+            assert!(
+                worst <= 1e-6,
+                "{}: outputs differ by {worst}",
+                case.display()
+            );
             assert_eq!(config.to_json(), json, "{}: config", case.display());
             assert_eq!(
                 exported.to_safetensors_bytes(),

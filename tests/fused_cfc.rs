@@ -17,7 +17,7 @@ use ncps::import::StateDict;
 use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, RnnState, Units};
 use proptest::prelude::*;
 
-use common::{AD as B, values, worst_error};
+use common::{AD as B, rng_turn, values, worst_error};
 
 #[derive(Clone, Debug)]
 struct Case {
@@ -64,13 +64,6 @@ struct Run {
     memory: Vec<f32>,
     grads: StateDict,
     inputs: Vec<Vec<f32>>,
-}
-
-/// Burn's RNG is one per process: the tests here seed it and draw from
-/// it (weights, inputs, dropout masks), so they take turns.
-fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn run(case: &Case, model: &CfC<B>) -> Run {
@@ -300,6 +293,7 @@ fn dropout_is_off_without_autodiff_and_on_with_it() {
 
 #[test]
 fn the_cell_runs_a_sequence_fused_only_where_it_can() {
+    let _turn = rng_turn();
     let device = Default::default();
     let model = CfCConfig::new(3, Units::from(8))
         .init::<B>(&device)
@@ -340,6 +334,7 @@ fn the_cell_runs_a_sequence_fused_only_where_it_can() {
 /// weights came back without a gradient.
 #[test]
 fn weights_keep_their_gradients_while_other_threads_run_backward() {
+    let _turn = rng_turn();
     use std::sync::atomic::{AtomicBool, Ordering};
     let device = Default::default();
     let stop = std::sync::Arc::new(AtomicBool::new(false));

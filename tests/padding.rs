@@ -15,16 +15,9 @@ use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, Merge, Rnn, Units};
 use ncps::wirings::AutoNCP;
 use proptest::prelude::*;
 
-use common::{AD as B, values, worst_error};
+use common::{AD as B, rng_turn, values, worst_error};
 
 const INPUTS: usize = 3;
-
-/// Burn's RNG is one per process: a model drawn after seeding it is the
-/// same model only if no other test draws in between.
-fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Everything one run gives: outputs, final state, input and weight
 /// gradients.
@@ -261,6 +254,7 @@ fn sample<const D: usize>(x: &Tensor<B, D>, b: usize, len: usize) -> Tensor<B, D
 
 #[test]
 fn the_backward_half_of_a_bidirectional_model_is_a_go_backwards_model_on_each_sample() {
+    let _turn = rng_turn();
     let device = Default::default();
     let (steps, lengths) = (7, [7i64, 3, 1, 5]);
     let forward = CfCConfig::new(INPUTS, Units::from(5))
@@ -323,6 +317,7 @@ fn the_backward_half_of_a_bidirectional_model_is_a_go_backwards_model_on_each_sa
 
 #[test]
 fn go_backwards_reads_the_sequence_reversed() {
+    let _turn = rng_turn();
     let device = Default::default();
     let model = CfCConfig::new(INPUTS, Units::from(6))
         .init::<B>(&device)
@@ -338,6 +333,7 @@ fn go_backwards_reads_the_sequence_reversed() {
 
 #[test]
 fn forward_last_with_lengths_is_each_samples_last_valid_output() {
+    let _turn = rng_turn();
     let device = Default::default();
     let model = CfCConfig::new(INPUTS, Units::from(6))
         .with_proj_size(Some(2))

@@ -3,16 +3,14 @@
 //! checked on resume, the schedule, clipping and weight decay act as
 //! documented, the observer sees every batch, and run files are written.
 //!
-//! The tests run one at a time (`LOCK`): the backend's random generator,
+//! The tests run one at a time (`common::rng_turn`): the backend's random generator,
 //! which dropout and initialisation draw from, is one per process.
 
 mod common;
 
-use std::sync::Mutex;
-
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use common::{AD, device, scratch, walker2d_fixtures};
+use common::{AD, device, rng_turn, scratch, walker2d_fixtures};
 use ncps::datasets::walker2d::{
     FEATURES, Walker2d, Walker2dBatcher, Walker2dConfig, Walker2dModel,
 };
@@ -21,8 +19,6 @@ use ncps::train::{
     Clipping, EpochLog, Progress, SequenceModel, SequenceMse, TrainConfig, TrainError, Trained,
     Trainer, linear_kernels_l2,
 };
-
-static LOCK: Mutex<()> = Mutex::new(());
 
 type Model = Walker2dModel<AD, AnyCfCCell<AD>>;
 
@@ -107,7 +103,7 @@ impl Progress for CrashAt {
 
 #[test]
 fn a_run_killed_mid_epoch_resumes_and_ends_bit_identical() {
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = rng_turn();
     let whole = scratch("train-whole");
     let uninterrupted = fit(config(3), Some(&whole), &mut ()).unwrap();
 
@@ -181,7 +177,7 @@ fn a_run_killed_mid_epoch_resumes_and_ends_bit_identical() {
 
 #[test]
 fn a_directory_with_other_settings_or_bad_settings_is_an_error() {
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = rng_turn();
     let dir = scratch("train-settings");
     fit(config(1), Some(&dir), &mut ()).unwrap();
     let err = fit(config(2).with_learning_rate(0.5), Some(&dir), &mut ()).unwrap_err();
@@ -216,7 +212,7 @@ fn a_directory_with_other_settings_or_bad_settings_is_an_error() {
 
 #[test]
 fn the_observer_sees_every_batch_and_the_schedule() {
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = rng_turn();
     #[derive(Default)]
     struct Record(Vec<String>);
     impl Progress for Record {
@@ -329,7 +325,7 @@ fn one_step(clipping: Clipping, weight_decay: f64) -> (Vec<Vec<f32>>, Vec<Vec<f3
 
 #[test]
 fn clipping_and_weight_decay_act_as_documented() {
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = rng_turn();
     let global = |norms: &[f64]| norms.iter().map(|n| n * n).sum::<f64>().sqrt();
     let (before, after) = one_step(Clipping::None, 0.0);
     let free = update_norms(&before, &after);
@@ -380,7 +376,7 @@ fn clipping_and_weight_decay_act_as_documented() {
 
 #[test]
 fn the_kernel_penalty_covers_the_cells_linear_weights_only() {
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = rng_turn();
     let device = device();
     let model = model(3);
     let cell = match &model.rnn.cell {

@@ -15,6 +15,14 @@ pub type B = NdArray<f32>;
 /// The same backend with autodiff, for gradients and training.
 pub type AD = Autodiff<NdArray<f32>>;
 
+/// Burn's random generator is one per process: a test that seeds it and
+/// expects the same draws (weights, inputs, dropout masks) holds this turn,
+/// and so does every test in its file that draws from it.
+pub fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The CPU device (the same for [`B`] and [`AD`]).
 pub fn device() -> Device<B> {
     Default::default()
