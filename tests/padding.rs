@@ -1,13 +1,16 @@
 //! Variable-length sequences: a padded batch equals running each sample
 //! alone at its own length (outputs, final states, every gradient), for
 //! LTC (fused and tensor-op paths) and CfC (every mode, mixed memory, fused
-//! and tensor-op paths), reading forward and backward (`go_backwards`);
+//! and tensor-op paths), reading forward and backward (`go_backwards`),
+//! within 1e-5 in float32 and 1e-6 in float64;
 //! and a bidirectional model's backward half equals a `go_backwards` model
 //! on each unpadded sample.
 
 mod common;
 
+use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, TensorData};
 use ncps::cells::{CfCMode, RecurrentCell};
 use ncps::import::{StateDict, UpstreamParams};
@@ -18,6 +21,10 @@ use proptest::prelude::*;
 use common::{AD as B, rng_turn, values, worst_error};
 
 const INPUTS: usize = 3;
+
+/// The float64 backend of the float64 checks (the tensor-op paths: the
+/// fused kernels are float32).
+type B64 = Autodiff<NdArray<f64>>;
 
 /// Everything one run gives: outputs, final state, input and weight
 /// gradients.
@@ -31,15 +38,15 @@ struct Run {
 
 /// The loss every run backpropagates: squared outputs plus a function of
 /// the final state, so that both reach every gradient.
-fn run_model<C>(
-    model: &Rnn<B, C>,
-    input: Tensor<B, 3>,
-    timespans: Tensor<B, 2>,
+fn run_model<Bk: AutodiffBackend, C>(
+    model: &Rnn<Bk, C>,
+    input: Tensor<Bk, 3>,
+    timespans: Tensor<Bk, 2>,
     lengths: Option<Vec<i64>>,
 ) -> Run
 where
-    C: RecurrentCell<B> + Module<B> + Clone,
-    Rnn<B, C>: UpstreamParams<B> + Clone,
+    C: RecurrentCell<Bk> + Module<Bk> + Clone,
+    Rnn<Bk, C>: UpstreamParams<Bk> + Clone,
 {
     let device = input.device();
     let input = input.require_grad();
@@ -66,7 +73,12 @@ where
 }
 
 /// A tensor of numbers uniform in `[low, high)` from a small generator.
-fn numbers<const D: usize>(seed: u64, shape: [usize; D], low: f32, high: f32) -> Tensor<B, D> {
+fn numbers<Bk: Backend, const D: usize>(
+    seed: u64,
+    shape: [usize; D],
+    low: f32,
+    high: f32,
+) -> Tensor<Bk, D> {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -79,25 +91,30 @@ fn numbers<const D: usize>(seed: u64, shape: [usize; D], low: f32, high: f32) ->
             low + (high - low) * unit
         })
         .collect();
-    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<Bk::FloatElem>(),
+        &Default::default(),
+    )
 }
 
-/// Runs the padded batch and every sample alone; compares.
-fn check<C>(
-    model: &Rnn<B, C>,
+/// Runs the padded batch and every sample alone; compares within
+/// `tolerance`.
+fn check<Bk: AutodiffBackend, C>(
+    model: &Rnn<Bk, C>,
     lengths: &[usize],
     steps: usize,
     seed: u64,
+    tolerance: f64,
 ) -> Result<(), TestCaseError>
 where
-    C: RecurrentCell<B> + Module<B> + Clone,
-    Rnn<B, C>: UpstreamParams<B> + Clone,
+    C: RecurrentCell<Bk> + Module<Bk> + Clone,
+    Rnn<Bk, C>: UpstreamParams<Bk> + Clone,
 {
     let batch = lengths.len();
     // Drawn here, not from Burn's process-wide RNG (which tests running in
     // parallel share), so that a failing case replays exactly.
-    let input = numbers(seed, [batch, steps, INPUTS], -2.0, 2.0);
-    let timespans = numbers(seed + 1, [batch, steps], 0.1, 2.0);
+    let input = numbers::<Bk, 3>(seed, [batch, steps, INPUTS], -2.0, 2.0);
+    let timespans = numbers::<Bk, 2>(seed + 1, [batch, steps], 0.1, 2.0);
     let padded = run_model(
         model,
         input.clone(),
@@ -121,7 +138,7 @@ where
         let valid = if sequences { len * out } else { out };
         let err = worst_error(&ours[..valid], &alone.output);
         prop_assert!(
-            err <= 1e-5,
+            err <= tolerance,
             "sample {} (length {}): output differs by {:.2e}",
             b,
             len,
@@ -134,7 +151,7 @@ where
         );
         let err = worst_error(&padded.hidden[b * state..(b + 1) * state], &alone.hidden);
         prop_assert!(
-            err <= 1e-5,
+            err <= tolerance,
             "sample {}: final state differs by {:.2e}",
             b,
             err
@@ -142,7 +159,7 @@ where
         if !alone.memory.is_empty() {
             let err = worst_error(&padded.memory[b * state..(b + 1) * state], &alone.memory);
             prop_assert!(
-                err <= 1e-5,
+                err <= tolerance,
                 "sample {}: final memory differs by {:.2e}",
                 b,
                 err
@@ -151,7 +168,7 @@ where
         let grad = &padded.input_grad[b * steps * INPUTS..(b + 1) * steps * INPUTS];
         let err = worst_error(&grad[..len * INPUTS], &alone.input_grad);
         prop_assert!(
-            err <= 1e-5,
+            err <= tolerance,
             "sample {}: input gradient differs by {:.2e}",
             b,
             err
@@ -172,7 +189,7 @@ where
     }
     for (name, sum) in &param_sums {
         let err = worst_error(&padded.grads.values(name).unwrap(), sum);
-        prop_assert!(err <= 1e-5, "gradient of {} differs by {:.2e}", name, err);
+        prop_assert!(err <= tolerance, "gradient of {} differs by {:.2e}", name, err);
     }
     Ok(())
 }
@@ -216,7 +233,7 @@ proptest! {
             .init::<B>(&Default::default())
             .unwrap()
         };
-        check(&model, &lengths, steps, seed)?;
+        check(&model, &lengths, steps, seed, 1e-5)?;
     }
 
     #[test]
@@ -240,7 +257,48 @@ proptest! {
             .init::<B>(&Default::default())
             .unwrap()
         };
-        check(&model, &lengths, steps, seed)?;
+        check(&model, &lengths, steps, seed, 1e-5)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// The same in float64, where rounding leaves room for 1e-6: LTC and
+    /// CfC (every mode, mixed memory), forward and backward.
+    #[test]
+    fn a_padded_float64_batch_equals_each_sample_alone(
+        (steps, lengths) in (1usize..7).prop_flat_map(|s| (Just(s), lengths(s))),
+        ltc in any::<bool>(),
+        mode in prop_oneof![Just(CfCMode::Default), Just(CfCMode::NoGate), Just(CfCMode::Pure)],
+        mixed in any::<bool>(),
+        backwards in any::<bool>(),
+        sequences in prop::bool::weighted(0.7),
+        seed in 0u64..1000,
+    ) {
+        let _turn = rng_turn();
+        let device = Default::default();
+        B64::seed(&device, seed);
+        if ltc {
+            let model = LTCConfig::new(INPUTS, Units::from(AutoNCP::new(8, 2).unwrap()))
+                .with_mixed_memory(mixed)
+                .with_go_backwards(backwards)
+                .with_return_sequences(sequences)
+                .with_ode_unfolds(3)
+                .init::<B64>(&device)
+                .unwrap();
+            check(&model, &lengths, steps, seed, 1e-6)?;
+        } else {
+            let model = CfCConfig::new(INPUTS, Units::from(6))
+                .with_mode(mode)
+                .with_mixed_memory(mixed)
+                .with_backbone_units(Some(10))
+                .with_go_backwards(backwards)
+                .with_return_sequences(sequences)
+                .init::<B64>(&device)
+                .unwrap();
+            check(&model, &lengths, steps, seed, 1e-6)?;
+        }
     }
 }
 
