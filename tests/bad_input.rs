@@ -592,6 +592,18 @@ fn lengths_are_checked_in_the_time_major_layout_too() {
 }
 
 #[test]
+#[should_panic(expected = "valid has shape [3], but [2] was expected")]
+fn a_step_mask_of_the_wrong_shape() {
+    let mut policy = cfc(3).into_stateful();
+    let valid = Tensor::<B, 1, Bool>::from_bool([true, false, true].into(), &device());
+    policy.step_masked(
+        Tensor::zeros([2, 3], &device()),
+        Tensor::ones([2], &device()),
+        valid,
+    );
+}
+
+#[test]
 fn bidirectional_pairs_that_do_not_fit_are_errors_naming_the_setting() {
     use ncps::rnn::{Bidirectional, Merge};
     fn error<T>(result: Result<T, ConfigError>) -> String {

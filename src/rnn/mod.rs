@@ -656,20 +656,11 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         let mut outputs = Vec::with_capacity(if every_step { steps } else { 1 });
         let inputs = input.split(1, 1).into_iter().zip(elapsed.split(1, 1));
         for (t, (x, elapsed)) in inputs.enumerate() {
-            let (output, mut next) =
-                self.advance(&prepared, x.squeeze_dim(1), state.clone(), elapsed);
-            if let Some(padded) = &padded {
-                let size = self.state_size();
-                let keep = padded
-                    .clone()
-                    .slice([0..batch, t..t + 1])
-                    .expand([batch, size]);
-                next.hidden = next.hidden.mask_where(keep.clone(), state.hidden);
-                if let (Some(memory), Some(old)) = (next.memory.take(), state.memory) {
-                    next.memory = Some(memory.mask_where(keep, old));
-                }
-            }
-            state = next;
+            let (output, next) = self.advance(&prepared, x.squeeze_dim(1), state.clone(), elapsed);
+            state = match &padded {
+                Some(padded) => hold(next, state, padded.clone().slice([0..batch, t..t + 1])),
+                None => next,
+            };
             if every_step || outputs.is_empty() {
                 outputs.push(output);
             } else {
@@ -777,6 +768,23 @@ fn check_lengths<B: Backend>(lengths: Tensor<B, 1, Int>, batch: usize, steps: us
             l as usize
         })
         .collect()
+}
+
+/// The state after a step where it is valid, the state before it where a
+/// sample's step is padding (`padded`: `[batch, 1]`).
+fn hold<B: Backend>(
+    next: RnnState<B, 2>,
+    before: RnnState<B, 2>,
+    padded: Tensor<B, 2, Bool>,
+) -> RnnState<B, 2> {
+    let keep = padded.expand(next.hidden.dims());
+    RnnState {
+        hidden: next.hidden.mask_where(keep.clone(), before.hidden),
+        memory: match (next.memory, before.memory) {
+            (Some(memory), Some(old)) => Some(memory.mask_where(keep, old)),
+            (memory, _) => memory,
+        },
+    }
 }
 
 /// `[batch, steps]`, true at the padding (steps at or after a sample's length).
@@ -900,6 +908,52 @@ impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
         check_shape("elapsed", &elapsed.dims(), &[input.dims()[0]]);
         check_elapsed("elapsed", &elapsed);
         self.advance(input, elapsed.unsqueeze_dim(1))
+    }
+
+    /// Feeds one observation to the samples where `valid` (`[batch]`) is
+    /// true; the others are at padding: they keep their state and output
+    /// zeros, as a padded step of [`Rnn::forward_padded`] does. Stepping a
+    /// padded batch with `valid = t < length` computes what `forward_padded`
+    /// computes.
+    ///
+    /// # Panics
+    /// When `elapsed` or `valid` is not `[batch]`, or an elapsed time is
+    /// negative, NaN or infinite.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::prelude::*;
+    /// use ncps::rnn::{CfCConfig, Units};
+    ///
+    /// let device = Default::default();
+    /// let mut policy = CfCConfig::new(3, Units::from(8)).init::<NdArray>(&device)?.into_stateful();
+    /// // Two streams; the second has no observation at this step.
+    /// let valid = Tensor::<NdArray, 1, Bool>::from_bool([true, false].into(), &device);
+    /// let elapsed = Tensor::<NdArray, 1>::ones([2], &device);
+    /// let output = policy.step_masked(Tensor::ones([2, 3], &device), elapsed, valid);
+    /// assert_eq!(output.dims(), [2, 8]);
+    /// let idle: Vec<f32> = output.slice([1..2]).into_data().to_vec().unwrap();
+    /// assert!(idle.iter().all(|&v| v == 0.0));
+    /// # Ok::<(), ncps::ConfigError>(())
+    /// ```
+    pub fn step_masked(
+        &mut self,
+        input: Tensor<B, 2>,
+        elapsed: Tensor<B, 1>,
+        valid: Tensor<B, 1, Bool>,
+    ) -> Tensor<B, 2> {
+        let batch = input.dims()[0];
+        check_shape("valid", &valid.dims(), &[batch]);
+        check_shape("elapsed", &elapsed.dims(), &[batch]);
+        check_elapsed("elapsed", &elapsed);
+        let before = self.state.clone();
+        let output = self.advance(input, elapsed.unsqueeze_dim(1));
+        let padded = valid.bool_not().unsqueeze_dim::<2>(1);
+        let next = self.state.take().expect("advance keeps a state");
+        let before = self.model.initial_state(before, batch, &output.device());
+        self.state = Some(hold(next, before, padded.clone()));
+        let out = output.dims()[1];
+        output.mask_fill(padded.expand([batch, out]), 0.0)
     }
 
     fn advance(&mut self, input: Tensor<B, 2>, elapsed: Tensor<B, 2>) -> Tensor<B, 2> {

@@ -5,6 +5,8 @@
 //! module and uses only some of it, hence the `allow(dead_code)`.
 #![allow(dead_code)]
 
+pub mod padded;
+
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use ncps::wirings::{AnyWiring, AutoNCP, FullyConnected, NCP, NCPArgs, Random};
