@@ -4,7 +4,9 @@ use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Mask, RecurrentCell, mask_tensor, materialize, one_line, polarity_tensor};
+use super::{
+    Mask, RecurrentCell, WiringSummary, mask_tensor, materialize, one_line, polarity_tensor,
+};
 use crate::ConfigError;
 use crate::kernels::tensor::{div, sigmoid};
 use crate::wirings::{AnyWiring, Wiring};
@@ -158,32 +160,6 @@ pub struct LTCCell<B: Backend> {
     /// What `println!("{cell}")` shows of the wiring.
     #[module(skip)]
     pub(crate) summary: WiringSummary,
-}
-
-/// The wiring as a cell's display shows it: its kind and synapse counts.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct WiringSummary {
-    pub(crate) kind: &'static str,
-    pub(crate) synapses: usize,
-    pub(crate) sensory_synapses: usize,
-}
-
-impl WiringSummary {
-    /// Adds the wiring's kind and synapse counts to a module's display.
-    pub(crate) fn describe(&self, content: Content) -> Content {
-        content
-            .add("wiring", self.kind)
-            .add("synapses", &self.synapses)
-            .add("sensory_synapses", &self.sensory_synapses)
-    }
-
-    pub(crate) fn of(wiring: &AnyWiring) -> Self {
-        Self {
-            kind: wiring.kind(),
-            synapses: wiring.synapse_count(),
-            sensory_synapses: wiring.sensory_synapse_count(),
-        }
-    }
 }
 
 impl<B: Backend> ModuleDisplay for LTCCell<B> {

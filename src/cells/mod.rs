@@ -13,6 +13,7 @@
 //! state. The sequence modules of [`crate::rnn`] drive any `RecurrentCell`
 //! through time with one shared loop.
 
+mod any_cfc;
 mod cfc;
 mod lstm;
 mod ltc;
@@ -24,9 +25,10 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use crate::wirings::SynapseMatrix;
+use crate::wirings::{SynapseMatrix, Wiring};
 
 pub use crate::kernels::fused_available;
+pub use any_cfc::AnyCfCCell;
 pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation};
 pub use lstm::{LSTMCell, LSTMCellConfig};
 pub use ltc::{LTCCell, LTCCellConfig, Mapping};
@@ -210,6 +212,32 @@ pub(crate) fn polarity_tensor<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(matrix.to_f32(), matrix.shape()), device)
+}
+
+/// The wiring as a cell's display shows it: its kind and synapse counts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WiringSummary {
+    pub(crate) kind: &'static str,
+    pub(crate) synapses: usize,
+    pub(crate) sensory_synapses: usize,
+}
+
+impl WiringSummary {
+    /// Adds the wiring's kind and synapse counts to a module's display.
+    pub(crate) fn describe(&self, content: burn::module::Content) -> burn::module::Content {
+        content
+            .add("wiring", self.kind)
+            .add("synapses", &self.synapses)
+            .add("sensory_synapses", &self.sensory_synapses)
+    }
+
+    pub(crate) fn of(wiring: &crate::wirings::AnyWiring) -> Self {
+        Self {
+            kind: wiring.kind(),
+            synapses: wiring.synapse_count(),
+            sensory_synapses: wiring.sensory_synapse_count(),
+        }
+    }
 }
 
 /// Display settings of the cells: every attribute on one line, as burn-nn's

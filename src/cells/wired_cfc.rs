@@ -4,8 +4,7 @@ use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::ltc::WiringSummary;
-use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell, one_line};
+use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell, WiringSummary, one_line};
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, NeuronType, SynapseMatrix, Wiring};
 

@@ -5,8 +5,8 @@ use burn::prelude::*;
 use super::{Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{
-    Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation, LSTMCell,
-    RecurrentCell, SequenceInputs, SequenceOutputs, WiredCfCCell, WiredCfCCellConfig,
+    Activation, AnyCfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation,
+    WiredCfCCellConfig,
 };
 use crate::wirings::Wiring;
 
@@ -68,71 +68,9 @@ pub struct CfCConfig {
     pub fused: bool,
 }
 
-/// The cell of a [`CfC`]: dense, or one per wiring layer.
-// One value per model: the size difference between the variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum AnyCfCCell<B: Backend> {
-    /// A [`CfCCell`] with a backbone.
-    Dense(CfCCell<B>),
-    /// A [`WiredCfCCell`].
-    Wired(WiredCfCCell<B>),
-}
-
-impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
-    type Prepared = ();
-
-    fn input_size(&self) -> usize {
-        match self {
-            AnyCfCCell::Dense(cell) => cell.input_size(),
-            AnyCfCCell::Wired(cell) => cell.input_size(),
-        }
-    }
-
-    fn state_size(&self) -> usize {
-        match self {
-            AnyCfCCell::Dense(cell) => cell.state_size(),
-            AnyCfCCell::Wired(cell) => cell.state_size(),
-        }
-    }
-
-    fn output_size(&self) -> usize {
-        match self {
-            AnyCfCCell::Dense(cell) => cell.output_size(),
-            AnyCfCCell::Wired(cell) => cell.output_size(),
-        }
-    }
-
-    fn prepare(&self) {}
-
-    fn fused_sequence(
-        &self,
-        lstm: Option<&LSTMCell<B>>,
-        inputs: &SequenceInputs<B>,
-    ) -> Option<SequenceOutputs<B>> {
-        match self {
-            AnyCfCCell::Dense(cell) => cell.fused_sequence(lstm, inputs),
-            AnyCfCCell::Wired(cell) => cell.fused_sequence(lstm, inputs),
-        }
-    }
-
-    fn step_unchecked(
-        &self,
-        prepared: &(),
-        input: Tensor<B, 2>,
-        state: Tensor<B, 2>,
-        elapsed: Tensor<B, 2>,
-    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        match self {
-            AnyCfCCell::Dense(cell) => cell.step_unchecked(prepared, input, state, elapsed),
-            AnyCfCCell::Wired(cell) => cell.step_unchecked(prepared, input, state, elapsed),
-        }
-    }
-}
-
 /// A closed-form continuous-time network (upstream's `ncps.torch.CfC`): a
-/// dense [`CfCCell`] or, given a wiring, a [`WiredCfCCell`], run over a
-/// sequence.
+/// dense [`CfCCell`](crate::cells::CfCCell) or, given a wiring, a
+/// [`WiredCfCCell`](crate::cells::WiredCfCCell), run over a sequence.
 ///
 /// ```
 /// use burn::backend::NdArray;

@@ -15,8 +15,11 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// Also at [`crate::cells::AnyCfCCell`], where it lives: the cell type of a
+/// [`CfC`], named here beside it.
+pub use crate::cells::AnyCfCCell;
 pub use bidirectional::{BiState, Bidirectional, Merge};
-pub use cfc::{AnyCfCCell, CfC, CfCConfig};
+pub use cfc::{CfC, CfCConfig};
 pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;
