@@ -11,6 +11,7 @@
 //! /tmp/ncps-ref/bin/python benches/scaling.py          # torch: torch-<sweep>.csv
 //! cargo bench --bench scaling -- --replot --torch target/ncps/scaling
 //! cargo bench --bench scaling -- --peak ltc_train_b32_l64   # for benches/peak_memory.sh
+//! cargo bench --bench scaling -- --help                # every option
 //! ```
 //!
 //! The sweeps (models: `LTC(32, AutoNCP(u, 8))`, `CfC(32, u)`, u = 64 unless
@@ -43,6 +44,9 @@
 //! process's peak resident set (`VmHWM`) and exits.
 
 mod common;
+// The examples' charts: font and palette.
+#[path = "../examples/common/plot.rs"]
+mod plot;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -60,7 +64,6 @@ use ncps::cells::RecurrentCell;
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, Rnn, Units};
 use ncps::wirings::AutoNCP;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 type Infer = NdArray<f32>;
 type Train = Autodiff<NdArray<f32>>;
@@ -201,7 +204,7 @@ impl Workload {
 
 // ------------------------------------------------------------------- sweeps
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Sweep {
     Batch,
     Length,
@@ -217,10 +220,6 @@ impl Sweep {
             Sweep::Length => "length",
             Sweep::Units => "units",
         }
-    }
-
-    fn from_name(s: &str) -> Option<Sweep> {
-        Sweep::ALL.into_iter().find(|w| w.name() == s)
     }
 
     fn values(self, quick: bool) -> &'static [usize] {
@@ -549,21 +548,12 @@ fn print_comparison(sweep: Sweep, ours: &[Row], torch: &[Row]) {
 
 // --------------------------------------------------------------------- plot
 
-fn register_font() {
-    plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        epaint_default_fonts::HACK_REGULAR,
-    )
-    .unwrap_or_else(|_| panic!("the embedded font is a valid TTF"));
-}
-
 fn color(model: &str, mode: &str) -> RGBColor {
     match (model, mode) {
-        ("ltc", "infer") => RGBColor(0x1f, 0x77, 0xb4),
-        ("ltc", "train") => RGBColor(0xff, 0x7f, 0x0e),
-        ("cfc", "infer") => RGBColor(0x2c, 0xa0, 0x2c),
-        _ => RGBColor(0xd6, 0x27, 0x28),
+        ("ltc", "infer") => plot::BLUE_,
+        ("ltc", "train") => plot::ORANGE_,
+        ("cfc", "infer") => plot::GREEN_,
+        _ => plot::RED_,
     }
 }
 
@@ -709,21 +699,47 @@ fn plot(path: &Path, sweep: Sweep, ours: &[Row], torch: &[Row]) -> Result<(), Bo
 
 // --------------------------------------------------------------------- main
 
-/// The value after `flag` on the command line, if any.
-fn option(flag: &str) -> Option<String> {
-    std::env::args().skip_while(|a| a != flag).nth(1)
-}
-
-fn options(flag: &str) -> Vec<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .filter(|w| w[0] == flag)
-        .flat_map(|w| w[1].split(',').map(str::to_string).collect::<Vec<_>>())
-        .collect()
-}
-
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
+/// The command line (the module docs say what each option does).
+#[derive(clap::Parser, Debug)]
+#[command(about = "How the cost of LTC and CfC grows with batch, length and units")]
+struct Args {
+    /// Build workload NAME ({ltc,cfc}_{infer,train}_b<B>_l<L>[_u<U>]), run
+    /// it --steps times, print the peak resident set and exit.
+    #[arg(long, value_name = "NAME")]
+    peak: Option<String>,
+    /// Runs of the --peak workload.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// A reduced grid.
+    #[arg(long)]
+    quick: bool,
+    /// Read <sweep>.csv back instead of timing.
+    #[arg(long)]
+    replot: bool,
+    /// Minimum seconds of runs per point.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    min_s: f64,
+    /// Skip a training point whose warm-up run takes longer.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    max_train_s: f64,
+    /// Wait until other processes use fewer cores than this.
+    #[arg(long, value_name = "CORES")]
+    idle: Option<f64>,
+    /// Where the CSV files and plots go.
+    #[arg(long, default_value = "target/ncps/scaling")]
+    out: PathBuf,
+    /// torch's points: a CSV file or a directory with torch-<sweep>.csv.
+    #[arg(long)]
+    torch: Option<PathBuf>,
+    /// Time only these points (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    only: Vec<String>,
+    /// The sweeps to run (comma-separated or repeated; default all).
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<Sweep>,
+    /// What `cargo bench` passes to a bench without the test harness.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// Peak resident set of this process (`VmHWM`), in KiB.
@@ -764,32 +780,30 @@ fn torch_rows(path: &Path, sweep: Sweep) -> Result<Vec<Row>, Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    if let Some(name) = option("--peak") {
-        let steps = option("--steps").map_or(5, |s| s.parse().expect("--steps N"));
+    let Args {
+        peak: peak_name,
+        steps,
+        quick,
+        replot,
+        min_s,
+        max_train_s,
+        idle,
+        out,
+        torch,
+        only,
+        sweep,
+        bench: _,
+    } = clap::Parser::parse();
+    if let Some(name) = peak_name {
         peak(&name, steps);
         return Ok(());
     }
-    let quick = flag("--quick");
-    let replot = flag("--replot");
-    let min_s: f64 = option("--min-s").map_or(1.0, |s| s.parse().expect("--min-s SECONDS"));
-    let max_train_s: f64 =
-        option("--max-train-s").map_or(5.0, |s| s.parse().expect("--max-train-s SECONDS"));
-    let idle: Option<f64> = option("--idle").map(|s| s.parse().expect("--idle CORES"));
-    let out = PathBuf::from(option("--out").unwrap_or_else(|| "target/ncps/scaling".into()));
-    let torch = option("--torch").map(PathBuf::from);
-    let only = options("--only");
-    let sweeps: Vec<Sweep> = match options("--sweep") {
+    let sweeps = match sweep {
         v if v.is_empty() => Sweep::ALL.to_vec(),
-        v => v
-            .iter()
-            .map(|s| {
-                Sweep::from_name(s)
-                    .unwrap_or_else(|| panic!("--sweep {s}: expected batch, length or units"))
-            })
-            .collect(),
+        v => v,
     };
     std::fs::create_dir_all(&out)?;
-    register_font();
+    plot::register_font();
 
     for sweep in sweeps {
         let csv = out.join(format!("{}.csv", sweep.name()));

@@ -8,7 +8,7 @@ use super::{
     Mask, RecurrentCell, WiringSummary, mask_tensor, materialize, one_line, polarity_tensor,
 };
 use crate::ConfigError;
-use crate::kernels::tensor::{div, sigmoid};
+use crate::kernels::tensor::{div, sigmoid, softplus};
 use crate::wirings::{AnyWiring, Wiring};
 
 /// An elementwise affine map on the inputs or outputs of an [`LTCCell`].
@@ -342,21 +342,6 @@ impl<B: Backend> LTCCell<B> {
         let motor = state.slice([0..batch, 0..self.motor_size]);
         affine(motor, &self.output_w, &self.output_b)
     }
-}
-
-/// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20,
-/// `ln_1p(e^x)` below, so that it is exact and finite everywhere (Burn's
-/// `softplus` overflows to infinity above 88 and returns exactly 0 below
-/// -17). The exponential's argument is clamped at 20, so its gradient stays
-/// finite where the linear branch is taken; the fused kernel computes the
-/// same formula.
-pub(crate) fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let linear = x.clone().greater_elem(20.0);
-    x.clone()
-        .clamp_max(20.0)
-        .exp()
-        .log1p()
-        .mask_where(linear, x)
 }
 
 /// The optional elementwise map of a [`Mapping`]: `x * w + b`, `x * w` or

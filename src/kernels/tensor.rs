@@ -81,6 +81,32 @@ pub(crate) fn div<B: Backend, const D: usize>(
     numerator * (denominator.ones_like() / denominator)
 }
 
+/// `softplus(x) = ln(1 + e^x)` as torch computes it, with an exact
+/// gradient on every backend and under every Burn feature.
+///
+/// The value: `x` itself above 20, `ln_1p(e^x)` below, so that it is exact
+/// and finite everywhere (Burn's `softplus` overflows to infinity above 88
+/// and returns exactly 0 below -17); the fused kernel computes the same.
+/// The gradient, `sigmoid(x)`, is attached through `(x - x) * sigmoid(x)`
+/// with the second `x` and the sigmoid detached: a term that is exactly 0
+/// and whose derivative is exactly the sigmoid. Differentiating `ln_1p`
+/// instead would multiply by Burn's reciprocal, which burn-ndarray's
+/// `simd` feature approximates (3.9e-5): an LTC's `w` gradients then missed
+/// the float64 truth by 3e-5 (`cargo test --release --features burn/default
+/// --test parity`). First derivatives only.
+pub(crate) fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let constant = x.clone().detach();
+    let linear = constant.clone().greater_elem(20.0);
+    let value = constant
+        .clone()
+        .clamp_max(20.0)
+        .exp()
+        .log1p()
+        .mask_where(linear, constant.clone());
+    let slope = sigmoid(constant.clone());
+    value + (x - constant) * slope
+}
+
 /// What a sequence brings besides its tensors: the valid lengths and the
 /// dropout factors (`[steps, batch, width]` per dropout layer).
 #[derive(Clone, Debug, Default)]
