@@ -33,8 +33,9 @@ use burn::module::{AutodiffModule, ModuleDisplay};
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use common::{Bars, register_font};
+use ncps::cells::RecurrentCell;
 use ncps::datasets::uea::{Standardization, UeaBatcher, UeaDataset, UeaItem};
-use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, Merge, Units};
+use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, Merge, Rnn, Units};
 use ncps::train::{
     Clipping, CrossEntropy, SequenceClassifier, SequenceEncoder, TrainConfig, Trainer, accuracy,
 };
@@ -148,19 +149,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             (Model::Cfc, false) => fit(args, &train, &test, cfc(dims, args.units)?, seed, &label)?,
             (Model::Ltc, false) => fit(args, &train, &test, ltc(dims, args.units)?, seed, &label)?,
             (Model::Cfc, true) => {
-                let pair = Bidirectional::new(
-                    cfc(dims, args.units)?,
-                    cfc(dims, args.units)?,
-                    Merge::Concat,
-                )?;
+                let pair = both_ways(|| cfc(dims, args.units))?;
                 fit(args, &train, &test, pair, seed, &label)?
             }
             (Model::Ltc, true) => {
-                let pair = Bidirectional::new(
-                    ltc(dims, args.units)?,
-                    ltc(dims, args.units)?,
-                    Merge::Concat,
-                )?;
+                let pair = both_ways(|| ltc(dims, args.units))?;
                 fit(args, &train, &test, pair, seed, &label)?
             }
         };
@@ -171,10 +164,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         results.push(result);
     }
     let accuracies: Vec<f64> = results.iter().map(|r| r.test_accuracy).collect();
-    let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
-    let std = (accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
-        / accuracies.len() as f64)
-        .sqrt();
+    let (mean, std) = common::mean_std(&accuracies);
     let seconds: Vec<f64> = results.iter().map(|r| r.seconds).collect();
     println!(
         "uea dataset={} model={:?} bidirectional={} runs={} test_accuracy={mean:.4} +- {std:.4} \
@@ -251,6 +241,18 @@ fn ltc(dims: usize, units: usize) -> Result<ncps::rnn::LTC<B>, Box<dyn std::erro
             .with_return_sequences(false)
             .init(&Default::default())?,
     )
+}
+
+/// A bidirectional pair of two models `make` builds, outputs concatenated.
+fn both_ways<C, E>(
+    make: impl Fn() -> Result<Rnn<B, C>, E>,
+) -> Result<Bidirectional<B, C, C>, Box<dyn std::error::Error>>
+where
+    C: RecurrentCell<B>,
+    E: Into<Box<dyn std::error::Error>>,
+{
+    let (forward, backward) = (make().map_err(Into::into)?, make().map_err(Into::into)?);
+    Ok(Bidirectional::new(forward, backward, Merge::Concat)?)
 }
 
 /// Trains one classifier over `encoder`; its test accuracy and confusion.

@@ -242,9 +242,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let mses: Vec<f64> = results.iter().map(|r| r.test_mse).collect();
-    let mean = mses.iter().sum::<f64>() / mses.len() as f64;
-    // Population standard deviation, numpy's default (the paper's figures).
-    let std = (mses.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / mses.len() as f64).sqrt();
+    let (mean, std) = common::mean_std(&mses);
     let mut seconds: Vec<f64> = results.iter().map(|r| r.median_epoch_seconds).collect();
     let epoch_seconds = median(&mut seconds);
     write_json(

@@ -181,6 +181,15 @@ impl Progress for Bars {
     }
 }
 
+/// Mean and population standard deviation (numpy's default, the papers'
+/// figures) of the runs' results.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (mean, std)
+}
+
 /// The training options both examples take.
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {

@@ -486,11 +486,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         check_features("input", features, self.input_size());
         let state = self.initial_state(state, batch, &input.device());
         let elapsed = match elapsed {
-            Some(e) => {
-                check_shape("elapsed", &e.dims(), &[batch]);
-                check_elapsed("elapsed", &e);
-                e.unsqueeze_dim(1)
-            }
+            Some(e) => elapsed_column(e, batch),
             None => Tensor::ones([batch, 1], &input.device()),
         };
         self.advance(&self.cell.prepare(), input, state, elapsed)
@@ -773,6 +769,14 @@ fn check_lengths<B: Backend>(lengths: Tensor<B, 1, Int>, batch: usize, steps: us
         .collect()
 }
 
+/// A control-loop step's elapsed times `[batch]`, checked, as the column
+/// `[batch, 1]` the cells take.
+fn elapsed_column<B: Backend>(elapsed: Tensor<B, 1>, batch: usize) -> Tensor<B, 2> {
+    check_shape("elapsed", &elapsed.dims(), &[batch]);
+    check_elapsed("elapsed", &elapsed);
+    elapsed.unsqueeze_dim(1)
+}
+
 /// The state after a step where it is valid, the state before it where a
 /// sample's step is padding (`padded`: `[batch, 1]`).
 fn hold<B: Backend>(
@@ -899,7 +903,7 @@ impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
     pub fn step(&mut self, input: Tensor<B, 2>) -> Tensor<B, 2> {
         let [batch, _] = input.dims();
         let elapsed = Tensor::ones([batch, 1], &input.device());
-        self.advance(input, elapsed)
+        self.advance(input, elapsed, None)
     }
 
     /// Feeds one observation `elapsed` (`[batch]`) after the previous one.
@@ -908,9 +912,8 @@ impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
     /// When `elapsed` is not `[batch]`, or an elapsed time is negative,
     /// NaN or infinite (0 is valid: see [`Rnn::forward_timed`]).
     pub fn step_elapsed(&mut self, input: Tensor<B, 2>, elapsed: Tensor<B, 1>) -> Tensor<B, 2> {
-        check_shape("elapsed", &elapsed.dims(), &[input.dims()[0]]);
-        check_elapsed("elapsed", &elapsed);
-        self.advance(input, elapsed.unsqueeze_dim(1))
+        let elapsed = elapsed_column(elapsed, input.dims()[0]);
+        self.advance(input, elapsed, None)
     }
 
     /// Feeds one observation to the samples where `valid` (`[batch]`) is
@@ -947,27 +950,37 @@ impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
     ) -> Tensor<B, 2> {
         let batch = input.dims()[0];
         check_shape("valid", &valid.dims(), &[batch]);
-        check_shape("elapsed", &elapsed.dims(), &[batch]);
-        check_elapsed("elapsed", &elapsed);
-        let before = self.state.clone();
-        let output = self.advance(input, elapsed.unsqueeze_dim(1));
-        let padded = valid.bool_not().unsqueeze_dim::<2>(1);
-        let next = self.state.take().expect("advance keeps a state");
-        let before = self.model.initial_state(before, batch, &output.device());
-        self.state = Some(hold(next, before, padded.clone()));
-        let out = output.dims()[1];
-        output.mask_fill(padded.expand([batch, out]), 0.0)
+        let elapsed = elapsed_column(elapsed, batch);
+        self.advance(input, elapsed, Some(valid.bool_not().unsqueeze_dim(1)))
     }
 
-    fn advance(&mut self, input: Tensor<B, 2>, elapsed: Tensor<B, 2>) -> Tensor<B, 2> {
+    /// One step from the kept state; samples where `padded` (`[batch, 1]`)
+    /// is true keep their state and output zeros.
+    fn advance(
+        &mut self,
+        input: Tensor<B, 2>,
+        elapsed: Tensor<B, 2>,
+        padded: Option<Tensor<B, 2, Bool>>,
+    ) -> Tensor<B, 2> {
         let [batch, features] = input.dims();
         check_features("input", features, self.model.input_size());
-        let state = self
+        let before = self
             .model
             .initial_state(self.state.take(), batch, &input.device());
-        let (output, state) = self.model.advance(&self.prepared, input, state, elapsed);
-        self.state = Some(state);
-        output
+        let (output, next) = self
+            .model
+            .advance(&self.prepared, input, before.clone(), elapsed);
+        match padded {
+            None => {
+                self.state = Some(next);
+                output
+            }
+            Some(padded) => {
+                self.state = Some(hold(next, before, padded.clone()));
+                let shape = output.dims();
+                output.mask_fill(padded.expand(shape), 0.0)
+            }
+        }
     }
 
     /// The current state (`None` before the first step or after `reset`).

@@ -104,6 +104,14 @@ impl<B: Backend, E: SequenceEncoder<B>> SequenceClassifier<B, E> {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CrossEntropy;
 
+/// The mean cross-entropy of class scores `[batch, classes]` against target
+/// classes `[batch]` (PyTorch's `cross_entropy`).
+fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, targets)
+}
+
 /// Fraction of rows whose highest score is the target class.
 pub fn accuracy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> f64 {
     let [items, _] = logits.dims();
@@ -122,10 +130,7 @@ where
     type ValidBatch = UeaBatch<B::InnerBackend>;
 
     fn loss(&self, model: &SequenceClassifier<B, E>, batch: UeaBatch<B>) -> Tensor<B, 1> {
-        let logits = model.logits(batch.inputs, batch.lengths);
-        CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits, batch.targets)
+        cross_entropy(model.logits(batch.inputs, batch.lengths), batch.targets)
     }
 
     fn evaluate(
@@ -135,9 +140,7 @@ where
     ) -> Evaluation {
         let items = batch.targets.dims()[0];
         let logits = model.logits(batch.inputs, batch.lengths);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.targets.clone());
+        let loss = cross_entropy(logits.clone(), batch.targets.clone());
         Evaluation::new(loss.into_scalar().elem(), items)
             .with_metric("accuracy", accuracy(logits, batch.targets))
     }
