@@ -65,20 +65,28 @@ pub(crate) fn gated_mix<B: Backend>(
     }
 }
 
-/// `numerator / denominator`, elementwise, with an exact gradient on every
-/// backend and under every Burn feature.
+/// `numerator / denominator`, elementwise, with an exact value and an exact
+/// gradient on every backend and under every Burn feature.
 ///
 /// Burn 0.21's division backward multiplies the numerator's gradient by
 /// `recip(denominator)`, and burn-ndarray's default `simd` feature computes
 /// that reciprocal with the approximate x86 instructions (3.9e-5 relative
 /// error measured here): an LTC's gradients then miss the float64 truth by
-/// up to 2e-3. Here the reciprocal is a true division of a constant, whose
-/// backward (`-1 / d²`) is exact, and the quotient a product.
+/// up to 2e-3. The value is the true division; on an autodiff backend the
+/// gradient is attached through `p - p` with `p = numerator * (1 /
+/// denominator)` (the second `p` detached): exactly 0, with the gradient of
+/// a product and of the reciprocal of a constant (`-1 / d²`, a true
+/// division), both exact.
 pub(crate) fn div<B: Backend, const D: usize>(
     numerator: Tensor<B, D>,
     denominator: Tensor<B, D>,
 ) -> Tensor<B, D> {
-    numerator * (denominator.ones_like() / denominator)
+    let quotient = numerator.clone().detach() / denominator.clone().detach();
+    if !B::ad_enabled(&numerator.device()) {
+        return quotient;
+    }
+    let product = numerator * (denominator.ones_like() / denominator);
+    quotient + (product.clone() - product.detach())
 }
 
 /// `softplus(x) = ln(1 + e^x)` as torch computes it, with an exact
