@@ -28,7 +28,7 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
-use ncps::cells::{Activation, CfCMode, RecurrentCell};
+use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, RecurrentCell};
 use ncps::datasets::sine::{SineBatcher, SineData};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
 use ncps::train::{Clipping, SequenceMse, Stepper, TrainConfig};
@@ -44,14 +44,14 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 
 fn cfc<B: Backend>(device: &B::Device, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
     CfCConfig::new(32, Units::from(64))
-        .with_fused(fused)
+        .with_cell(CfCCellOptions::new().with_fused(fused))
         .init(device)
         .expect("valid config")
 }
 
 fn ltc<B: Backend>(device: &B::Device, fused: bool) -> Rnn<B, ncps::cells::LTCCell<B>> {
     LTCConfig::new(32, Units::from(AutoNCP::new(64, 8).expect("valid wiring")))
-        .with_fused(fused)
+        .with_cell(LTCCellOptions::new().with_fused(fused))
         .init(device)
         .expect("valid config")
 }
@@ -135,9 +135,10 @@ where
 
 /// The Walker2d-sized CfC of upstream's script (projection to 17).
 fn walker_cfc<B: Backend>(config: CfCConfig, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
+    let cell = config.cell.clone().with_fused(fused);
     config
         .with_proj_size(Some(17))
-        .with_fused(fused)
+        .with_cell(cell)
         .init(&Default::default())
         .expect("valid config")
 }
@@ -145,7 +146,7 @@ fn walker_cfc<B: Backend>(config: CfCConfig, fused: bool) -> Rnn<B, ncps::rnn::A
 fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
     let device = Default::default();
     let model = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).expect("valid wiring")))
-        .with_fused(fused)
+        .with_cell(LTCCellOptions::new().with_fused(fused))
         .init::<B>(&device)
         .expect("valid config");
     // One full-batch step of the shared loop (forward, MSE, backward,
@@ -207,11 +208,13 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
         (
             "walker_cfc_train_b256",
             Box::new(move || {
-                let config = CfCConfig::new(17, Units::from(64))
-                    .with_activation(Activation::Silu)
-                    .with_backbone_units(Some(256))
-                    .with_backbone_layers(Some(1))
-                    .with_backbone_dropout(Some(0.1));
+                let config = CfCConfig::new(17, Units::from(64)).with_cell(
+                    CfCCellOptions::new()
+                        .with_activation(Activation::Silu)
+                        .with_backbone_units(256)
+                        .with_backbone_layers(1)
+                        .with_backbone_dropout(0.1),
+                );
                 Box::new(walker(walker_cfc::<T>(config, fused), 256))
             }),
         ),
@@ -220,20 +223,25 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
             Box::new(move || {
                 let config = CfCConfig::new(17, Units::from(128))
                     .with_mixed_memory(true)
-                    .with_backbone_units(Some(128))
-                    .with_backbone_layers(Some(2))
-                    .with_backbone_dropout(Some(0.2));
+                    .with_cell(
+                        CfCCellOptions::new()
+                            .with_backbone_units(128)
+                            .with_backbone_layers(2)
+                            .with_backbone_dropout(0.2),
+                    );
                 Box::new(walker(walker_cfc::<T>(config, fused), 128))
             }),
         ),
         (
             "walker_nogate_train_b128",
             Box::new(move || {
-                let config = CfCConfig::new(17, Units::from(256))
-                    .with_mode(CfCMode::NoGate)
-                    .with_backbone_units(Some(128))
-                    .with_backbone_layers(Some(1))
-                    .with_backbone_dropout(Some(0.1));
+                let config = CfCConfig::new(17, Units::from(256)).with_cell(
+                    CfCCellOptions::new()
+                        .with_mode(CfCMode::NoGate)
+                        .with_backbone_units(128)
+                        .with_backbone_layers(1)
+                        .with_backbone_dropout(0.1),
+                );
                 Box::new(walker(walker_cfc::<T>(config, fused), 128))
             }),
         ),
@@ -242,7 +250,7 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
             Box::new(move || {
                 let wiring = FullyConnected::new(128, 17).expect("valid wiring");
                 let model = LTCConfig::new(17, Units::from(wiring))
-                    .with_fused(fused)
+                    .with_cell(LTCCellOptions::new().with_fused(fused))
                     .init::<T>(&Default::default())
                     .expect("valid config");
                 Box::new(walker(model, 128))

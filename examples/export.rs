@@ -24,7 +24,7 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use clap::Parser;
-use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
+use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
 use ncps::export::{Export, StepFunction, UpstreamConfig};
 use ncps::import::{LoadStateDict, StateDict};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
@@ -175,8 +175,11 @@ fn python_cases(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let ltc = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1)?)).init::<B>(&device)?;
     write_case(dir, "ltc_autoncp", &ltc)?;
     let ltc = LTCConfig::new(3, Units::from(FullyConnected::new(6, 2)?))
-        .with_input_mapping(Mapping::Linear)
-        .with_output_mapping(Mapping::Identity)
+        .with_cell(
+            LTCCellOptions::new()
+                .with_input_mapping(Mapping::Linear)
+                .with_output_mapping(Mapping::Identity),
+        )
         .with_implicit_param_constraints(false)
         .with_mixed_memory(true)
         .init::<B>(&device)?;
@@ -187,10 +190,13 @@ fn python_cases(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         ("cfc_no_gate", CfCMode::NoGate, Activation::Relu),
     ] {
         let cfc = CfCConfig::new(4, Units::from(16))
-            .with_mode(mode)
-            .with_activation(activation)
-            .with_backbone_units(Some(24))
-            .with_backbone_layers(Some(2))
+            .with_cell(
+                CfCCellOptions::new()
+                    .with_mode(mode)
+                    .with_activation(activation)
+                    .with_backbone_units(24)
+                    .with_backbone_layers(2),
+            )
             .with_mixed_memory(true)
             .with_proj_size(Some(3))
             .init::<B>(&device)?;

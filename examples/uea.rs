@@ -33,7 +33,7 @@ use burn::module::{AutodiffModule, ModuleDisplay};
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use common::{Bars, register_font};
-use ncps::cells::RecurrentCell;
+use ncps::cells::{CfCCellOptions, RecurrentCell};
 use ncps::datasets::uea::{Standardization, UeaBatcher, UeaDataset, UeaItem};
 use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, Merge, Rnn, Units};
 use ncps::train::{
@@ -230,7 +230,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn cfc(dims: usize, units: usize) -> Result<ncps::rnn::CfC<B>, ncps::ConfigError> {
     CfCConfig::new(dims, Units::from(units))
-        .with_backbone_units(Some(2 * units))
+        .with_cell(CfCCellOptions::new().with_backbone_units(2 * units))
         .with_return_sequences(false)
         .init(&Default::default())
 }

@@ -31,7 +31,9 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use common::{BLUE_, Bars, GREEN_, ORANGE_, RED_, Series, line_chart, register_font};
-use ncps::cells::{Activation, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell};
+use ncps::cells::{
+    Activation, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
+};
 use ncps::datasets::walker2d::{FEATURES, Walker2d, Walker2dBatcher, Walker2dModel};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
 use ncps::train::{Clipping, EpochLog, SequenceModel, SequenceMse, TrainConfig, Trainer, evaluate};
@@ -216,22 +218,25 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let lecun = paper && mode != CfCMode::Pure;
         CfCConfig::new(FEATURES, Units::from(p.size))
             .with_mixed_memory(mixed)
-            .with_mode(mode)
-            .with_activation(p.activation)
-            .with_backbone_units(Some(p.backbone_units))
-            .with_backbone_layers(Some(p.backbone_layers))
-            .with_backbone_dropout(Some(p.dropout))
+            .with_cell(
+                CfCCellOptions::new()
+                    .with_mode(mode)
+                    .with_activation(p.activation)
+                    .with_backbone_units(p.backbone_units)
+                    .with_backbone_layers(p.backbone_layers)
+                    .with_backbone_dropout(p.dropout)
+                    .with_head_activation(if lecun {
+                        HeadActivation::LecunTanh
+                    } else {
+                        HeadActivation::Tanh
+                    })
+                    .with_dropout_placement(if paper {
+                        DropoutPlacement::EveryLayer
+                    } else {
+                        DropoutPlacement::LaterLayers
+                    }),
+            )
             .with_forget_bias(if paper { p.forget_bias } else { 1.0 })
-            .with_head_activation(if lecun {
-                HeadActivation::LecunTanh
-            } else {
-                HeadActivation::Tanh
-            })
-            .with_dropout_placement(if paper {
-                DropoutPlacement::EveryLayer
-            } else {
-                DropoutPlacement::LaterLayers
-            })
             .init::<B>(device)
     };
     let results = match args.model {

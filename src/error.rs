@@ -9,14 +9,17 @@ use crate::wirings::WiringError;
 ///
 /// ```
 /// use burn::backend::NdArray;
-/// use ncps::{ConfigError, rnn::{CfCConfig, Units}, wirings::AutoNCP};
+/// use ncps::{ConfigError, cells::CfCCellOptions, rnn::{CfCConfig, Units}, wirings::AutoNCP};
 ///
 /// let wiring = AutoNCP::new(12, 2)?;
 /// let err = CfCConfig::new(3, Units::from(wiring))
-///     .with_backbone_units(Some(64))
+///     .with_cell(CfCCellOptions::new().with_backbone_units(64))
 ///     .init::<NdArray>(&Default::default())
 ///     .unwrap_err();
-/// assert_eq!(err.to_string(), "backbone_units cannot be used with a wiring (a wired CfC has no backbone)");
+/// assert_eq!(
+///     err.to_string(),
+///     "backbone_units cannot be used with a wiring (a wired CfC has no backbone and keeps upstream's tanh heads)"
+/// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +38,13 @@ pub enum ConfigError {
     /// A cell needs the wiring's input size, but the wiring is not built.
     #[error("the wiring is not built: call wiring.build(input_size) or pass input_size")]
     WiringNotBuilt,
-    /// A backbone argument given together with a wiring.
-    #[error("{argument} cannot be used with a wiring (a wired CfC has no backbone)")]
+    /// A dense-only CfC option given together with a wiring.
+    #[error(
+        "{argument} cannot be used with a wiring (a wired CfC has no backbone and keeps upstream's tanh heads)"
+    )]
     BackboneWithWiring {
-        /// `backbone_units`, `backbone_layers` or `backbone_dropout`.
+        /// `backbone_units`, `backbone_layers`, `backbone_dropout`,
+        /// `dropout_placement`, `head_activation` or `activation`.
         argument: &'static str,
     },
     /// The wiring rejected the input size (e.g. it was built with another).

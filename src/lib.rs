@@ -46,7 +46,7 @@ pub use error::ConfigError;
 /// The names most programs need: `use ncps::prelude::*;`.
 pub mod prelude {
     pub use crate::ConfigError;
-    pub use crate::cells::RecurrentCell;
+    pub use crate::cells::{CfCCellOptions, LTCCellOptions, RecurrentCell};
     pub use crate::import::{LoadStateDict, StateDict};
     pub use crate::rnn::{Bidirectional, CfC, CfCConfig, LTC, LTCConfig, Merge, RnnState, Units};
     pub use crate::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs, Random, Wiring};

@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::Distribution;
 use ncps::ConfigError;
+use ncps::cells::{CfCCellOptions, LTCCellOptions};
 use ncps::import::{ImportError, LoadStateDict, PtError, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
 use ncps::wirings::{
@@ -33,7 +34,7 @@ fn ltc_ncp(seed: u64) -> LTC<B> {
 
 fn cfc(input_size: usize) -> CfC<B> {
     CfCConfig::new(input_size, Units::from(8))
-        .with_backbone_units(Some(16))
+        .with_cell(CfCCellOptions::new().with_backbone_units(16))
         .init(&device())
         .unwrap()
 }
@@ -201,7 +202,7 @@ fn zero_timespans_leave_the_ltc_state_unchanged() {
     let start = Tensor::<B, 2>::random([2, 8], Distribution::Uniform(-1.0, 1.0), &device());
     for fused in [true, false] {
         let model = LTCConfig::new(3, Units::from(8))
-            .with_fused(fused)
+            .with_cell(LTCCellOptions::new().with_fused(fused))
             .init::<B>(&device())
             .unwrap();
         let (_, end) = model.forward_timed(
@@ -277,15 +278,15 @@ fn cfc_backbone_arguments_with_a_wiring() {
     let wiring = || Units::from(AutoNCP::new(10, 2).unwrap());
     for (config, argument) in [
         (
-            CfCConfig::new(3, wiring()).with_backbone_units(Some(16)),
+            CfCConfig::new(3, wiring()).with_cell(CfCCellOptions::new().with_backbone_units(16)),
             "backbone_units",
         ),
         (
-            CfCConfig::new(3, wiring()).with_backbone_layers(Some(2)),
+            CfCConfig::new(3, wiring()).with_cell(CfCCellOptions::new().with_backbone_layers(2)),
             "backbone_layers",
         ),
         (
-            CfCConfig::new(3, wiring()).with_backbone_dropout(Some(0.1)),
+            CfCConfig::new(3, wiring()).with_cell(CfCCellOptions::new().with_backbone_dropout(0.1)),
             "backbone_dropout",
         ),
     ] {
@@ -309,7 +310,7 @@ fn proj_size_0() {
 #[test]
 fn ode_unfolds_0() {
     let err = LTCConfig::new(3, Units::from(8))
-        .with_ode_unfolds(0)
+        .with_cell(LTCCellOptions::new().with_ode_unfolds(0))
         .init::<B>(&device())
         .unwrap_err();
     assert_eq!(config_argument(&err), "ode_unfolds", "{err}");

@@ -7,6 +7,7 @@ mod common;
 use burn::data::dataset::InMemDataset;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
+use ncps::cells::CfCCellOptions;
 use ncps::datasets::uea::{UeaBatcher, UeaItem};
 use ncps::rnn::{Bidirectional, CfCConfig, Merge, Units};
 use ncps::train::{
@@ -87,7 +88,7 @@ where
 #[test]
 fn a_cfc_classifier_learns_from_the_valid_steps_only() {
     let encoder = CfCConfig::new(1, Units::from(8))
-        .with_backbone_units(Some(16))
+        .with_cell(CfCCellOptions::new().with_backbone_units(16))
         .with_return_sequences(false)
         .init::<AD>(&Default::default())
         .unwrap();
@@ -100,7 +101,7 @@ fn a_bidirectional_classifier_learns_from_the_valid_steps_only() {
     let device = Default::default();
     let direction = || {
         CfCConfig::new(1, Units::from(6))
-            .with_backbone_units(Some(12))
+            .with_cell(CfCCellOptions::new().with_backbone_units(12))
             .with_return_sequences(false)
             .init::<AD>(&device)
             .unwrap()

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use burn::prelude::*;
 use common::{B, assert_close, device, values, worst_error};
-use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
+use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
 use ncps::export::{Export, ExportError, StepFunction, UpstreamConfig};
 use ncps::import::{LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, Rnn, Units};
@@ -318,13 +318,9 @@ fn check<C: RecurrentCell<B>>(name: &str, model: &Rnn<B, C>, step: StepFunction)
     error
 }
 
-fn ltc(input: usize, units: Units) -> LTCConfig {
-    LTCConfig::new(input, units)
-}
-
 #[test]
 fn ltc_autoncp_16_1() {
-    let model: LTC<B> = ltc(2, Units::from(AutoNCP::new(16, 1).unwrap()))
+    let model: LTC<B> = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .init(&device())
         .unwrap();
     let error = check("ltc_autoncp", &model, model.step_function().unwrap());
@@ -337,12 +333,15 @@ fn ltc_autoncp_16_1() {
 
 #[test]
 fn ltc_fully_connected_and_both_mappings() {
-    let model: LTC<B> = ltc(3, Units::from(8)).init(&device()).unwrap();
+    let model: LTC<B> = LTCConfig::new(3, Units::from(8)).init(&device()).unwrap();
     check("ltc_fc", &model, model.step_function().unwrap());
     // Linear input map, no output map, explicit constraints, mixed memory.
-    let model: LTC<B> = ltc(3, Units::from(FullyConnected::new(6, 2).unwrap()))
-        .with_input_mapping(Mapping::Linear)
-        .with_output_mapping(Mapping::Identity)
+    let model: LTC<B> = LTCConfig::new(3, Units::from(FullyConnected::new(6, 2).unwrap()))
+        .with_cell(
+            LTCCellOptions::new()
+                .with_input_mapping(Mapping::Linear)
+                .with_output_mapping(Mapping::Identity),
+        )
         .with_implicit_param_constraints(false)
         .with_mixed_memory(true)
         .init(&device())
@@ -357,10 +356,13 @@ fn ltc_fully_connected_and_both_mappings() {
 
 fn cfc_mixed_proj(mode: CfCMode, activation: Activation) -> CfC<B> {
     CfCConfig::new(4, Units::from(16))
-        .with_mode(mode)
-        .with_activation(activation)
-        .with_backbone_units(Some(24))
-        .with_backbone_layers(Some(2))
+        .with_cell(
+            CfCCellOptions::new()
+                .with_mode(mode)
+                .with_activation(activation)
+                .with_backbone_units(24)
+                .with_backbone_layers(2),
+        )
         .with_mixed_memory(true)
         .with_proj_size(Some(3))
         .init(&device())
@@ -382,7 +384,7 @@ fn cfc_dense_modes_with_mixed_memory_and_projection() {
 #[test]
 fn cfc_64_default_backbone() {
     let model: CfC<B> = CfCConfig::new(8, Units::from(64))
-        .with_activation(Activation::Tanh)
+        .with_cell(CfCCellOptions::new().with_activation(Activation::Tanh))
         .init(&device())
         .unwrap();
     check("cfc_64", &model, model.step_function().unwrap());
@@ -396,7 +398,7 @@ fn wired_cfc() {
     check("cfc_wired", &model, model.step_function().unwrap());
     // One layer whose last neurons are not outputs: the outputs are picked.
     let model: CfC<B> = CfCConfig::new(3, Units::from(FullyConnected::new(6, 2).unwrap()))
-        .with_mode(CfCMode::NoGate)
+        .with_cell(CfCCellOptions::new().with_mode(CfCMode::NoGate))
         .with_mixed_memory(true)
         .init(&device())
         .unwrap();
@@ -405,7 +407,7 @@ fn wired_cfc() {
 
 #[test]
 fn generated_files_name_the_model_and_sizes() {
-    let model: LTC<B> = ltc(2, Units::from(AutoNCP::new(16, 1).unwrap()))
+    let model: LTC<B> = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .init(&device())
         .unwrap();
     let step = model.step_function().unwrap();
@@ -439,7 +441,7 @@ fn generated_files_name_the_model_and_sizes() {
 #[test]
 fn what_cannot_be_exported_is_an_error_naming_it() {
     let gelu: CfC<B> = CfCConfig::new(3, Units::from(8))
-        .with_activation(Activation::Gelu)
+        .with_cell(CfCCellOptions::new().with_activation(Activation::Gelu))
         .init(&device())
         .unwrap();
     let err = gelu.step_function().unwrap_err();
@@ -449,13 +451,16 @@ fn what_cannot_be_exported_is_an_error_naming_it() {
     );
     // Without a backbone the activation is unused: it exports.
     let no_backbone: CfC<B> = CfCConfig::new(3, Units::from(8))
-        .with_activation(Activation::Gelu)
-        .with_backbone_layers(Some(0))
+        .with_cell(
+            CfCCellOptions::new()
+                .with_activation(Activation::Gelu)
+                .with_backbone_layers(0),
+        )
         .init(&device())
         .unwrap();
     assert!(no_backbone.step_function().is_ok());
 
-    let mut broken: LTC<B> = ltc(2, Units::from(4)).init(&device()).unwrap();
+    let mut broken: LTC<B> = LTCConfig::new(2, Units::from(4)).init(&device()).unwrap();
     let mut mu = values(broken.cell.mu.val());
     mu[5] = f32::NAN;
     broken.cell.mu = burn::module::Param::from_tensor(
@@ -471,7 +476,7 @@ fn what_cannot_be_exported_is_an_error_naming_it() {
         "rnn_cell.mu holds NaN at index 5: only finite weights can be exported"
     );
 
-    let step = ltc(2, Units::from(4))
+    let step = LTCConfig::new(2, Units::from(4))
         .init::<B>(&device())
         .unwrap()
         .step_function()
@@ -528,9 +533,9 @@ fn round_trip<C>(
 
 #[test]
 fn export_to_python_round_trips_through_import() {
-    let ltc_model: LTC<B> = ltc(2, Units::from(AutoNCP::new(16, 1).unwrap()))
+    let ltc_model: LTC<B> = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .with_mixed_memory(true)
-        .with_ode_unfolds(4)
+        .with_cell(LTCCellOptions::new().with_ode_unfolds(4))
         .init(&device())
         .unwrap();
     round_trip("rt_ltc", &ltc_model, |dict, config| {
@@ -544,7 +549,7 @@ fn export_to_python_round_trips_through_import() {
         let synapses = mask.iter().filter(|&&m| m == 1.0).count();
         assert_eq!(wiring.adjacency_matrix().synapse_count(), synapses);
         let config = config.ltc_config().unwrap();
-        assert_eq!(config.ode_unfolds, 4);
+        assert_eq!(config.cell.ode_unfolds, 4);
         config
             .init::<B>(&device())
             .unwrap()
@@ -552,7 +557,7 @@ fn export_to_python_round_trips_through_import() {
             .unwrap()
     });
     // A checkpoint alone rebuilds an LTC with upstream's defaults.
-    let plain: LTC<B> = ltc(3, Units::from(8)).init(&device()).unwrap();
+    let plain: LTC<B> = LTCConfig::new(3, Units::from(8)).init(&device()).unwrap();
     round_trip("rt_ltc_fc", &plain, |dict, _| {
         LTCConfig::from_state_dict(dict)
             .unwrap()
@@ -571,7 +576,10 @@ fn export_to_python_round_trips_through_import() {
             assert_eq!(config.args["activation"], "silu");
             assert!(config.wiring.is_none());
             let config = config.cfc_config().unwrap();
-            assert_eq!((config.mode, config.activation), (mode, Activation::Silu));
+            assert_eq!(
+                (config.cell.mode, config.cell.activation),
+                (mode, Activation::Silu)
+            );
             config
                 .init::<B>(&device())
                 .unwrap()
@@ -580,7 +588,7 @@ fn export_to_python_round_trips_through_import() {
         });
     }
     let wired: CfC<B> = CfCConfig::new(3, Units::from(AutoNCP::new(14, 3).unwrap()))
-        .with_mode(CfCMode::NoGate)
+        .with_cell(CfCCellOptions::new().with_mode(CfCMode::NoGate))
         .with_proj_size(Some(2))
         .init(&device())
         .unwrap();

@@ -11,7 +11,8 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use ncps::cells::{
-    Activation, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell, SequenceInputs,
+    Activation, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
+    SequenceInputs,
 };
 use ncps::import::StateDict;
 use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, RnnState, Units};
@@ -42,13 +43,16 @@ struct Case {
 
 fn model(case: &Case, device: &Device<B>) -> CfC<B> {
     CfCConfig::new(case.inputs, Units::from(case.hidden))
-        .with_mode(case.mode)
-        .with_activation(case.activation)
-        .with_head_activation(case.heads)
-        .with_backbone_layers(Some(case.layers))
-        .with_backbone_units(Some(case.units))
-        .with_backbone_dropout(Some(case.dropout))
-        .with_dropout_placement(case.placement)
+        .with_cell(
+            CfCCellOptions::new()
+                .with_mode(case.mode)
+                .with_activation(case.activation)
+                .with_head_activation(case.heads)
+                .with_backbone_layers(case.layers)
+                .with_backbone_units(case.units)
+                .with_backbone_dropout(case.dropout)
+                .with_dropout_placement(case.placement),
+        )
         .with_mixed_memory(case.mixed)
         .with_proj_size(case.proj)
         .with_batch_first(case.batch_first)
@@ -265,9 +269,11 @@ fn dropout_is_off_without_autodiff_and_on_with_it() {
     let _turn = rng_turn();
     let device = Default::default();
     let case = |prob| {
-        CfCConfig::new(3, Units::from(8))
-            .with_backbone_dropout(Some(prob))
-            .with_dropout_placement(DropoutPlacement::EveryLayer)
+        CfCConfig::new(3, Units::from(8)).with_cell(
+            CfCCellOptions::new()
+                .with_backbone_dropout(prob)
+                .with_dropout_placement(DropoutPlacement::EveryLayer),
+        )
     };
     let input = Tensor::<NdArray, 3>::random([4, 5, 3], Distribution::Normal(0.0, 1.0), &device);
     // Inference (no autodiff): the fused path drops nothing.
@@ -319,7 +325,7 @@ fn the_cell_runs_a_sequence_fused_only_where_it_can() {
         "wired cells run their steps"
     );
     let off = CfCConfig::new(3, Units::from(8))
-        .with_fused(false)
+        .with_cell(CfCCellOptions::new().with_fused(false))
         .init::<B>(&device)
         .unwrap();
     assert!(
@@ -351,7 +357,7 @@ fn weights_keep_their_gradients_while_other_threads_run_backward() {
         })
     };
     let model = CfCConfig::new(3, Units::from(6))
-        .with_backbone_units(Some(10))
+        .with_cell(CfCCellOptions::new().with_backbone_units(10))
         .init::<B>(&device)
         .unwrap();
     let expected: Vec<String> = {

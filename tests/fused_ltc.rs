@@ -7,7 +7,7 @@ mod common;
 use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
-use ncps::cells::{LTCCell, Mapping};
+use ncps::cells::{LTCCell, LTCCellOptions, Mapping};
 use ncps::import::StateDict;
 use ncps::rnn::{LTCConfig, Rnn, Units};
 use ncps::wirings::{AnyWiring, AutoNCP};
@@ -32,11 +32,14 @@ fn check(case: Case) -> Result<(), TestCaseError> {
     let device = Default::default();
     B::seed(&device, case.batch as u64);
     let fused: Rnn<B, LTCCell<B>> = LTCConfig::new(case.inputs, Units::from(case.wiring))
-        .with_input_mapping(case.mapping)
-        .with_output_mapping(case.mapping)
+        .with_cell(
+            LTCCellOptions::new()
+                .with_input_mapping(case.mapping)
+                .with_output_mapping(case.mapping)
+                .with_ode_unfolds(case.unfolds),
+        )
         .with_implicit_param_constraints(case.implicit)
         .with_mixed_memory(case.mixed)
-        .with_ode_unfolds(case.unfolds)
         .init(&device)
         .unwrap();
     let mut reference = fused.clone();

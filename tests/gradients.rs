@@ -11,7 +11,7 @@ use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, TensorData};
-use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
+use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use ncps::wirings::{AutoNCP, FullyConnected, NCP, NCPArgs};
 
@@ -185,10 +185,13 @@ fn ltc_gradients_match_finite_differences() {
     ] {
         for implicit in [true, false] {
             let model = LTCConfig::new(3, Units::from(AutoNCP::new(7, 2).unwrap().with_seed(5)))
-                .with_input_mapping(input_mapping)
-                .with_output_mapping(output_mapping)
+                .with_cell(
+                    LTCCellOptions::new()
+                        .with_input_mapping(input_mapping)
+                        .with_output_mapping(output_mapping)
+                        .with_ode_unfolds(3),
+                )
                 .with_implicit_param_constraints(implicit)
-                .with_ode_unfolds(3)
                 .init::<AF>(&device)
                 .unwrap();
             check(
@@ -217,16 +220,19 @@ fn cfc_gradients_match_finite_differences() {
             Activation::Relu,
         ] {
             let model = CfCConfig::new(3, Units::from(5))
-                .with_mode(mode)
-                .with_activation(activation)
-                .with_backbone_units(Some(6))
-                .with_backbone_layers(Some(2))
+                .with_cell(
+                    CfCCellOptions::new()
+                        .with_mode(mode)
+                        .with_activation(activation)
+                        .with_backbone_units(6)
+                        .with_backbone_layers(2),
+                )
                 .init::<AF>(&device)
                 .unwrap();
             check(&format!("CfC {mode:?} {activation:?}"), model);
         }
         let wired = CfCConfig::new(3, Units::from(ncp()))
-            .with_mode(mode)
+            .with_cell(CfCCellOptions::new().with_mode(mode))
             .init::<AF>(&device)
             .unwrap();
         check(&format!("wired CfC {mode:?}"), wired);
@@ -234,7 +240,7 @@ fn cfc_gradients_match_finite_differences() {
     let mixed = CfCConfig::new(3, Units::from(4))
         .with_mixed_memory(true)
         .with_proj_size(Some(2))
-        .with_backbone_units(Some(5))
+        .with_cell(CfCCellOptions::new().with_backbone_units(5))
         .init::<AF>(&device)
         .unwrap();
     check("CfC mixed memory with projection", mixed);

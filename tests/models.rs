@@ -9,7 +9,10 @@ use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::Distribution;
 use ncps::ConfigError;
-use ncps::cells::{CfCCellConfig, CfCMode, LTCCellConfig, RecurrentCell, WiredCfCCellConfig};
+use ncps::cells::{
+    Activation, AnyCfCCell, CfCCellConfig, CfCCellOptions, CfCMode, LTCCellConfig, LTCCellOptions,
+    RecurrentCell, WiredCfCCellConfig,
+};
 use ncps::import::{ImportError, LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
 use ncps::wirings::{AutoNCP, FullyConnected, NCP, SynapseMatrix, Wiring, WiringError};
@@ -37,7 +40,7 @@ fn cfc_mixed_proj() -> CfC<B> {
     CfCConfig::new(3, Units::from(8))
         .with_mixed_memory(true)
         .with_proj_size(Some(2))
-        .with_backbone_units(Some(16))
+        .with_cell(CfCCellOptions::new().with_backbone_units(16))
         .init(&device())
         .unwrap()
 }
@@ -235,7 +238,7 @@ fn timespans_with_a_trailing_axis_other_than_one_panic_with_a_clear_message() {
 fn pure_cfc_time_parameters_start_xavier_uniform_as_upstream_torch() {
     let hidden = 64;
     let cell = CfCCellConfig::new(3, hidden)
-        .with_mode(CfCMode::Pure)
+        .with_options(CfCCellOptions::new().with_mode(CfCMode::Pure))
         .init::<B>(&device())
         .unwrap();
     let bound = (6.0 / (hidden as f32 + 1.0)).sqrt();
@@ -334,6 +337,53 @@ fn initial_state_is_used() {
     assert!(diff > 1e-4, "the initial state changed nothing");
 }
 
+#[test]
+fn the_cell_options_are_one_value_for_the_bare_cell_and_the_sequence_model() {
+    let options = CfCCellOptions::new()
+        .with_mode(CfCMode::NoGate)
+        .with_activation(Activation::Relu)
+        .with_backbone_units(6)
+        .with_backbone_layers(2)
+        .with_backbone_dropout(0.25);
+    let sequence = CfCConfig::new(3, Units::from(5))
+        .with_cell(options.clone())
+        .init::<B>(&device())
+        .unwrap();
+    let bare = CfCCellConfig::new(3, 5)
+        .with_options(options)
+        .init::<B>(&device())
+        .unwrap();
+    let AnyCfCCell::Dense(cell) = &sequence.cell else {
+        panic!("a count of units builds a dense CfC");
+    };
+    for cell in [cell, &bare] {
+        assert_eq!(
+            (cell.mode, cell.activation),
+            (CfCMode::NoGate, Activation::Relu)
+        );
+        assert_eq!(cell.backbone.len(), 2);
+        assert_eq!(cell.backbone[1].weight.dims(), [6, 6]);
+        assert_eq!(cell.dropout.prob, 0.25);
+    }
+    // The LTC's options reach its cell; only the constraints' default
+    // differs between the two levels, as upstream's LTC and LTCCell.
+    let mut wiring = AutoNCP::new(8, 2).unwrap();
+    wiring.build(3).unwrap();
+    let options = LTCCellOptions::new().with_ode_unfolds(2).with_epsilon(1e-3);
+    let sequence = LTCConfig::new(3, Units::from(wiring.clone()))
+        .with_cell(options.clone())
+        .init::<B>(&device())
+        .unwrap();
+    let bare = LTCCellConfig::new(wiring.into())
+        .with_options(options)
+        .init::<B>(&device())
+        .unwrap();
+    assert_eq!((sequence.cell.ode_unfolds, bare.ode_unfolds), (2, 2));
+    assert_eq!((sequence.cell.epsilon, bare.epsilon), (1e-3, 1e-3));
+    assert!(sequence.cell.implicit_param_constraints);
+    assert!(!bare.implicit_param_constraints);
+}
+
 // ------------------------------------------------ errors
 
 /// The variant and the argument of an error that names one.
@@ -358,18 +408,25 @@ fn config_errors_name_the_argument() {
     let table = [
         (
             "wired CfC with backbone_units",
-            cfc(CfCConfig::new(3, wired()).with_backbone_units(Some(8))),
+            cfc(CfCConfig::new(3, wired()).with_cell(CfCCellOptions::new().with_backbone_units(8))),
             (BACKBONE, "backbone_units"),
         ),
         (
             "wired CfC with backbone_layers",
-            cfc(CfCConfig::new(3, wired()).with_backbone_layers(Some(2))),
+            cfc(CfCConfig::new(3, wired()).with_cell(CfCCellOptions::new().with_backbone_layers(2))),
             (BACKBONE, "backbone_layers"),
         ),
         (
             "wired CfC with backbone_dropout",
-            cfc(CfCConfig::new(3, wired()).with_backbone_dropout(Some(0.1))),
+            cfc(CfCConfig::new(3, wired())
+                .with_cell(CfCCellOptions::new().with_backbone_dropout(0.1))),
             (BACKBONE, "backbone_dropout"),
+        ),
+        (
+            "wired CfC with a backbone activation",
+            cfc(CfCConfig::new(3, wired())
+                .with_cell(CfCCellOptions::new().with_activation(Activation::Silu))),
+            (BACKBONE, "activation"),
         ),
         (
             "CfC with input_size 0",
@@ -393,22 +450,26 @@ fn config_errors_name_the_argument() {
         ),
         (
             "CfC with backbone_dropout 1",
-            cfc(CfCConfig::new(3, Units::from(8)).with_backbone_dropout(Some(1.0))),
+            cfc(CfCConfig::new(3, Units::from(8))
+                .with_cell(CfCCellOptions::new().with_backbone_dropout(1.0))),
             (INVALID, "backbone_dropout"),
         ),
         (
             "CfC with backbone_units 0",
-            cfc(CfCConfig::new(3, Units::from(8)).with_backbone_units(Some(0))),
+            cfc(CfCConfig::new(3, Units::from(8))
+                .with_cell(CfCCellOptions::new().with_backbone_units(0))),
             (INVALID, "backbone_units"),
         ),
         (
             "LTC with ode_unfolds 0",
-            ltc(LTCConfig::new(3, Units::from(8)).with_ode_unfolds(0)),
+            ltc(LTCConfig::new(3, Units::from(8))
+                .with_cell(LTCCellOptions::new().with_ode_unfolds(0))),
             (INVALID, "ode_unfolds"),
         ),
         (
             "LTC with epsilon -1",
-            ltc(LTCConfig::new(3, Units::from(8)).with_epsilon(-1.0)),
+            ltc(LTCConfig::new(3, Units::from(8))
+                .with_cell(LTCCellOptions::new().with_epsilon(-1.0))),
             (INVALID, "epsilon"),
         ),
         (
@@ -420,7 +481,7 @@ fn config_errors_name_the_argument() {
             "CfC cell (3 inputs, 8 units) with a 10x8 mask",
             cell(
                 CfCCellConfig::new(3, 8)
-                    .with_backbone_layers(0)
+                    .with_options(CfCCellOptions::new().with_backbone_layers(0))
                     .with_sparsity_mask(Some(misshapen_mask)),
             ),
             (INVALID, "sparsity_mask"),
@@ -434,7 +495,7 @@ fn config_errors_name_the_argument() {
     assert!(
         cell(
             CfCCellConfig::new(3, 8)
-                .with_backbone_layers(0)
+                .with_options(CfCCellOptions::new().with_backbone_layers(0))
                 .with_sparsity_mask(Some(mask))
         )
         .is_ok()
@@ -648,11 +709,11 @@ fn burn_records_round_trip() {
 fn configs_save_and_load_as_json() {
     let config = LTCConfig::new(2, Units::from(AutoNCP::new(16, 1).unwrap()))
         .with_mixed_memory(true)
-        .with_ode_unfolds(4);
+        .with_cell(LTCCellOptions::new().with_ode_unfolds(4));
     let json = serde_json::to_string(&config).unwrap();
     let loaded: LTCConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(loaded.units, config.units);
-    assert_eq!(loaded.ode_unfolds, 4);
+    assert_eq!(loaded.cell.ode_unfolds, 4);
     let a = config.init::<B>(&device()).unwrap();
     let b = loaded.init::<B>(&device()).unwrap();
     assert_eq!(a.num_params(), b.num_params());
@@ -723,7 +784,7 @@ fn ltc_and_cfc_train_with_adam() {
 
     let cfc = CfCConfig::new(2, Units::from(8))
         .with_proj_size(Some(1))
-        .with_backbone_units(Some(16))
+        .with_cell(CfCCellOptions::new().with_backbone_units(16))
         .init::<AD>(&device())
         .unwrap();
     let (first, last, _) = train(cfc, 40, |m| m);
@@ -828,7 +889,7 @@ fn trainable_parameter_counts_leave_the_masks_out() {
     assert_eq!(model.num_params(), 350);
     // Pure-mode wired CfC: no ff2/time heads.
     let pure = CfCConfig::new(3, Units::from(AutoNCP::new(12, 2).unwrap()))
-        .with_mode(CfCMode::Pure)
+        .with_cell(CfCCellOptions::new().with_mode(CfCMode::Pure))
         .init::<B>(&device())
         .unwrap();
     assert_eq!(pure.num_params(), 142);

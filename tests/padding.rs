@@ -11,7 +11,7 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
-use ncps::cells::{CfCMode, RecurrentCell};
+use ncps::cells::{CfCCellOptions, CfCMode, LTCCellOptions, RecurrentCell};
 use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, Merge, Rnn, Units};
 use ncps::wirings::AutoNCP;
 use proptest::prelude::*;
@@ -37,11 +37,9 @@ proptest! {
             let _turn = rng_turn();
             B::seed(&Default::default(), seed);
             CfCConfig::new(INPUTS, Units::from(6))
-            .with_mode(mode)
+            .with_cell(CfCCellOptions::new().with_mode(mode).with_backbone_units(10).with_fused(fused && std::env::var("NOFUSE").is_err()))
             .with_mixed_memory(mixed)
             .with_proj_size(proj)
-            .with_backbone_units(Some(10))
-            .with_fused(fused && std::env::var("NOFUSE").is_err())
             .with_go_backwards(backwards)
             .with_return_sequences(sequences)
             .init::<B>(&Default::default())
@@ -64,10 +62,9 @@ proptest! {
             B::seed(&Default::default(), seed);
             LTCConfig::new(INPUTS, Units::from(AutoNCP::new(8, 2).unwrap()))
             .with_mixed_memory(mixed)
-            .with_fused(fused)
+            .with_cell(LTCCellOptions::new().with_fused(fused).with_ode_unfolds(3))
             .with_go_backwards(backwards)
             .with_return_sequences(sequences)
-            .with_ode_unfolds(3)
             .init::<B>(&Default::default())
             .unwrap()
         };

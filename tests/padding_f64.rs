@@ -13,7 +13,7 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
-use ncps::cells::CfCMode;
+use ncps::cells::{CfCCellOptions, CfCMode, LTCCellOptions};
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
 use ncps::wirings::AutoNCP;
 use proptest::prelude::*;
@@ -42,15 +42,14 @@ proptest! {
                 .with_mixed_memory(mixed)
                 .with_go_backwards(backwards)
                 .with_return_sequences(sequences)
-                .with_ode_unfolds(3)
+                .with_cell(LTCCellOptions::new().with_ode_unfolds(3))
                 .init::<B64>(&device)
                 .unwrap();
             check(&model, &lengths, steps, seed, 1e-6)?;
         } else {
             let model = CfCConfig::new(INPUTS, Units::from(6))
-                .with_mode(mode)
+                .with_cell(CfCCellOptions::new().with_mode(mode).with_backbone_units(10))
                 .with_mixed_memory(mixed)
-                .with_backbone_units(Some(10))
                 .with_go_backwards(backwards)
                 .with_return_sequences(sequences)
                 .init::<B64>(&device)

@@ -8,7 +8,8 @@ mod common;
 use burn::prelude::*;
 use common::{AD, B, device, values};
 use ncps::cells::{
-    CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation, LSTMCellConfig, RecurrentCell,
+    CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, LSTMCellConfig,
+    RecurrentCell,
 };
 use ncps::rnn::{CfCConfig, LTCConfig, Units};
 use ncps::wirings::AutoNCP;
@@ -73,9 +74,12 @@ fn lecun_heads_squash_ff1_and_ff2_with_lecun_tanh() {
     let lecun = |x: f32| 1.7159 * (0.666 * x).tanh();
     for mode in [CfCMode::Default, CfCMode::NoGate] {
         let cell = CfCCellConfig::new(3, 4)
-            .with_mode(mode)
-            .with_backbone_units(8)
-            .with_head_activation(HeadActivation::LecunTanh)
+            .with_options(
+                CfCCellOptions::new()
+                    .with_mode(mode)
+                    .with_backbone_units(8)
+                    .with_head_activation(HeadActivation::LecunTanh),
+            )
             .init::<B>(&device)
             .unwrap();
         let input = Tensor::<B, 2>::from_floats([[0.3, -0.2, 0.5], [1.0, 2.0, -1.5]], &device);
@@ -106,16 +110,19 @@ fn lecun_heads_squash_ff1_and_ff2_with_lecun_tanh() {
     }
     // The pure mode's head is linear; wired cells keep upstream's heads.
     let pure = CfCCellConfig::new(3, 4)
-        .with_mode(CfCMode::Pure)
-        .with_head_activation(HeadActivation::LecunTanh)
+        .with_options(
+            CfCCellOptions::new()
+                .with_mode(CfCMode::Pure)
+                .with_head_activation(HeadActivation::LecunTanh),
+        )
         .init::<B>(&device);
     assert!(pure.unwrap_err().to_string().contains("head_activation"));
     let wired = CfCConfig::new(3, Units::from(AutoNCP::new(8, 1).unwrap()))
-        .with_head_activation(HeadActivation::LecunTanh)
+        .with_cell(CfCCellOptions::new().with_head_activation(HeadActivation::LecunTanh))
         .init::<B>(&device);
     assert!(wired.unwrap_err().to_string().contains("head_activation"));
     assert_eq!(
-        CfCConfig::new(3, Units::from(4)).head_activation,
+        CfCConfig::new(3, Units::from(4)).cell.head_activation,
         HeadActivation::Tanh
     );
 }
@@ -128,8 +135,11 @@ fn dropout_can_follow_the_first_backbone_layer() {
     // two calls differing.
     let differs = |placement: DropoutPlacement| {
         let cell = CfCCellConfig::new(3, 4)
-            .with_backbone_dropout(0.5)
-            .with_dropout_placement(placement)
+            .with_options(
+                CfCCellOptions::new()
+                    .with_backbone_dropout(0.5)
+                    .with_dropout_placement(placement),
+            )
             .init::<AD>(&device)
             .unwrap();
         let run = || {
@@ -148,11 +158,11 @@ fn dropout_can_follow_the_first_backbone_layer() {
     assert!(!differs(DropoutPlacement::LaterLayers));
     assert!(differs(DropoutPlacement::EveryLayer));
     assert_eq!(
-        CfCConfig::new(3, Units::from(4)).dropout_placement,
+        CfCConfig::new(3, Units::from(4)).cell.dropout_placement,
         DropoutPlacement::LaterLayers
     );
     let wired = CfCConfig::new(3, Units::from(AutoNCP::new(8, 1).unwrap()))
-        .with_dropout_placement(DropoutPlacement::EveryLayer)
+        .with_cell(CfCCellOptions::new().with_dropout_placement(DropoutPlacement::EveryLayer))
         .init::<B>(&device);
     assert!(wired.unwrap_err().to_string().contains("dropout_placement"));
 }

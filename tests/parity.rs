@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
-use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
+use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
 use ncps::import::{LoadStateDict, StateDict, UpstreamParams};
 use ncps::rnn::{AnyCfCCell, CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use ncps::wirings::AnyWiring;
@@ -110,20 +110,22 @@ fn ltc(
     device: &burn::tensor::Device<B>,
     path: LtcPath,
 ) -> Rnn<B, ncps::cells::LTCCell<B>> {
-    let mut config = LTCConfig::new(size(case, "input_size").unwrap(), units(case))
+    let mut cell = LTCCellOptions::new()
         .with_fused(path == LtcPath::Fused)
+        .with_input_mapping(mapping(case.arg("input_mapping")))
+        .with_output_mapping(mapping(case.arg("output_mapping")));
+    if let Some(unfolds) = size(case, "ode_unfolds") {
+        cell = cell.with_ode_unfolds(unfolds);
+    }
+    if let Some(epsilon) = case.arg("epsilon").and_then(Value::as_f64) {
+        cell = cell.with_epsilon(epsilon);
+    }
+    let config = LTCConfig::new(size(case, "input_size").unwrap(), units(case))
+        .with_cell(cell)
         .with_return_sequences(flag(case, "return_sequences", true))
         .with_batch_first(flag(case, "batch_first", true))
         .with_mixed_memory(flag(case, "mixed_memory", false))
-        .with_input_mapping(mapping(case.arg("input_mapping")))
-        .with_output_mapping(mapping(case.arg("output_mapping")))
         .with_implicit_param_constraints(flag(case, "implicit_param_constraints", true));
-    if let Some(unfolds) = size(case, "ode_unfolds") {
-        config = config.with_ode_unfolds(unfolds);
-    }
-    if let Some(epsilon) = case.arg("epsilon").and_then(Value::as_f64) {
-        config = config.with_epsilon(epsilon);
-    }
     config.init(device).expect("valid LTC config")
 }
 
@@ -142,17 +144,25 @@ fn cfc(case: &Case, device: &burn::tensor::Device<B>, path: LtcPath) -> Rnn<B, A
         Some("gelu") => Activation::Gelu,
         Some(other) => panic!("unknown activation {other}"),
     };
+    let mut cell = CfCCellOptions::new()
+        .with_mode(mode)
+        .with_activation(activation)
+        .with_fused(path == LtcPath::Fused);
+    if let Some(units) = size(case, "backbone_units") {
+        cell = cell.with_backbone_units(units);
+    }
+    if let Some(layers) = size(case, "backbone_layers") {
+        cell = cell.with_backbone_layers(layers);
+    }
+    if let Some(dropout) = case.arg("backbone_dropout").and_then(Value::as_f64) {
+        cell = cell.with_backbone_dropout(dropout);
+    }
     let mut model = CfCConfig::new(size(case, "input_size").unwrap(), units(case))
         .with_proj_size(size(case, "proj_size"))
         .with_return_sequences(flag(case, "return_sequences", true))
         .with_batch_first(flag(case, "batch_first", true))
         .with_mixed_memory(flag(case, "mixed_memory", false))
-        .with_mode(mode)
-        .with_activation(activation)
-        .with_backbone_units(size(case, "backbone_units"))
-        .with_backbone_layers(size(case, "backbone_layers"))
-        .with_backbone_dropout(case.arg("backbone_dropout").and_then(Value::as_f64))
-        .with_fused(path == LtcPath::Fused)
+        .with_cell(cell)
         .init(device)
         .expect("valid CfC config");
     // Upstream ran in eval mode: no dropout.

@@ -12,7 +12,7 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
-use ncps::cells::{Activation, CfCMode, Mapping, RecurrentCell};
+use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
 use ncps::import::{StateDict, UpstreamParams};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use proptest::prelude::*;
@@ -158,11 +158,8 @@ proptest! {
         run in run_strategy(),
     ) {
         let model = LTCConfig::new(run.inputs, Units::from(wiring(kind, units, output, sparsity, seed)))
-            .with_input_mapping(input_mapping)
-            .with_output_mapping(output_mapping)
-            .with_ode_unfolds(unfolds)
+            .with_cell(LTCCellOptions::new().with_input_mapping(input_mapping).with_output_mapping(output_mapping).with_ode_unfolds(unfolds).with_fused(fused))
             .with_implicit_param_constraints(implicit)
-            .with_fused(fused)
             .with_mixed_memory(mixed)
             .with_batch_first(run.batch_first)
             .with_return_sequences(run.return_sequences)
@@ -182,23 +179,24 @@ proptest! {
         mixed in any::<bool>(),
         run in run_strategy(),
     ) {
-        let mut config = match wired {
+        let mut cell = CfCCellOptions::new().with_mode(mode);
+        let units = match wired {
             Some((kind, units, output, sparsity, seed)) => {
-                CfCConfig::new(run.inputs, Units::from(wiring(kind, units, output, sparsity, seed)))
+                Units::from(wiring(kind, units, output, sparsity, seed))
             }
             None => {
-                let mut config = CfCConfig::new(run.inputs, Units::from(units)).with_activation(activation);
+                cell = cell.with_activation(activation);
                 if let Some((layers, width, dropout)) = backbone {
-                    config = config
-                        .with_backbone_layers(Some(layers))
-                        .with_backbone_units(Some(width))
-                        .with_backbone_dropout(Some(dropout));
+                    cell = cell
+                        .with_backbone_layers(layers)
+                        .with_backbone_units(width)
+                        .with_backbone_dropout(dropout);
                 }
-                config
+                Units::from(units)
             }
         };
-        config = config
-            .with_mode(mode)
+        let config = CfCConfig::new(run.inputs, units)
+            .with_cell(cell)
             .with_proj_size(proj)
             .with_mixed_memory(mixed)
             .with_batch_first(run.batch_first)
@@ -249,7 +247,7 @@ fn rollout<C: RecurrentCell<B>>(model: &Rnn<B, C>, inputs: usize) {
 fn ltc_rollouts_of_10000_steps_stay_finite() {
     for fused in [true, false] {
         let model = LTCConfig::new(3, Units::from(ncps::wirings::AutoNCP::new(12, 2).unwrap()))
-            .with_fused(fused)
+            .with_cell(LTCCellOptions::new().with_fused(fused))
             .with_mixed_memory(true)
             .init::<B>(&device())
             .unwrap();
@@ -261,7 +259,7 @@ fn ltc_rollouts_of_10000_steps_stay_finite() {
 fn cfc_rollouts_of_10000_steps_stay_finite() {
     for mode in [CfCMode::Default, CfCMode::Pure, CfCMode::NoGate] {
         let dense = CfCConfig::new(3, Units::from(16))
-            .with_mode(mode)
+            .with_cell(CfCCellOptions::new().with_mode(mode))
             .with_mixed_memory(true)
             .init::<B>(&device())
             .unwrap();

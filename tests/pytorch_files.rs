@@ -8,6 +8,7 @@ use std::path::Path;
 use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use ncps::cells::CfCCellOptions;
 use ncps::import::{LoadStateDict, StateDict};
 use ncps::rnn::{CfCConfig, LTCConfig, RnnState, Units};
 use ncps::wirings::Wiring;
@@ -50,7 +51,7 @@ fn a_pt_state_dict_of_a_mixed_memory_cfc_loads_and_reproduces_upstream() {
     let model = CfCConfig::new(3, Units::from(8))
         .with_proj_size(Some(2))
         .with_mixed_memory(true)
-        .with_backbone_units(Some(16))
+        .with_cell(CfCCellOptions::new().with_backbone_units(16))
         .init::<B>(&device())
         .unwrap()
         .load_state_dict(&dict)
@@ -250,15 +251,15 @@ fn configs_read_from_checkpoints_match_what_upstream_built() {
     assert_eq!(config.input_size, 3);
     assert!(matches!(config.units, Units::Count(8)));
     assert_eq!(config.proj_size, Some(2));
-    assert_eq!(config.backbone_units, Some(16));
-    assert_eq!(config.backbone_layers, Some(1));
+    assert_eq!(config.cell.backbone_units, 16);
+    assert_eq!(config.cell.backbone_layers, 1);
     assert!(config.mixed_memory);
 
     let (dict, _) = fixture("ltc_fully_connected");
     let config = LTCConfig::from_state_dict(&dict).unwrap();
     assert_eq!(config.input_size, 3);
     assert!(!config.mixed_memory);
-    assert_eq!(config.input_mapping, ncps::cells::Mapping::Affine);
+    assert_eq!(config.cell.input_mapping, ncps::cells::Mapping::Affine);
 
     // Without an output mapping the motor count is not in the file.
     let mut dict = dict;

@@ -11,6 +11,7 @@ mod common;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use common::{AD, device, rng_turn, scratch, walker2d_fixtures};
+use ncps::cells::CfCCellOptions;
 use ncps::datasets::walker2d::{
     FEATURES, Walker2d, Walker2dBatcher, Walker2dConfig, Walker2dModel,
 };
@@ -32,9 +33,12 @@ fn model(seed: u64) -> Model {
     let device = device();
     <AD as Backend>::seed(&device, seed);
     let rnn = CfCConfig::new(FEATURES, Units::from(12))
-        .with_backbone_units(Some(24))
-        .with_backbone_layers(Some(2))
-        .with_backbone_dropout(Some(0.2))
+        .with_cell(
+            CfCCellOptions::new()
+                .with_backbone_units(24)
+                .with_backbone_layers(2)
+                .with_backbone_dropout(0.2),
+        )
         .init::<AD>(&device)
         .unwrap();
     Walker2dModel::new(rnn, &device)

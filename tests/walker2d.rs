@@ -13,6 +13,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use common::{AD, B, device, scratch, walker2d_fixtures};
+use ncps::cells::CfCCellOptions;
 use ncps::datasets::walker2d::{
     FEATURES, Split, Walker2d, Walker2dBatcher, Walker2dConfig, Walker2dError, Walker2dModel,
 };
@@ -238,7 +239,7 @@ fn a_short_run_lowers_the_validation_loss_and_restores_the_best_weights() {
     let device = device();
     <AD as Backend>::seed(&device, 3);
     let rnn = CfCConfig::new(FEATURES, Units::from(16))
-        .with_backbone_units(Some(32))
+        .with_cell(CfCCellOptions::new().with_backbone_units(32))
         .init::<AD>(&device)
         .unwrap();
     let model = Walker2dModel::new(rnn, &device);
@@ -278,7 +279,7 @@ fn a_short_run_lowers_the_validation_loss_and_restores_the_best_weights() {
     // best.mpk holds the same weights for Burn's file recorder.
     let fresh: Walker2dModel<B, ncps::rnn::AnyCfCCell<B>> = Walker2dModel::new(
         CfCConfig::new(FEATURES, Units::from(16))
-            .with_backbone_units(Some(32))
+            .with_cell(CfCCellOptions::new().with_backbone_units(32))
             .init::<B>(&device)
             .unwrap(),
         &device,

@@ -90,13 +90,22 @@ impl Activation {
     }
 }
 
-/// Configuration of a [`CfCCell`]. Defaults are upstream's `CfCCell`'s.
-#[derive(Config, Debug)]
-pub struct CfCCellConfig {
-    /// Features of one input step.
-    pub input_size: usize,
-    /// Hidden units (the state size).
-    pub hidden_size: usize,
+/// The options of a [`CfCCell`] besides its sizes and sparsity: held as one
+/// value by [`CfCCellConfig::options`] and by the sequence model's
+/// [`CfCConfig::cell`](crate::rnn::CfCConfig::cell). Defaults are upstream's.
+///
+/// ```
+/// use ncps::cells::{Activation, CfCCellOptions, CfCMode};
+///
+/// // upstream's CfC(..., mode="no_gate", backbone_units=256, activation="silu")
+/// let options = CfCCellOptions::new()
+///     .with_mode(CfCMode::NoGate)
+///     .with_backbone_units(256)
+///     .with_activation(Activation::Silu);
+/// assert_eq!(options.backbone_layers, 1); // upstream's default
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct CfCCellOptions {
     /// Default: [`CfCMode::Default`].
     #[config(default = "CfCMode::Default")]
     pub mode: CfCMode,
@@ -104,15 +113,15 @@ pub struct CfCCellConfig {
     #[config(default = "Activation::LecunTanh")]
     pub activation: Activation,
     /// Width of each backbone layer. Default: 128.
-    #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_UNITS")]
+    #[config(default = "CfCCellOptions::DEFAULT_BACKBONE_UNITS")]
     pub backbone_units: usize,
     /// Backbone layers; 0 feeds `[input, state]` to the heads directly.
     /// Default: 1.
-    #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_LAYERS")]
+    #[config(default = "CfCCellOptions::DEFAULT_BACKBONE_LAYERS")]
     pub backbone_layers: usize,
     /// Dropout rate of the backbone (after layers 2 and later, as
     /// upstream, unless `dropout_placement` says otherwise). Default: 0.
-    #[config(default = "CfCCellConfig::DEFAULT_BACKBONE_DROPOUT")]
+    #[config(default = "CfCCellOptions::DEFAULT_BACKBONE_DROPOUT")]
     pub backbone_dropout: f64,
     /// Which backbone layers dropout follows. Default:
     /// [`DropoutPlacement::LaterLayers`] (upstream's).
@@ -121,17 +130,97 @@ pub struct CfCCellConfig {
     /// The heads' squashing. Default: [`HeadActivation::Tanh`] (upstream's).
     #[config(default = "HeadActivation::Tanh")]
     pub head_activation: HeadActivation,
-    /// Sparsity mask of the `ff1`/`ff2` heads, `[input_size + hidden_size,
-    /// hidden_size]`, `[src][dest]` (absolute values are used); needs
-    /// `backbone_layers = 0`. Default: none.
-    #[config(default = "None")]
-    pub sparsity_mask: Option<SynapseMatrix>,
     /// Run whole sequences as one fused operation where the backend has
     /// one (`NdArray<f32>`, with or without autodiff; dense cells only);
     /// `false` always takes the tensor-op path, which every backend runs.
     /// Both compute the same numbers (to float32 rounding). Default: true.
     #[config(default = true)]
     pub fused: bool,
+}
+
+impl CfCCellOptions {
+    /// Upstream's `backbone_units`.
+    pub const DEFAULT_BACKBONE_UNITS: usize = 128;
+    /// Upstream's `backbone_layers`.
+    pub const DEFAULT_BACKBONE_LAYERS: usize = 1;
+    /// Upstream's `backbone_dropout`.
+    pub const DEFAULT_BACKBONE_DROPOUT: f64 = 0.0;
+
+    /// Fails when `backbone_units` is 0 under a backbone, `backbone_dropout`
+    /// is outside `[0, 1)`, or pure mode is given a head activation.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.backbone_layers > 0 && self.backbone_units == 0 {
+            return Err(ConfigError::invalid(
+                "backbone_units",
+                0,
+                "at least 1 when backbone_layers > 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.backbone_dropout) {
+            return Err(ConfigError::invalid(
+                "backbone_dropout",
+                self.backbone_dropout,
+                "in [0, 1)",
+            ));
+        }
+        if self.mode == CfCMode::Pure && self.head_activation != HeadActivation::Tanh {
+            return Err(ConfigError::invalid(
+                "head_activation",
+                format!("{:?}", self.head_activation),
+                "Tanh in pure mode (its head is linear)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first option a wired CfC (which has no backbone and keeps
+    /// upstream's heads) cannot take, by name.
+    pub(crate) fn dense_only_given(&self) -> Option<&'static str> {
+        let default = Self::new();
+        [
+            (
+                "backbone_units",
+                self.backbone_units != default.backbone_units,
+            ),
+            (
+                "backbone_layers",
+                self.backbone_layers != default.backbone_layers,
+            ),
+            (
+                "backbone_dropout",
+                self.backbone_dropout != default.backbone_dropout,
+            ),
+            (
+                "dropout_placement",
+                self.dropout_placement != default.dropout_placement,
+            ),
+            (
+                "head_activation",
+                self.head_activation != default.head_activation,
+            ),
+            ("activation", self.activation != default.activation),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
+    }
+}
+
+/// Configuration of a [`CfCCell`]. Defaults are upstream's `CfCCell`'s.
+#[derive(Config, Debug)]
+pub struct CfCCellConfig {
+    /// Features of one input step.
+    pub input_size: usize,
+    /// Hidden units (the state size).
+    pub hidden_size: usize,
+    /// Mode, backbone, heads and the fused path. Default:
+    /// [`CfCCellOptions::new()`], upstream's.
+    #[config(default = "CfCCellOptions::new()")]
+    pub options: CfCCellOptions,
+    /// Sparsity mask of the `ff1`/`ff2` heads, `[input_size + hidden_size,
+    /// hidden_size]`, `[src][dest]` (absolute values are used); needs
+    /// `options.backbone_layers = 0`. Default: none.
+    #[config(default = "None")]
+    pub sparsity_mask: Option<SynapseMatrix>,
 }
 
 /// A closed-form continuous-time cell (Hasani et al., Nature Machine
@@ -147,14 +236,14 @@ pub struct CfCCellConfig {
 /// ```
 /// use burn::backend::NdArray;
 /// use burn::prelude::*;
-/// use ncps::cells::{Activation, CfCCellConfig, CfCMode, RecurrentCell};
+/// use ncps::cells::{Activation, CfCCellConfig, CfCCellOptions, CfCMode, RecurrentCell};
 ///
 /// let device = Default::default();
-/// let cell = CfCCellConfig::new(3, 16)
+/// let options = CfCCellOptions::new()
 ///     .with_mode(CfCMode::NoGate)
 ///     .with_activation(Activation::Silu)
-///     .with_backbone_layers(2)
-///     .init::<NdArray>(&device)?;
+///     .with_backbone_layers(2);
+/// let cell = CfCCellConfig::new(3, 16).with_options(options).init::<NdArray>(&device)?;
 /// let (output, state) = cell.forward(Tensor::zeros([5, 3], &device), Tensor::zeros([5, 16], &device), Tensor::ones([5], &device));
 /// assert_eq!(output.dims(), [5, 16]);
 /// # let _ = state;
@@ -227,13 +316,6 @@ fn xavier_row<B: Backend>(hidden: usize, device: &B::Device) -> Param<Tensor<B, 
 }
 
 impl CfCCellConfig {
-    /// Upstream's `backbone_units`.
-    pub const DEFAULT_BACKBONE_UNITS: usize = 128;
-    /// Upstream's `backbone_layers`.
-    pub const DEFAULT_BACKBONE_LAYERS: usize = 1;
-    /// Upstream's `backbone_dropout`.
-    pub const DEFAULT_BACKBONE_DROPOUT: f64 = 0.0;
-
     /// Initialises the cell on `device`.
     ///
     /// Fails when a size is 0, `backbone_dropout` is outside `[0, 1)`, or a
@@ -245,24 +327,12 @@ impl CfCCellConfig {
         if self.hidden_size == 0 {
             return Err(ConfigError::invalid("hidden_size", 0, "at least 1"));
         }
-        if self.backbone_layers > 0 && self.backbone_units == 0 {
-            return Err(ConfigError::invalid(
-                "backbone_units",
-                0,
-                "at least 1 when backbone_layers > 0",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.backbone_dropout) {
-            return Err(ConfigError::invalid(
-                "backbone_dropout",
-                self.backbone_dropout,
-                "in [0, 1)",
-            ));
-        }
+        let options = &self.options;
+        options.check()?;
         let cat = self.input_size + self.hidden_size;
         let sparsity_mask = match &self.sparsity_mask {
             None => Mask::none(),
-            Some(_) if self.backbone_layers > 0 => {
+            Some(_) if options.backbone_layers > 0 => {
                 return Err(ConfigError::invalid(
                     "sparsity_mask",
                     "a mask",
@@ -281,29 +351,22 @@ impl CfCCellConfig {
             }
             Some(mask) => mask_tensor(mask, device),
         };
-        if self.mode == CfCMode::Pure && self.head_activation != HeadActivation::Tanh {
-            return Err(ConfigError::invalid(
-                "head_activation",
-                format!("{:?}", self.head_activation),
-                "Tanh in pure mode (its head is linear)",
-            ));
-        }
-        let backbone: Vec<Linear<B>> = (0..self.backbone_layers)
+        let backbone: Vec<Linear<B>> = (0..options.backbone_layers)
             .map(|i| {
-                let d_input = if i == 0 { cat } else { self.backbone_units };
-                xavier_linear(d_input, self.backbone_units, device)
+                let d_input = if i == 0 { cat } else { options.backbone_units };
+                xavier_linear(d_input, options.backbone_units, device)
             })
             .collect();
-        let head_input = if self.backbone_layers == 0 {
+        let head_input = if options.backbone_layers == 0 {
             cat
         } else {
-            self.backbone_units
+            options.backbone_units
         };
         let head = || xavier_linear(head_input, self.hidden_size, device);
-        let gated = self.mode != CfCMode::Pure;
+        let gated = options.mode != CfCMode::Pure;
         Ok(materialize(CfCCell {
             backbone,
-            dropout: DropoutConfig::new(self.backbone_dropout).init(),
+            dropout: DropoutConfig::new(options.backbone_dropout).init(),
             ff1: head(),
             ff2: gated.then(head),
             time_a: gated.then(head),
@@ -311,13 +374,13 @@ impl CfCCellConfig {
             w_tau: (!gated).then(|| xavier_row(self.hidden_size, device)),
             a: (!gated).then(|| xavier_row(self.hidden_size, device)),
             sparsity_mask,
-            mode: self.mode,
-            activation: self.activation,
-            dropout_placement: self.dropout_placement,
-            head_activation: self.head_activation,
+            mode: options.mode,
+            activation: options.activation,
+            dropout_placement: options.dropout_placement,
+            head_activation: options.head_activation,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
-            fused: self.fused,
+            fused: options.fused,
         }))
     }
 }

@@ -33,11 +33,19 @@ impl Mapping {
     }
 }
 
-/// Configuration of an [`LTCCell`]. Defaults are upstream's `LTCCell`'s.
-#[derive(Config, Debug)]
-pub struct LTCCellConfig {
-    /// The wiring; it must be built with the input size (`wiring.build(n)`).
-    pub wiring: AnyWiring,
+/// The options of an [`LTCCell`] besides its wiring and constraints: held
+/// as one value by [`LTCCellConfig::options`] and by the sequence model's
+/// [`LTCConfig::cell`](crate::rnn::LTCConfig::cell). Defaults are upstream's.
+///
+/// ```
+/// use ncps::cells::{LTCCellOptions, Mapping};
+///
+/// let options = LTCCellOptions::new().with_ode_unfolds(3).with_output_mapping(Mapping::Identity);
+/// assert_eq!(options.ode_unfolds, 3);
+/// assert_eq!(options.input_mapping, Mapping::Affine); // upstream's default
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct LTCCellOptions {
     /// Map applied to the inputs. Default: [`Mapping::Affine`].
     #[config(default = "Mapping::Affine")]
     pub input_mapping: Mapping,
@@ -45,18 +53,11 @@ pub struct LTCCellConfig {
     #[config(default = "Mapping::Affine")]
     pub output_mapping: Mapping,
     /// Steps of the fused ODE solver per time step. Default: 6.
-    #[config(default = "LTCCellConfig::DEFAULT_ODE_UNFOLDS")]
+    #[config(default = "LTCCellOptions::DEFAULT_ODE_UNFOLDS")]
     pub ode_unfolds: usize,
     /// Added to the solver's denominator. Default: 1e-8.
-    #[config(default = "LTCCellConfig::DEFAULT_EPSILON")]
+    #[config(default = "LTCCellOptions::DEFAULT_EPSILON")]
     pub epsilon: f64,
-    /// Keep `w`, `sensory_w`, `cm` and `gleak` positive with a softplus
-    /// (`true`), or use them as they are and clamp them with
-    /// [`LTCCell::apply_weight_constraints`] after each optimizer step
-    /// (`false`, the cell's default; the [`LTC`](crate::rnn::LTC) sequence
-    /// module defaults to `true`).
-    #[config(default = false)]
-    pub implicit_param_constraints: bool,
     /// Run each step as one fused kernel over the existing synapses where
     /// the backend has one (`NdArray<f32>`, with or without autodiff);
     /// `false` always takes the dense tensor-op reference path, which every
@@ -66,11 +67,40 @@ pub struct LTCCellConfig {
     pub fused: bool,
 }
 
-impl LTCCellConfig {
+impl LTCCellOptions {
     /// Upstream's `ode_unfolds`.
     pub const DEFAULT_ODE_UNFOLDS: usize = 6;
     /// Upstream's `epsilon`.
     pub const DEFAULT_EPSILON: f64 = 1e-8;
+
+    /// Fails when `ode_unfolds` is 0 or `epsilon` negative or NaN.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.ode_unfolds == 0 {
+            return Err(ConfigError::invalid("ode_unfolds", 0, "at least 1"));
+        }
+        if self.epsilon.is_nan() || self.epsilon < 0.0 {
+            return Err(ConfigError::invalid("epsilon", self.epsilon, "at least 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Configuration of an [`LTCCell`]. Defaults are upstream's `LTCCell`'s.
+#[derive(Config, Debug)]
+pub struct LTCCellConfig {
+    /// The wiring; it must be built with the input size (`wiring.build(n)`).
+    pub wiring: AnyWiring,
+    /// Mappings, solver steps, epsilon and the fused kernel. Default:
+    /// [`LTCCellOptions::new()`], upstream's.
+    #[config(default = "LTCCellOptions::new()")]
+    pub options: LTCCellOptions,
+    /// Keep `w`, `sensory_w`, `cm` and `gleak` positive with a softplus
+    /// (`true`), or use them as they are and clamp them with
+    /// [`LTCCell::apply_weight_constraints`] after each optimizer step
+    /// (`false`, the cell's default; the [`LTC`](crate::rnn::LTC) sequence
+    /// module defaults to `true`, as upstream's two do).
+    #[config(default = false)]
+    pub implicit_param_constraints: bool,
 }
 
 /// A liquid time-constant cell (Hasani et al., AAAI 2021): each neuron is a
@@ -252,12 +282,8 @@ impl LTCCellConfig {
         let sensory = wiring
             .sensory_adjacency_matrix()
             .ok_or(ConfigError::WiringNotBuilt)?;
-        if self.ode_unfolds == 0 {
-            return Err(ConfigError::invalid("ode_unfolds", 0, "at least 1"));
-        }
-        if self.epsilon.is_nan() || self.epsilon < 0.0 {
-            return Err(ConfigError::invalid("epsilon", self.epsilon, "at least 0"));
-        }
+        self.options.check()?;
+        let options = &self.options;
         let adjacency = wiring.adjacency_matrix();
         let (n, s, m) = (wiring.units(), sensory.rows(), wiring.output_dim());
         let uniform = |min: f64, max: f64| Initializer::Uniform { min, max };
@@ -275,17 +301,17 @@ impl LTCCellConfig {
             sensory_mu: uniform(0.3, 0.8).init([s, n], device),
             sensory_w: uniform(0.001, 1.0).init([s, n], device),
             sensory_erev: Param::from_tensor(polarity_tensor(sensory, device)),
-            input_w: ones(s, self.input_mapping.has_weight()),
-            input_b: zeros(s, self.input_mapping.has_bias()),
-            output_w: ones(m, self.output_mapping.has_weight()),
-            output_b: zeros(m, self.output_mapping.has_bias()),
+            input_w: ones(s, options.input_mapping.has_weight()),
+            input_b: zeros(s, options.input_mapping.has_bias()),
+            output_w: ones(m, options.output_mapping.has_weight()),
+            output_b: zeros(m, options.output_mapping.has_bias()),
             sparsity_mask: mask_tensor(adjacency, device),
             sensory_sparsity_mask: mask_tensor(sensory, device),
-            ode_unfolds: self.ode_unfolds,
-            epsilon: self.epsilon,
+            ode_unfolds: options.ode_unfolds,
+            epsilon: options.epsilon,
             implicit_param_constraints: self.implicit_param_constraints,
             motor_size: m,
-            fused: self.fused,
+            fused: options.fused,
             plan: SynapsePlan::new(&adjacency.mask_f32(), &sensory.mask_f32(), n),
             summary: WiringSummary::of(wiring),
         }))

@@ -29,9 +29,11 @@ use crate::wirings::{SynapseMatrix, Wiring};
 
 pub use crate::kernels::fused_available;
 pub use any_cfc::AnyCfCCell;
-pub use cfc::{Activation, CfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation};
+pub use cfc::{
+    Activation, CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation,
+};
 pub use lstm::{LSTMCell, LSTMCellConfig};
-pub use ltc::{LTCCell, LTCCellConfig, Mapping};
+pub use ltc::{LTCCell, LTCCellConfig, LTCCellOptions, Mapping};
 pub use mask::Mask;
 pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
 

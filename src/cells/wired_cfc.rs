@@ -4,7 +4,9 @@ use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{CfCCell, CfCCellConfig, CfCMode, RecurrentCell, WiringSummary, one_line};
+use super::{
+    CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, RecurrentCell, WiringSummary, one_line,
+};
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, NeuronType, SynapseMatrix, Wiring};
 
@@ -112,8 +114,11 @@ impl WiredCfCCellConfig {
             let in_features = mask.rows() - neurons.len();
             cells.push(
                 CfCCellConfig::new(in_features, neurons.len())
-                    .with_mode(self.mode)
-                    .with_backbone_layers(0)
+                    .with_options(
+                        CfCCellOptions::new()
+                            .with_mode(self.mode)
+                            .with_backbone_layers(0),
+                    )
                     .with_sparsity_mask(Some(mask))
                     .init(device)?,
             );

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::ExportError;
-use crate::cells::{Activation, CfCCell, CfCCellConfig, CfCMode, LTCCell, Mapping, RecurrentCell};
+use crate::cells::{
+    Activation, CfCCell, CfCCellOptions, CfCMode, LTCCell, LTCCellOptions, Mapping, RecurrentCell,
+};
 use crate::fs::write_atomically;
 use crate::import::{StateDict, names};
 use crate::rnn::{AnyCfCCell, CfCConfig, LTCConfig, Rnn, Units};
@@ -165,6 +167,7 @@ impl UpstreamConfig {
         };
         let mappings = [Mapping::Affine, Mapping::Linear, Mapping::Identity];
         let mut config = LTCConfig::new(input_size, units);
+        let mut cell = LTCCellOptions::new();
         if let Some(v) = self.arg("return_sequences")? {
             config = config.with_return_sequences(v);
         }
@@ -175,21 +178,21 @@ impl UpstreamConfig {
             config = config.with_mixed_memory(v);
         }
         if let Some(v) = self.choice("input_mapping", &mappings, names::mapping)? {
-            config = config.with_input_mapping(v);
+            cell = cell.with_input_mapping(v);
         }
         if let Some(v) = self.choice("output_mapping", &mappings, names::mapping)? {
-            config = config.with_output_mapping(v);
+            cell = cell.with_output_mapping(v);
         }
         if let Some(v) = self.arg("ode_unfolds")? {
-            config = config.with_ode_unfolds(v);
+            cell = cell.with_ode_unfolds(v);
         }
         if let Some(v) = self.arg("epsilon")? {
-            config = config.with_epsilon(v);
+            cell = cell.with_epsilon(v);
         }
         if let Some(v) = self.arg("implicit_param_constraints")? {
             config = config.with_implicit_param_constraints(v);
         }
-        Ok(config)
+        Ok(config.with_cell(cell))
     }
 
     /// The [`CfCConfig`] these arguments describe; what they do not name
@@ -220,19 +223,29 @@ impl UpstreamConfig {
         if let Some(v) = self.arg("mixed_memory")? {
             config = config.with_mixed_memory(v);
         }
+        let mut cell = CfCCellOptions::new();
         if let Some(v) = self.choice("mode", &modes, |m| Some(names::mode(m)))? {
-            config = config.with_mode(v);
+            cell = cell.with_mode(v);
         }
-        if let Some(v) = self.choice("activation", &activations, |a| Some(names::activation(a)))? {
-            config = config.with_activation(v);
-        }
+        // Upstream ignores the backbone's arguments (and keeps them in its
+        // config) when the CfC is wired.
         if !wired {
-            config = config
-                .with_backbone_units(self.arg("backbone_units")?)
-                .with_backbone_layers(self.arg("backbone_layers")?)
-                .with_backbone_dropout(self.arg("backbone_dropout")?);
+            if let Some(v) =
+                self.choice("activation", &activations, |a| Some(names::activation(a)))?
+            {
+                cell = cell.with_activation(v);
+            }
+            if let Some(v) = self.arg("backbone_units")? {
+                cell = cell.with_backbone_units(v);
+            }
+            if let Some(v) = self.arg("backbone_layers")? {
+                cell = cell.with_backbone_layers(v);
+            }
+            if let Some(v) = self.arg("backbone_dropout")? {
+                cell = cell.with_backbone_dropout(v);
+            }
         }
-        Ok(config)
+        Ok(config.with_cell(cell))
     }
 }
 
@@ -333,7 +346,7 @@ fn dense_cfc_args<B: Backend>(cell: &CfCCell<B>) -> Value {
         "backbone_units": cell
             .backbone
             .first()
-            .map_or(CfCCellConfig::DEFAULT_BACKBONE_UNITS, |l| l.weight.dims()[1]),
+            .map_or(CfCCellOptions::DEFAULT_BACKBONE_UNITS, |l| l.weight.dims()[1]),
         "backbone_layers": cell.backbone.len(),
         "backbone_dropout": cell.dropout.prob,
     })

@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use super::program::{Act, Cell, CfcLayer, Head, Linear, Program, SynapseArrays, Values};
 use super::{Export, Index, runtime};
-use crate::cells::{Activation, CfCMode};
+use crate::cells::{Activation, CfCCellOptions, CfCMode};
 use crate::rnn::{CfCConfig, LTCConfig, Units};
 use crate::wirings::{AutoNCP, FullyConnected};
 
@@ -233,10 +233,13 @@ fn the_cfc_runtime_computes_the_burn_model() {
     let device = Default::default();
     let dense = |mode: CfCMode, activation: Activation, layers: usize| {
         CfCConfig::new(3, Units::from(12))
-            .with_mode(mode)
-            .with_activation(activation)
-            .with_backbone_layers(Some(layers))
-            .with_backbone_units(Some(10))
+            .with_cell(
+                CfCCellOptions::new()
+                    .with_mode(mode)
+                    .with_activation(activation)
+                    .with_backbone_layers(layers)
+                    .with_backbone_units(10),
+            )
             .with_mixed_memory(true)
             .with_proj_size(Some(2))
             .init::<B>(&device)
@@ -251,7 +254,7 @@ fn the_cfc_runtime_computes_the_burn_model() {
             .init::<B>(&device)
             .unwrap(),
         CfCConfig::new(3, Units::from(FullyConnected::new(6, 2).unwrap()))
-            .with_mode(CfCMode::Pure)
+            .with_cell(CfCCellOptions::new().with_mode(CfCMode::Pure))
             .init::<B>(&device)
             .unwrap(),
     ];

@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use super::names::{self, cfc, lstm, ltc};
 use super::{ImportError, LoadStateDict, StateDict};
-use crate::cells::{CfCMode, Mapping};
+use crate::cells::{CfCCellOptions, CfCMode, LTCCellOptions, Mapping};
 use crate::rnn::{CfC, CfCConfig, LTC, LTCConfig, Units};
 use crate::wirings::{Custom, NeuronType, Polarity, SynapseMatrix};
 
@@ -317,8 +317,11 @@ impl LTCConfig {
         let input_size = crate::wirings::Wiring::input_dim(&wiring).unwrap_or_default();
         Ok(LTCConfig::new(input_size, Units::from(wiring))
             .with_mixed_memory(has_lstm(dict))
-            .with_input_mapping(mapping(dict, ltc::INPUT_W, ltc::INPUT_B))
-            .with_output_mapping(mapping(dict, ltc::OUTPUT_W, ltc::OUTPUT_B)))
+            .with_cell(
+                LTCCellOptions::new()
+                    .with_input_mapping(mapping(dict, ltc::INPUT_W, ltc::INPUT_B))
+                    .with_output_mapping(mapping(dict, ltc::OUTPUT_W, ltc::OUTPUT_B)),
+            ))
     }
 }
 
@@ -327,7 +330,7 @@ impl CfCConfig {
     /// or wired ([`StateDict::wiring`]), the input size, hidden units,
     /// backbone width and depth, `proj_size`, `mixed_memory`, and the mode
     /// (`pure` when the checkpoint has `w_tau`, else `default`: a `no_gate`
-    /// CfC has the same tensors, set it with `with_mode`). What a
+    /// CfC has the same tensors: set `cell.mode`). What a
     /// `state_dict` cannot hold keeps upstream's defaults: the activation
     /// `lecun_tanh`, `return_sequences` and `batch_first` true.
     ///
@@ -346,6 +349,7 @@ impl CfCConfig {
         } else {
             CfCMode::Default
         };
+        let mut cell = CfCCellOptions::new().with_mode(mode);
         let mut config = if wired {
             let wiring = dict.wiring()?;
             let input_size = crate::wirings::Wiring::input_dim(&wiring).unwrap_or_default();
@@ -384,12 +388,14 @@ impl CfCConfig {
                 Some(&[_, cat]) => cat.saturating_sub(hidden),
                 _ => ff1_in.saturating_sub(hidden),
             };
+            cell = cell.with_backbone_layers(backbone_layers);
+            if let Some(units) = rows_of(dict, &backbone(0, false)) {
+                cell = cell.with_backbone_units(units);
+            }
             CfCConfig::new(input_size, Units::from(hidden))
-                .with_backbone_layers(Some(backbone_layers))
-                .with_backbone_units(rows_of(dict, &backbone(0, false)))
         };
         config = config
-            .with_mode(mode)
+            .with_cell(cell)
             .with_proj_size(rows_of(dict, &names::weight(names::PROJECTION)))
             .with_mixed_memory(has_lstm(dict));
         Ok(config)

@@ -4,10 +4,7 @@ use burn::prelude::*;
 
 use super::{Rnn, SequenceOptions, Units};
 use crate::ConfigError;
-use crate::cells::{
-    Activation, AnyCfCCell, CfCCellConfig, CfCMode, DropoutPlacement, HeadActivation,
-    WiredCfCCellConfig,
-};
+use crate::cells::{AnyCfCCell, CfCCellConfig, CfCCellOptions, WiredCfCCellConfig};
 use crate::wirings::Wiring;
 
 /// Configuration of a [`CfC`]; arguments and defaults are upstream's
@@ -39,33 +36,11 @@ pub struct CfCConfig {
     /// Default: 1.0, upstream's.
     #[config(default = "crate::cells::LSTMCellConfig::DEFAULT_FORGET_BIAS")]
     pub forget_bias: f64,
-    /// Default: [`CfCMode::Default`].
-    #[config(default = "CfCMode::Default")]
-    pub mode: CfCMode,
-    /// Backbone activation (dense only). Default: [`Activation::LecunTanh`].
-    #[config(default = "Activation::LecunTanh")]
-    pub activation: Activation,
-    /// Backbone width; 128 when `None`. An error with a wiring.
-    #[config(default = "None")]
-    pub backbone_units: Option<usize>,
-    /// Backbone depth; 1 when `None`. An error with a wiring.
-    #[config(default = "None")]
-    pub backbone_layers: Option<usize>,
-    /// Backbone dropout; 0 when `None`. An error with a wiring.
-    #[config(default = "None")]
-    pub backbone_dropout: Option<f64>,
-    /// Which backbone layers dropout follows (dense only). Default:
-    /// [`DropoutPlacement::LaterLayers`], upstream's.
-    #[config(default = "DropoutPlacement::LaterLayers")]
-    pub dropout_placement: DropoutPlacement,
-    /// The heads' squashing (dense only). Default: [`HeadActivation::Tanh`],
-    /// upstream's.
-    #[config(default = "HeadActivation::Tanh")]
-    pub head_activation: HeadActivation,
-    /// Run whole sequences as one fused operation where the backend has one
-    /// (dense cells; see [`CfCCellConfig::fused`]). Default: true.
-    #[config(default = true)]
-    pub fused: bool,
+    /// The cell's mode, backbone, heads and fused path. Default:
+    /// [`CfCCellOptions::new()`], upstream's. With a wiring only `mode`
+    /// (and `fused`, which wired cells ignore) may differ from the default.
+    #[config(default = "CfCCellOptions::new()")]
+    pub cell: CfCCellOptions,
 }
 
 /// A closed-form continuous-time network (upstream's `ncps.torch.CfC`): a
@@ -89,62 +64,28 @@ pub type CfC<B> = Rnn<B, AnyCfCCell<B>>;
 impl CfCConfig {
     /// Initialises the model (building the wiring with `input_size`).
     ///
-    /// Fails when `input_size` is 0, a backbone argument (or a
-    /// non-default `dropout_placement` or `head_activation`) is given with a
-    /// wiring, the wiring was built with another input size, or a cell
-    /// argument is invalid.
+    /// Fails when `input_size` is 0, a dense-only cell option (backbone,
+    /// dropout placement, head or backbone activation) differs from its
+    /// default with a wiring, the wiring was built with another input size,
+    /// or a cell option is invalid.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CfC<B>, ConfigError> {
         let options = self.options();
         options.check()?;
         let cell = match &self.units {
             Units::Count(units) => AnyCfCCell::Dense(
                 CfCCellConfig::new(self.input_size, *units)
-                    .with_mode(self.mode)
-                    .with_activation(self.activation)
-                    .with_backbone_units(
-                        self.backbone_units
-                            .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_UNITS),
-                    )
-                    .with_backbone_layers(
-                        self.backbone_layers
-                            .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_LAYERS),
-                    )
-                    .with_backbone_dropout(
-                        self.backbone_dropout
-                            .unwrap_or(CfCCellConfig::DEFAULT_BACKBONE_DROPOUT),
-                    )
-                    .with_dropout_placement(self.dropout_placement)
-                    .with_head_activation(self.head_activation)
-                    .with_fused(self.fused)
+                    .with_options(self.cell.clone())
                     .init(device)?,
             ),
             Units::Wiring(wiring) => {
-                for (argument, given) in [
-                    ("backbone_units", self.backbone_units.is_some()),
-                    ("backbone_layers", self.backbone_layers.is_some()),
-                    ("backbone_dropout", self.backbone_dropout.is_some()),
-                ] {
-                    if given {
-                        return Err(ConfigError::BackboneWithWiring { argument });
-                    }
-                }
-                if self.dropout_placement != DropoutPlacement::default() {
-                    return Err(ConfigError::BackboneWithWiring {
-                        argument: "dropout_placement",
-                    });
-                }
-                if self.head_activation != HeadActivation::default() {
-                    return Err(ConfigError::invalid(
-                        "head_activation",
-                        format!("{:?}", self.head_activation),
-                        "Tanh with a wiring (the wired cells keep upstream's heads)",
-                    ));
+                if let Some(argument) = self.cell.dense_only_given() {
+                    return Err(ConfigError::BackboneWithWiring { argument });
                 }
                 let mut wiring = wiring.clone();
                 wiring.build(self.input_size)?;
                 AnyCfCCell::Wired(
                     WiredCfCCellConfig::new(wiring)
-                        .with_mode(self.mode)
+                        .with_mode(self.cell.mode)
                         .init(device)?,
                 )
             }

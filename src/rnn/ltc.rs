@@ -4,7 +4,7 @@ use burn::prelude::*;
 
 use super::{Rnn, SequenceOptions, Units};
 use crate::ConfigError;
-use crate::cells::{LTCCell, LTCCellConfig, Mapping};
+use crate::cells::{LTCCell, LTCCellConfig, LTCCellOptions};
 use crate::wirings::{AnyWiring, FullyConnected, Wiring};
 
 /// Configuration of an [`LTC`]; arguments and defaults are upstream's
@@ -34,26 +34,14 @@ pub struct LTCConfig {
     /// Default: 1.0, upstream's.
     #[config(default = "crate::cells::LSTMCellConfig::DEFAULT_FORGET_BIAS")]
     pub forget_bias: f64,
-    /// Default: [`Mapping::Affine`].
-    #[config(default = "Mapping::Affine")]
-    pub input_mapping: Mapping,
-    /// Default: [`Mapping::Affine`].
-    #[config(default = "Mapping::Affine")]
-    pub output_mapping: Mapping,
-    /// ODE solver steps per time step. Default: 6.
-    #[config(default = "LTCCellConfig::DEFAULT_ODE_UNFOLDS")]
-    pub ode_unfolds: usize,
-    /// Default: 1e-8.
-    #[config(default = "LTCCellConfig::DEFAULT_EPSILON")]
-    pub epsilon: f64,
+    /// The cell's mappings, solver steps, epsilon and fused kernel.
+    /// Default: [`LTCCellOptions::new()`], upstream's.
+    #[config(default = "LTCCellOptions::new()")]
+    pub cell: LTCCellOptions,
     /// Softplus on the positive parameters. Default: true (unlike the bare
     /// cell, as upstream).
     #[config(default = true)]
     pub implicit_param_constraints: bool,
-    /// Run each step as one fused sparse kernel where the backend has one;
-    /// see [`LTCCellConfig::fused`]. Default: true.
-    #[config(default = true)]
-    pub fused: bool,
 }
 
 /// A liquid time-constant network (upstream's `ncps.torch.LTC`): an
@@ -89,12 +77,8 @@ impl LTCConfig {
         };
         wiring.build(self.input_size)?;
         let cell = LTCCellConfig::new(wiring)
-            .with_input_mapping(self.input_mapping)
-            .with_output_mapping(self.output_mapping)
-            .with_ode_unfolds(self.ode_unfolds)
-            .with_epsilon(self.epsilon)
+            .with_options(self.cell.clone())
             .with_implicit_param_constraints(self.implicit_param_constraints)
-            .with_fused(self.fused)
             .init(device)?;
         Rnn::assemble(cell, options, device)
     }
