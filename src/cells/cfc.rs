@@ -18,7 +18,8 @@ use super::{
 use crate::ConfigError;
 use crate::kernels::activation::{Backbone, GatedMix, Unary};
 use crate::kernels::cfc::{Mix, Spec};
-use crate::kernels::tensor::{CfcInputs, Extras, activate, cfc_sequence, gated_mix, sigmoid};
+use crate::kernels::tensor::{activate, cfc_sequence, gated_mix, sigmoid};
+use crate::kernels::{CfcInputs, Extras};
 use crate::wirings::SynapseMatrix;
 
 /// How a [`CfCCell`] turns its heads into the next state.

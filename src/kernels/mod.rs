@@ -62,6 +62,32 @@ pub fn fused_available<B: burn::prelude::Backend>() -> bool {
     }
 }
 
+/// What a sequence brings to the fused CfC operation besides its tensors
+/// (the cells fill it, [`tensor::cfc_sequence`] dispatches it, the
+/// `ndarray` binding runs it): the valid lengths and the
+/// dropout factors (`[steps, batch, width]` per dropout layer).
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Valid steps of each sample.
+    pub lengths: Option<Vec<usize>>,
+    /// Dropout factors, one vector per layer with dropout.
+    pub dropout: Vec<Vec<f32>>,
+}
+
+/// The tensors of the operation, in its input order.
+pub struct CfcInputs<B: burn::prelude::Backend> {
+    /// `[batch, steps, inputs]`.
+    pub x: burn::prelude::Tensor<B, 3>,
+    /// `[batch, steps]`.
+    pub elapsed: burn::prelude::Tensor<B, 2>,
+    /// `[batch, hidden]`.
+    pub h0: burn::prelude::Tensor<B, 2>,
+    /// `[batch, hidden]` with mixed memory (else unused).
+    pub c0: Option<burn::prelude::Tensor<B, 2>>,
+    /// Every weight, flat, in [`cfc::Flat`]'s order.
+    pub theta: burn::prelude::Tensor<B, 1>,
+}
+
 /// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20
 /// (exact and finite everywhere). The fused LTC kernel constrains its
 /// positive parameters with it, and the exporter writes them through it.

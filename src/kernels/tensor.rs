@@ -8,6 +8,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::activation::{self, Unary};
+use super::{CfcInputs, Extras};
 
 /// The logistic sigmoid at the tensor's own precision.
 ///
@@ -113,30 +114,6 @@ pub(crate) fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B,
         .mask_where(linear, constant.clone());
     let slope = sigmoid(constant.clone());
     value + (x - constant) * slope
-}
-
-/// What a sequence brings besides its tensors: the valid lengths and the
-/// dropout factors (`[steps, batch, width]` per dropout layer).
-#[derive(Clone, Debug, Default)]
-pub struct Extras {
-    /// Valid steps of each sample.
-    pub lengths: Option<Vec<usize>>,
-    /// Dropout factors, one vector per layer with dropout.
-    pub dropout: Vec<Vec<f32>>,
-}
-
-/// The tensors of the operation, in its input order.
-pub struct CfcInputs<B: Backend> {
-    /// `[batch, steps, inputs]`.
-    pub x: Tensor<B, 3>,
-    /// `[batch, steps]`.
-    pub elapsed: Tensor<B, 2>,
-    /// `[batch, hidden]`.
-    pub h0: Tensor<B, 2>,
-    /// `[batch, hidden]` with mixed memory (else unused).
-    pub c0: Option<Tensor<B, 2>>,
-    /// Every weight, flat, in [`Flat`]'s order.
-    pub theta: Tensor<B, 1>,
 }
 
 /// A dense CfC over a whole sequence as one fused operation

@@ -16,8 +16,8 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorde
 use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
+use super::TrainError;
 use super::progress::EpochLog;
-use super::trainer::TrainError;
 use crate::fs::write_atomically;
 
 /// The commit file of a run directory.

@@ -26,15 +26,17 @@
 mod checkpoint;
 mod classification;
 mod config;
+mod error;
 mod progress;
 mod regression;
 mod trainer;
 
 pub use classification::{CrossEntropy, SequenceClassifier, SequenceEncoder, accuracy};
 pub use config::{Clipping, TrainConfig};
+pub use error::TrainError;
 pub use progress::{EpochLog, PrintEpochs, Progress};
 pub use regression::{SequenceBatch, SequenceModel, SequenceMse};
-pub use trainer::{Evaluation, Objective, Stepper, TrainError, Trained, Trainer, evaluate};
+pub use trainer::{Evaluation, Objective, Stepper, Trained, Trainer, evaluate};
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;

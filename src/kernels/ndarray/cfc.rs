@@ -13,7 +13,7 @@ use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 use super::{Nd, available, custom_op, ndarray_tensor, values};
 use crate::kernels::cfc::{self, Flat, Sequence, Spec, Trace};
-use crate::kernels::tensor::{CfcInputs, Extras};
+use crate::kernels::{CfcInputs, Extras};
 
 #[derive(Clone, Debug)]
 struct Saved {
