@@ -134,11 +134,10 @@ where
 }
 
 /// The Walker2d-sized CfC of upstream's script (projection to 17).
-fn walker_cfc<B: Backend>(config: CfCConfig, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
-    let cell = config.cell.clone().with_fused(fused);
+fn walker_cfc<B: Backend>(mut config: CfCConfig, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
+    config.cell.fused = fused;
     config
         .with_proj_size(Some(17))
-        .with_cell(cell)
         .init(&Default::default())
         .expect("valid config")
 }
