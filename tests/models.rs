@@ -10,8 +10,8 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder
 use burn::tensor::Distribution;
 use ncps::ConfigError;
 use ncps::cells::{
-    Activation, AnyCfCCell, CfCCellConfig, CfCCellOptions, CfCMode, LTCCellConfig, LTCCellOptions,
-    RecurrentCell, WiredCfCCellConfig,
+    Activation, AnyCfCCell, CfCCellConfig, CfCCellOptions, CfCMode, HeadActivation, LTCCellConfig,
+    LTCCellOptions, RecurrentCell, WiredCfCCellConfig,
 };
 use ncps::import::{ImportError, LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
@@ -81,6 +81,27 @@ fn stepping_one_observation_at_a_time_equals_the_sequence_forward() {
         .init::<B>(&device())
         .unwrap();
     step_by_step_equals_sequence(&wired);
+    // A dense CfC's stateful steps are fused steps on this backend: every
+    // mode, heads and backbone shape.
+    let heads = [HeadActivation::Tanh, HeadActivation::LecunTanh];
+    for (mode, layers, head) in [
+        (CfCMode::Default, 2, heads[1]),
+        (CfCMode::NoGate, 1, heads[0]),
+        (CfCMode::Pure, 1, heads[0]),
+        (CfCMode::Default, 0, heads[0]),
+    ] {
+        let options = CfCCellOptions::new()
+            .with_mode(mode)
+            .with_backbone_layers(layers)
+            .with_backbone_units(12)
+            .with_activation(Activation::Silu)
+            .with_head_activation(head);
+        let model = CfCConfig::new(3, Units::from(6))
+            .with_cell(options)
+            .init::<B>(&device())
+            .unwrap();
+        step_by_step_equals_sequence(&model);
+    }
 }
 
 /// A control loop's owner: the model and its stepping state in one struct,

@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 
+use super::cfc::CfCPrepared;
 use super::{CfCCell, LSTMCell, RecurrentCell, SequenceInputs, SequenceOutputs, WiredCfCCell};
 
 /// The cell of a [`CfC`](crate::rnn::CfC): a dense [`CfCCell`] (with a
@@ -18,7 +19,7 @@ pub enum AnyCfCCell<B: Backend> {
 }
 
 impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
-    type Prepared = ();
+    type Prepared = CfCPrepared<B>;
 
     fn input_size(&self) -> usize {
         match self {
@@ -41,7 +42,19 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
         }
     }
 
-    fn prepare(&self) {}
+    fn prepare(&self) -> CfCPrepared<B> {
+        match self {
+            AnyCfCCell::Dense(cell) => cell.prepare(),
+            AnyCfCCell::Wired(_) => CfCPrepared::tensor_ops(),
+        }
+    }
+
+    fn prepare_single_step(&self) -> CfCPrepared<B> {
+        match self {
+            AnyCfCCell::Dense(cell) => cell.prepare_single_step(),
+            AnyCfCCell::Wired(_) => CfCPrepared::tensor_ops(),
+        }
+    }
 
     fn fused_sequence(
         &self,
@@ -56,14 +69,14 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
 
     fn step_unchecked(
         &self,
-        prepared: &(),
+        prepared: &CfCPrepared<B>,
         input: Tensor<B, 2>,
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         match self {
             AnyCfCCell::Dense(cell) => cell.step_unchecked(prepared, input, state, elapsed),
-            AnyCfCCell::Wired(cell) => cell.step_unchecked(prepared, input, state, elapsed),
+            AnyCfCCell::Wired(cell) => cell.step_unchecked(&(), input, state, elapsed),
         }
     }
 }

@@ -464,14 +464,20 @@ impl<B: Backend> CfCCell<B> {
             linear(&lstm.input_map);
             linear(&lstm.recurrent_map);
         }
-        let heads = [
-            Some(&self.ff1),
-            self.ff2.as_ref(),
-            self.time_a.as_ref(),
-            self.time_b.as_ref(),
-        ];
-        for layer in self.backbone.iter().chain(heads.into_iter().flatten()) {
+        for layer in &self.backbone {
             linear(layer);
+        }
+        match (&self.ff2, &self.time_a, &self.time_b) {
+            // The four heads side by side: one `[fan_in, 4 * hidden]`
+            // matrix and one bias (`fused_spec` checked that they have one).
+            (Some(ff2), Some(time_a), Some(time_b)) => {
+                let heads = [&self.ff1, ff2, time_a, time_b];
+                let weights = heads.iter().map(|l| l.weight.val()).collect();
+                blocks.push(Tensor::cat(weights, 1).flatten(0, 1));
+                let biases = heads.iter().filter_map(|l| l.bias.as_ref());
+                blocks.push(Tensor::cat(biases.map(Param::val).collect(), 0));
+            }
+            _ => linear(&self.ff1),
         }
         for row in [&self.w_tau, &self.a].into_iter().flatten() {
             blocks.push(row.val().flatten(0, 1));
@@ -530,8 +536,25 @@ impl<B: Backend> CfCCell<B> {
     }
 }
 
+/// What a [`CfCCell`] derives once per sequence (or once per control loop,
+/// in a [`Stateful`](crate::rnn::Stateful)): on a backend with the fused
+/// kernel and without autodiff, its weights gathered flat, so that each
+/// step is one fused operation (a batch-1 control step runs about ten
+/// tensor operations otherwise); nothing elsewhere.
+#[derive(Clone, Debug)]
+pub struct CfCPrepared<B: Backend> {
+    fused: Option<(Arc<Spec>, Tensor<B, 1>)>,
+}
+
+impl<B: Backend> CfCPrepared<B> {
+    /// Steps through the tensor operations.
+    pub(crate) fn tensor_ops() -> Self {
+        Self { fused: None }
+    }
+}
+
 impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
-    type Prepared = ();
+    type Prepared = CfCPrepared<B>;
 
     fn input_size(&self) -> usize {
         self.input_size
@@ -545,7 +568,24 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         self.hidden_size
     }
 
-    fn prepare(&self) {}
+    fn prepare(&self) -> CfCPrepared<B> {
+        // Under autodiff the steps keep the tensor ops (dropout and the
+        // graph are theirs); a sequence runs fused through `fused_sequence`.
+        if B::ad_enabled(&self.ff1.weight.device()) {
+            return CfCPrepared::tensor_ops();
+        }
+        CfCPrepared {
+            fused: self
+                .fused_spec(None, false)
+                .map(|spec| (Arc::new(spec), self.flat_weights(None))),
+        }
+    }
+
+    /// Gathering the weights costs more than the fused kernel saves in
+    /// one step: a single step runs the tensor ops.
+    fn prepare_single_step(&self) -> CfCPrepared<B> {
+        CfCPrepared::tensor_ops()
+    }
 
     fn fused_sequence(
         &self,
@@ -587,11 +627,25 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
 
     fn step_unchecked(
         &self,
-        _: &(),
+        prepared: &CfCPrepared<B>,
         input: Tensor<B, 2>,
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        if let Some((spec, theta)) = &prepared.fused {
+            let batch = input.dims()[0];
+            let inputs = CfcInputs {
+                x: input.unsqueeze_dim(1),
+                elapsed,
+                h0: state,
+                c0: None,
+                theta: theta.clone(),
+            };
+            let hidden = cfc_sequence(spec, Extras::default(), inputs)
+                .expect("prepare() checked that the backend has the fused kernel")
+                .reshape([batch, self.hidden_size]);
+            return (hidden.clone(), hidden);
+        }
         let mut x = Tensor::cat(vec![input, state], 1);
         for (i, layer) in self.backbone.iter().enumerate() {
             x = self.activation.apply(layer.forward(x));
@@ -625,5 +679,43 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
             _ => unreachable!("init() gives gated heads or pure parameters"),
         };
         (hidden.clone(), hidden)
+    }
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use burn::backend::{Autodiff, NdArray};
+
+    use super::*;
+
+    /// A prepared step is fused exactly where a whole sequence would be:
+    /// a dense cell on `NdArray<f32>` without autodiff, `fused` on; one
+    /// step alone never pays for gathering the weights.
+    #[test]
+    fn prepared_steps_run_fused_only_where_the_kernel_runs() {
+        let device = Default::default();
+        let cell = |options: CfCCellOptions| CfCCellConfig::new(3, 8).with_options(options);
+        let plain = cell(CfCCellOptions::new())
+            .init::<NdArray<f32>>(&device)
+            .unwrap();
+        assert!(plain.prepare().fused.is_some());
+        assert!(plain.prepare_single_step().fused.is_none());
+        for mode in [CfCMode::Pure, CfCMode::NoGate] {
+            let options = CfCCellOptions::new()
+                .with_mode(mode)
+                .with_backbone_layers(0);
+            let cell = cell(options).init::<NdArray<f32>>(&device).unwrap();
+            assert!(cell.prepare().fused.is_some(), "{mode:?}");
+        }
+        let off = cell(CfCCellOptions::new().with_fused(false));
+        assert!(
+            off.init::<NdArray<f32>>(&device)
+                .unwrap()
+                .prepare()
+                .fused
+                .is_none()
+        );
+        let tracked = cell(CfCCellOptions::new()).init::<Autodiff<NdArray<f32>>>(&device);
+        assert!(tracked.unwrap().prepare().fused.is_none());
     }
 }

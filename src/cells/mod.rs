@@ -60,6 +60,15 @@ pub trait RecurrentCell<B: Backend> {
     /// Derives the per-sequence constants from the parameters.
     fn prepare(&self) -> Self::Prepared;
 
+    /// Derives the constants for one step alone ([`forward`](Self::forward),
+    /// [`Rnn::step`](crate::rnn::Rnn::step)). The default is
+    /// [`prepare`](Self::prepare); a cell whose per-sequence constants cost
+    /// more to derive than they save in a single step returns cheaper ones
+    /// (a dense [`CfCCell`] skips gathering its weights for the fused step).
+    fn prepare_single_step(&self) -> Self::Prepared {
+        self.prepare()
+    }
+
     /// Advances one step without shape checks (the sequence modules check
     /// once per sequence).
     ///
@@ -132,7 +141,7 @@ pub trait RecurrentCell<B: Backend> {
         check_shape("state", &state.dims(), &[batch, self.state_size()]);
         check_shape("elapsed", &elapsed.dims(), &[batch]);
         check_elapsed("elapsed", &elapsed);
-        let prepared = self.prepare();
+        let prepared = self.prepare_single_step();
         self.step_unchecked(&prepared, input, state, elapsed.unsqueeze_dim(1))
     }
 }

@@ -4,6 +4,7 @@ use burn::module::{Content, DisplaySettings, ModuleDisplay};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
+use super::cfc::CfCPrepared;
 use super::{
     CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, RecurrentCell, WiringSummary, one_line,
 };
@@ -179,8 +180,10 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
         let states = state.split_with_sizes(self.layer_sizes.clone(), 1);
         let mut x = input;
         let mut next = Vec::with_capacity(self.layers.len());
+        // Each layer's synapses are a sparsity mask: the tensor ops.
+        let prepared = CfCPrepared::tensor_ops();
         for (cell, h) in self.layers.iter().zip(states) {
-            let (out, _) = cell.step_unchecked(&(), x, h, elapsed.clone());
+            let (out, _) = cell.step_unchecked(&prepared, x, h, elapsed.clone());
             next.push(out.clone());
             x = out;
         }

@@ -971,15 +971,15 @@ fn mix_backward(
 /// The weights of a model in one flat vector, as the Burn operation
 /// receives them: with mixed memory `input_map` weight and bias and
 /// `recurrent_map` weight; each backbone layer's weight and bias; then the
-/// heads (`ff1`, `ff2`, `time_a`, `time_b`, weight and bias each; pure:
-/// `ff1`'s weight and bias, `w_tau`, `A`). Weights are `[fan_in, width]`.
+/// heads: gated, their four weights side by side as one `[fan_in,
+/// 4·hidden]` matrix (`ff1 | ff2 | time_a | time_b`) and their biases as
+/// one `[4·hidden]`; pure, `ff1`'s weight and bias, `w_tau`, `A`. Weights
+/// are `[fan_in, width]`, row-major: every block is a [`Layer`] as the
+/// kernel reads it, so nothing is copied.
 #[derive(Debug)]
 pub struct Flat<'a> {
     spec: &'a Spec,
     theta: &'a [f32],
-    /// The heads' weights and biases side by side (`[fan_in, 4·hidden]`,
-    /// `[4·hidden]`), gathered from their separate blocks.
-    heads: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl<'a> Flat<'a> {
@@ -990,18 +990,19 @@ impl<'a> Flat<'a> {
         if spec.forget_bias.is_some() {
             sizes.extend([i * 4 * h, 4 * h, h * 4 * h]);
         }
-        for l in 0..spec.backbone.len() {
+        for l in 0..=spec.backbone.len() {
             sizes.extend([spec.fan_in(l) * spec.width(l), spec.width(l)]);
         }
-        let d = spec.fan_in(spec.backbone.len());
-        match spec.mix {
-            Mix::Gated { .. } => (0..4).for_each(|_| sizes.extend([d * h, h])),
-            Mix::Pure => sizes.extend([d * h, h, h, h]),
+        if spec.mix == Mix::Pure {
+            sizes.extend([h, h]);
         }
         sizes
     }
 
-    /// Reads `theta` (gathering a gated model's four heads into one matrix).
+    /// Reads `theta`.
+    ///
+    /// # Panics
+    /// When `theta` does not hold [`sizes`](Self::sizes)' values.
     pub fn new(spec: &'a Spec, theta: &'a [f32]) -> Self {
         let total: usize = Self::sizes(spec).iter().sum();
         assert_eq!(
@@ -1010,102 +1011,51 @@ impl<'a> Flat<'a> {
             "theta has {} values, the model {total}",
             theta.len()
         );
-        let heads = matches!(spec.mix, Mix::Gated { .. }).then(|| {
-            let h = spec.hidden;
-            let d = spec.fan_in(spec.backbone.len());
-            let blocks = Self::blocks(spec, theta);
-            let at = blocks.len() - 8;
-            let mut weight = vec![0.0f32; d * 4 * h];
-            let mut bias = vec![0.0f32; 4 * h];
-            for k in 0..4 {
-                let (w, b) = (blocks[at + 2 * k], blocks[at + 2 * k + 1]);
-                for row in 0..d {
-                    weight[row * 4 * h + k * h..][..h].copy_from_slice(&w[row * h..(row + 1) * h]);
-                }
-                bias[k * h..(k + 1) * h].copy_from_slice(b);
-            }
-            (weight, bias)
-        });
-        Self { spec, theta, heads }
+        Self { spec, theta }
     }
 
-    fn blocks(spec: &Spec, theta: &'a [f32]) -> Vec<&'a [f32]> {
-        let mut rest = theta;
-        Self::sizes(spec)
+    /// The kernel's view of the weights.
+    pub fn params(&self) -> Params<'_> {
+        let mut rest = self.theta;
+        let blocks: Vec<&[f32]> = Self::sizes(self.spec)
             .into_iter()
             .map(|n| {
                 let (block, tail) = rest.split_at(n);
                 rest = tail;
                 block
             })
-            .collect()
-    }
-
-    /// The kernel's view of the weights.
-    pub fn params(&self) -> Params<'_> {
-        let blocks = Self::blocks(self.spec, self.theta);
-        let mut at = 0;
-        let lstm = self.spec.forget_bias.map(|_| {
-            at = 3;
-            Lstm {
-                input: Layer {
-                    weight: blocks[0],
-                    bias: blocks[1],
-                },
-                recurrent: blocks[2],
-            }
+            .collect();
+        let lstm = self.spec.forget_bias.map(|_| Lstm {
+            input: Layer {
+                weight: blocks[0],
+                bias: blocks[1],
+            },
+            recurrent: blocks[2],
         });
-        let mut layers: Vec<Layer<'_>> = (0..self.spec.backbone.len())
+        let at = if lstm.is_some() { 3 } else { 0 };
+        let layers: Vec<Layer<'_>> = (0..=self.spec.backbone.len())
             .map(|l| Layer {
                 weight: blocks[at + 2 * l],
                 bias: blocks[at + 2 * l + 1],
             })
             .collect();
-        at += 2 * self.spec.backbone.len();
-        let pure = match &self.heads {
-            Some((weight, bias)) => {
-                layers.push(Layer { weight, bias });
-                None
-            }
-            None => {
-                layers.push(Layer {
-                    weight: blocks[at],
-                    bias: blocks[at + 1],
-                });
-                Some([blocks[at + 2], blocks[at + 3]])
-            }
-        };
+        let at = at + 2 * layers.len();
+        let pure = (self.spec.mix == Mix::Pure).then(|| [blocks[at], blocks[at + 1]]);
         Params { lstm, layers, pure }
     }
 
-    /// The gradient of `theta` from the kernel's gradients (splitting the
-    /// heads' matrix back into its four blocks).
+    /// The gradient of `theta` from the kernel's gradients: their blocks
+    /// in `theta`'s order.
     pub fn gradient(spec: &Spec, grads: ParamGrads) -> Vec<f32> {
-        let h = spec.hidden;
-        let d = spec.fan_in(spec.backbone.len());
         let mut out = Vec::with_capacity(Self::sizes(spec).iter().sum());
-        for block in grads.lstm.into_iter().flatten() {
+        let blocks = grads
+            .lstm
+            .into_iter()
+            .flatten()
+            .chain(grads.layers.into_iter().flatten())
+            .chain(grads.pure.into_iter().flatten());
+        for block in blocks {
             out.extend(block);
-        }
-        let mut layers = grads.layers;
-        let [head_w, head_b] = layers.pop().expect("the heads are the last layer");
-        for block in layers.into_iter().flatten() {
-            out.extend(block);
-        }
-        match spec.mix {
-            Mix::Gated { .. } => {
-                for k in 0..4 {
-                    for row in 0..d {
-                        out.extend_from_slice(&head_w[row * 4 * h + k * h..][..h]);
-                    }
-                    out.extend_from_slice(&head_b[k * h..(k + 1) * h]);
-                }
-            }
-            Mix::Pure => {
-                out.extend(head_w);
-                out.extend(head_b);
-                out.extend(grads.pure.into_iter().flatten().flatten());
-            }
         }
         out
     }

@@ -489,7 +489,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             Some(e) => elapsed_column(e, batch),
             None => Tensor::ones([batch, 1], &input.device()),
         };
-        self.advance(&self.cell.prepare(), input, state, elapsed)
+        self.advance(&self.cell.prepare_single_step(), input, state, elapsed)
     }
 
     /// Zeros, or the given state after checking its shape.
