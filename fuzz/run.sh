@@ -2,7 +2,7 @@
 # Runs one fuzz target for a while from the fixture seeds:
 #   fuzz/run.sh <target> [seconds]
 # Crashes land in fuzz/artifacts/<target>/; add each as a regression test
-# (tests/fuzz_regressions.rs).
+# (tests/suite/fuzz_regressions.rs).
 set -euo pipefail
 cd "$(dirname "$0")"
 target=$1

@@ -23,7 +23,7 @@
 //! step is the fused kernels' arithmetic with the crate's own `exp` and
 //! `tanh` (`src/kernels/scalar.rs`, copied in as it is), an LTC's step
 //! bit for bit; the C step is its line-by-line translation and gives the
-//! Rust step's numbers bit for bit. `tests/export.rs` compiles both and
+//! Rust step's numbers bit for bit. `tests/suite/export.rs` compiles both and
 //! compares 1,000 steps with the Burn model.
 //!
 //! ```

@@ -1,6 +1,6 @@
 //! The runtime, as compiled into the crate, driven by a lowered program:
 //! the generated code's arithmetic without a compiler in the loop.
-//! `tests/export.rs` compiles the generated files themselves.
+//! `tests/suite/export.rs` compiles the generated files themselves.
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //!
 //! `ChaCha8Rng` gives the same numbers on every platform; the draws below use
 //! only `random_range` on `u32`-sized ranges, so a seed maps to the same
-//! matrices everywhere (the digest test in `tests/wirings.rs` pins them).
+//! matrices everywhere (the digest test in `tests/suite/wirings.rs` pins them).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -4,11 +4,9 @@
 //! Each generated LTC or CfC (wiring, sizes, modes, mappings, mixed
 //! memory, projection, layout, timespans with zeros) builds, runs forward
 //! and backward, and gives finite outputs, states and gradients of the
-//! documented shapes. With the wiring properties of tests/wirings.rs
+//! documented shapes. With the wiring properties of tests/suite/wirings.rs
 //! (6000 cases) and the fused-kernel cases of tests/fused_ltc.rs, the
 //! suite generates over 10,000 cases per `cargo test`.
-
-mod common;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
@@ -17,7 +15,7 @@ use ncps::import::{StateDict, UpstreamParams};
 use ncps::rnn::{CfCConfig, LTCConfig, Rnn, RnnState, Units};
 use proptest::prelude::*;
 
-use common::{AD, B, device, values, wiring};
+use crate::common::{AD, B, device, values, wiring};
 
 /// How a generated model is run.
 #[derive(Clone, Copy, Debug)]

@@ -4,8 +4,6 @@
 //! per malformed input, each asserting the `TsProblem` and that the message
 //! names the file, line and column.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use burn::data::dataloader::batcher::Batcher;
@@ -13,7 +11,7 @@ use burn::data::dataset::Dataset;
 use ncps::datasets::uea::{Standardization, TsProblem, UeaBatch, UeaBatcher, UeaDataset, UeaError};
 use proptest::prelude::*;
 
-use common::{B, device};
+use crate::common::{B, device};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,5 +1,5 @@
 //! The `wirings` module: worked numbers, errors, digests, serde, fixture
-//! import and the NCP guarantees (graphs and drawings: tests/drawing.rs).
+//! import and the NCP guarantees (graphs and drawings: tests/suite/drawing.rs).
 
 use std::path::Path;
 

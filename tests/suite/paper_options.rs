@@ -3,10 +3,8 @@
 //! every backbone layer. Each default is upstream's; each option computes
 //! what its documentation says.
 
-mod common;
-
+use crate::common::{AD, B, device, values};
 use burn::prelude::*;
-use common::{AD, B, device, values};
 use ncps::cells::{
     CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, LSTMCellConfig,
     RecurrentCell,

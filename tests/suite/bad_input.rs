@@ -2,8 +2,6 @@
 //! asserting the error variant or the panic message that names the
 //! argument. Nothing here may panic inside Burn with a shape message.
 
-mod common;
-
 use burn::module::Module;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
@@ -16,7 +14,7 @@ use ncps::wirings::{
     AnyWiring, AutoNCP, FullyConnected, NCP, NCPArgs, Random, Wiring, WiringError,
 };
 
-use common::{B, device, small_ncp_args as ncp_args};
+use crate::common::{B, device, small_ncp_args as ncp_args};
 
 fn ltc(input_size: usize) -> LTC<B> {
     LTCConfig::new(input_size, Units::from(8))

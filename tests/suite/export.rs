@@ -8,13 +8,11 @@
 //! `ncps::import` into a model that computes bit-identical outputs, and the
 //! errors of what cannot be exported.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::common::{B, assert_close, device, values, worst_error};
 use burn::prelude::*;
-use common::{B, assert_close, device, values, worst_error};
 use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
 use ncps::export::{Export, ExportError, StepFunction, UpstreamConfig};
 use ncps::import::{LoadStateDict, StateDict};
