@@ -18,6 +18,7 @@ use super::{
 use crate::ConfigError;
 use crate::kernels::activation::{Backbone, GatedMix, Unary};
 use crate::kernels::cfc::{Mix, Spec};
+use crate::kernels::scalar::{LECUN_SCALE, LECUN_SLOPE};
 use crate::kernels::tensor::{activate, cfc_sequence, gated_mix, sigmoid};
 use crate::kernels::{CfcInputs, Extras};
 use crate::wirings::SynapseMatrix;
@@ -666,8 +667,8 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
                     // The mix is linear in the squashed heads: 1.7159 ·
                     // mix(tanh(0.666 · ff1), tanh(0.666 · ff2)).
                     HeadActivation::LecunTanh => {
-                        let heads = [ff1 * 0.666, ff2 * 0.666, time_a, time_b];
-                        gated_mix(heads, elapsed, mix) * 1.7159
+                        let heads = [ff1 * LECUN_SLOPE, ff2 * LECUN_SLOPE, time_a, time_b];
+                        gated_mix(heads, elapsed, mix) * LECUN_SCALE
                     }
                 }
             }

@@ -8,8 +8,11 @@ use super::{
     Mask, RecurrentCell, WiringSummary, mask_tensor, materialize, one_line, polarity_tensor,
 };
 use crate::ConfigError;
-use crate::kernels::tensor::{div, sigmoid, softplus};
+use crate::kernels::LtcStepInputs;
+use crate::kernels::ltc::{GatheredParams, LtcPlan, Solver};
+use crate::kernels::tensor::{div, ltc_gather, ltc_step, sigmoid, softplus};
 use crate::wirings::{AnyWiring, Wiring};
+use std::sync::Arc;
 
 /// An elementwise affine map on the inputs or outputs of an [`LTCCell`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,24 +217,10 @@ impl<B: Backend> ModuleDisplay for LTCCell<B> {
     }
 }
 
-/// The cell's synapse plan (built from its masks at `init`); the fused
-/// kernel reads it. Empty where the crate is built without ndarray.
+/// The cell's synapse plan (built from its wiring at `init`); the fused
+/// kernel reads it.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct SynapsePlan(
-    #[cfg(feature = "ndarray")] Option<std::sync::Arc<crate::kernels::ndarray::ltc::LtcPlan>>,
-);
-
-impl SynapsePlan {
-    #[cfg_attr(not(feature = "ndarray"), allow(unused_variables))]
-    fn new(mask: &[f32], sensory_mask: &[f32], neurons: usize) -> Self {
-        Self(
-            #[cfg(feature = "ndarray")]
-            Some(std::sync::Arc::new(
-                crate::kernels::ndarray::ltc::LtcPlan::new(mask, sensory_mask, neurons),
-            )),
-        )
-    }
-}
+pub(crate) struct SynapsePlan(Option<Arc<LtcPlan>>);
 
 /// What an [`LTCCell`] derives once per sequence: the dense reference
 /// path's broadcastable tensors, or the fused kernel's synapse vectors.
@@ -246,14 +235,11 @@ pub enum LTCPrepared<B: Backend> {
 /// The fused kernel's inputs: the parameters (unconstrained, for the
 /// gradients) and their synapses gathered and constrained once.
 #[derive(Clone, Debug)]
-// Read by the fused kernels, which need the `ndarray` feature.
-#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 pub struct FusedPrepared<B: Backend> {
     sensory: [Tensor<B, 2>; 4],
     recurrent: [Tensor<B, 2>; 4],
     neurons: [Tensor<B, 1>; 3],
-    #[cfg(feature = "ndarray")]
-    gathered: std::sync::Arc<crate::kernels::ndarray::ltc::GatheredParams>,
+    gathered: Arc<GatheredParams>,
 }
 
 /// The dense path's tensors, broadcastable over `[batch, src, dest]`.
@@ -312,7 +298,7 @@ impl LTCCellConfig {
             implicit_param_constraints: self.implicit_param_constraints,
             motor_size: m,
             fused: options.fused,
-            plan: SynapsePlan::new(&adjacency.mask_f32(), &sensory.mask_f32(), n),
+            plan: SynapsePlan(Some(Arc::new(LtcPlan::new(adjacency, sensory)))),
             summary: WiringSummary::of(wiring),
         }))
     }
@@ -454,23 +440,15 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
 
 impl<B: Backend> LTCCell<B> {
     /// The plan, when the fused kernel runs on this backend and is wanted.
-    #[cfg(feature = "ndarray")]
-    fn fused_plan(&self) -> Option<&std::sync::Arc<crate::kernels::ndarray::ltc::LtcPlan>> {
-        use crate::kernels::fused_available;
-        (self.fused && fused_available::<B>())
+    fn fused_plan(&self) -> Option<&Arc<LtcPlan>> {
+        (self.fused && crate::kernels::fused_available::<B>())
             .then_some(self.plan.0.as_ref())
             .flatten()
     }
 
-    #[cfg(not(feature = "ndarray"))]
-    fn fused_plan(&self) -> Option<&std::convert::Infallible> {
-        None
-    }
-
     /// The parameters as they are (for the gradients), and their synapses
     /// gathered and constrained once for the sequence.
-    #[cfg(feature = "ndarray")]
-    fn prepare_fused(&self, plan: &crate::kernels::ndarray::ltc::LtcPlan) -> FusedPrepared<B> {
+    fn prepare_fused(&self, plan: &LtcPlan) -> FusedPrepared<B> {
         let sensory = [
             self.sensory_w.val(),
             self.sensory_mu.val(),
@@ -484,13 +462,14 @@ impl<B: Backend> LTCCell<B> {
             self.erev.val(),
         ];
         let neurons = [self.cm.val(), self.gleak.val(), self.vleak.val()];
-        let gathered = crate::kernels::ndarray::ltc::gather_params(
+        let gathered = ltc_gather(
             plan,
             self.implicit_param_constraints,
             &sensory,
             &recurrent,
             &neurons,
-        );
+        )
+        .expect("fused_plan() checked that the backend has the fused kernel");
         FusedPrepared {
             sensory,
             recurrent,
@@ -499,12 +478,6 @@ impl<B: Backend> LTCCell<B> {
         }
     }
 
-    #[cfg(not(feature = "ndarray"))]
-    fn prepare_fused(&self, plan: &std::convert::Infallible) -> FusedPrepared<B> {
-        match *plan {}
-    }
-
-    #[cfg(feature = "ndarray")]
     fn step_fused(
         &self,
         p: &FusedPrepared<B>,
@@ -512,7 +485,6 @@ impl<B: Backend> LTCCell<B> {
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        use crate::kernels::ndarray::ltc::{LtcStepInputs, Solver, fused_ltc_step};
         let plan = self.plan.0.as_ref().expect("prepared with a plan");
         let solver = Solver {
             unfolds: self.ode_unfolds,
@@ -528,18 +500,7 @@ impl<B: Backend> LTCCell<B> {
             neurons: p.neurons.clone(),
             gathered: Some(p.gathered.clone()),
         };
-        fused_ltc_step(plan, solver, inputs)
-    }
-
-    #[cfg(not(feature = "ndarray"))]
-    fn step_fused(
-        &self,
-        _: &FusedPrepared<B>,
-        _: Tensor<B, 2>,
-        _: Tensor<B, 2>,
-        _: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        unreachable!("no fused kernel without the ndarray feature")
+        ltc_step(plan, solver, inputs).expect("prepared for the fused kernel")
     }
 
     fn prepare_dense(&self) -> DensePrepared<B> {

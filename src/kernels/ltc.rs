@@ -35,24 +35,45 @@ pub struct SynapseRows {
 }
 
 impl SynapseRows {
-    /// The synapses of a `rows x cols` 0/1 mask (`mask[src * cols + dest]`),
-    /// grouped by destination, sources ascending; also returns each
-    /// synapse's flat index `src * cols + dest` into the mask.
-    pub fn from_mask(mask: &[f32], rows: usize, cols: usize) -> (Self, Vec<usize>) {
-        assert_eq!(mask.len(), rows * cols, "mask is not {rows}x{cols}");
+    /// The synapses `(src, dest)` of a `rows x cols` matrix, grouped by
+    /// destination, sources ascending; also returns each synapse's flat
+    /// index `src * cols + dest` into the matrix.
+    ///
+    /// # Panics
+    /// When a synapse lies outside the matrix.
+    pub fn from_synapses(
+        synapses: impl IntoIterator<Item = (usize, usize)>,
+        rows: usize,
+        cols: usize,
+    ) -> (Self, Vec<usize>) {
+        let mut by_dest: Vec<Vec<usize>> = vec![Vec::new(); cols];
+        for (src, dest) in synapses {
+            assert!(
+                src < rows && dest < cols,
+                "synapse ({src}, {dest}) outside a {rows}x{cols} matrix"
+            );
+            by_dest[dest].push(src);
+        }
         let mut offsets = Vec::with_capacity(cols + 1);
         let (mut sources, mut flat) = (Vec::new(), Vec::new());
         offsets.push(0);
-        for dest in 0..cols {
-            for src in 0..rows {
-                if mask[src * cols + dest] != 0.0 {
-                    sources.push(src);
-                    flat.push(src * cols + dest);
-                }
-            }
+        for (dest, mut srcs) in by_dest.into_iter().enumerate() {
+            srcs.sort_unstable();
+            flat.extend(srcs.iter().map(|&src| src * cols + dest));
+            sources.extend(srcs);
             offsets.push(sources.len());
         }
         (Self { offsets, sources }, flat)
+    }
+
+    /// The synapses of a `rows x cols` 0/1 mask (`mask[src * cols + dest]`),
+    /// as [`from_synapses`](Self::from_synapses).
+    pub fn from_mask(mask: &[f32], rows: usize, cols: usize) -> (Self, Vec<usize>) {
+        assert_eq!(mask.len(), rows * cols, "mask is not {rows}x{cols}");
+        let synapses = (0..rows * cols)
+            .filter(|&i| mask[i] != 0.0)
+            .map(|i| (i / cols, i % cols));
+        Self::from_synapses(synapses, rows, cols)
     }
 
     /// Number of synapses.
@@ -79,6 +100,114 @@ pub struct SynapseParams<'a> {
     pub sigma: &'a [f32],
     /// Reversal potentials.
     pub erev: &'a [f32],
+}
+
+/// The synapse plans of one cell, built once from its wiring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LtcPlan {
+    /// Neuron → neuron synapses by destination.
+    pub recurrent: SynapseRows,
+    /// Input → neuron synapses by destination.
+    pub sensory: SynapseRows,
+    /// Flat index `src · N + dest` of each recurrent synapse in `[N, N]`.
+    pub recurrent_flat: Vec<usize>,
+    /// Flat index `src · N + dest` of each sensory synapse in `[S, N]`.
+    pub sensory_flat: Vec<usize>,
+}
+
+impl LtcPlan {
+    /// The plans of a wiring's `[N, N]` adjacency and `[S, N]` sensory
+    /// matrices.
+    pub fn new(adjacency: &SynapseMatrix, sensory: &SynapseMatrix) -> Self {
+        let pairs = |m: &SynapseMatrix| {
+            let (rows, cols) = (m.rows(), m.cols());
+            let synapses: Vec<(usize, usize)> = m.synapses().map(|(s, d, _)| (s, d)).collect();
+            SynapseRows::from_synapses(synapses, rows, cols)
+        };
+        let (recurrent, recurrent_flat) = pairs(adjacency);
+        let (sensory, sensory_flat) = pairs(sensory);
+        Self {
+            recurrent,
+            sensory,
+            recurrent_flat,
+            sensory_flat,
+        }
+    }
+}
+
+/// Solver settings of a step.
+#[derive(Clone, Copy, Debug)]
+pub struct Solver {
+    /// Steps per time step.
+    pub unfolds: usize,
+    /// Added to every denominator.
+    pub epsilon: f32,
+    /// `w`, `sensory_w`, `cm` and `gleak` pass through a softplus.
+    pub implicit_constraints: bool,
+}
+
+/// A cell's parameters as the kernel reads them: every synapse's values
+/// gathered from the matrices in plan order, the positive ones
+/// constrained. Gathered once per sequence (by `LTCCell::prepare`) so that
+/// the steps skip the gathers and the softplus.
+pub struct GatheredParams {
+    /// `w` (constrained), `mu`, `sigma`, `erev` of every sensory synapse.
+    pub sensory: [Vec<f32>; 4],
+    /// The same for the recurrent synapses.
+    pub recurrent: [Vec<f32>; 4],
+    /// `cm`, constrained.
+    pub cm: Vec<f32>,
+    /// `gleak`, constrained.
+    pub gleak: Vec<f32>,
+}
+
+impl GatheredParams {
+    /// From the sensory `w, mu, sigma, erev` (`[S, N]` each), the
+    /// recurrent ones (`[N, N]`), `cm` and `gleak` (`[N]`), in that order.
+    pub fn new(plan: &LtcPlan, implicit_constraints: bool, params: &[&[f32]; 10]) -> Self {
+        let positive = |x: f32| {
+            if implicit_constraints {
+                super::softplus(x)
+            } else {
+                x
+            }
+        };
+        let gather = |first: usize, flat: &[usize]| -> [Vec<f32>; 4] {
+            std::array::from_fn(|i| {
+                let values = flat.iter().map(|&f| params[first + i][f]);
+                if i == 0 {
+                    values.map(positive).collect()
+                } else {
+                    values.collect()
+                }
+            })
+        };
+        Self {
+            sensory: gather(0, &plan.sensory_flat),
+            recurrent: gather(4, &plan.recurrent_flat),
+            cm: params[8].iter().copied().map(positive).collect(),
+            gleak: params[9].iter().copied().map(positive).collect(),
+        }
+    }
+
+    /// The kernel's view of the synapses, `sensory` then `recurrent`.
+    pub fn synapses(&self) -> [SynapseParams<'_>; 2] {
+        [&self.sensory, &self.recurrent].map(|p| SynapseParams {
+            w: &p[0],
+            mu: &p[1],
+            sigma: &p[2],
+            erev: &p[3],
+        })
+    }
+}
+
+impl std::fmt::Debug for GatheredParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatheredParams")
+            .field("synapses", &self.recurrent[0].len())
+            .field("sensory_synapses", &self.sensory[0].len())
+            .finish()
+    }
 }
 
 /// Everything a step reads besides the sample: plans, parameters, solver
@@ -123,6 +252,7 @@ pub struct Trace {
 }
 
 use super::scalar::sigmoid;
+use crate::wirings::SynapseMatrix;
 
 /// The sigmoid of every synapse of a group for the presynaptic values
 /// `pre`: `out[k] = sigmoid(sigma[k] · (pre[src[k]] - mu[k]))`. The gather

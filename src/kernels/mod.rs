@@ -88,6 +88,28 @@ pub struct CfcInputs<B: burn::prelude::Backend> {
     pub theta: burn::prelude::Tensor<B, 1>,
 }
 
+/// The tensors one fused LTC step reads, in the operation's input order:
+/// the cell's parameters as they are (the kernel gathers the existing
+/// synapses and applies the positivity constraint itself, so a sequence
+/// adds one graph node per step and nothing per parameter).
+pub struct LtcStepInputs<B: burn::prelude::Backend> {
+    /// Mapped input `[batch, S]`.
+    pub input: burn::prelude::Tensor<B, 2>,
+    /// State `[batch, N]`.
+    pub state: burn::prelude::Tensor<B, 2>,
+    /// Elapsed time `[batch, 1]`.
+    pub elapsed: burn::prelude::Tensor<B, 2>,
+    /// `sensory_w`, `sensory_mu`, `sensory_sigma`, `sensory_erev`, `[S, N]`.
+    pub sensory: [burn::prelude::Tensor<B, 2>; 4],
+    /// `w`, `mu`, `sigma`, `erev`, `[N, N]`.
+    pub recurrent: [burn::prelude::Tensor<B, 2>; 4],
+    /// `cm`, `gleak`, `vleak`, `[N]`.
+    pub neurons: [burn::prelude::Tensor<B, 1>; 3],
+    /// The same parameters gathered and constrained once for the
+    /// sequence ([`tensor::ltc_gather`]), if the caller did.
+    pub gathered: Option<std::sync::Arc<ltc::GatheredParams>>,
+}
+
 /// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20
 /// (exact and finite everywhere). The fused LTC kernel constrains its
 /// positive parameters with it, and the exporter writes them through it.
@@ -95,13 +117,11 @@ pub(crate) fn softplus(x: f32) -> f32 {
     if x > 20.0 { x } else { x.exp().ln_1p() }
 }
 
-/// The derivative of [`softplus`]: the logistic sigmoid, 1 above 20.
+/// The derivative of [`softplus`]: the logistic sigmoid (the kernels' one
+/// [`scalar::sigmoid`], which is exactly 1 above 17 in float32, where
+/// torch's softplus turns linear at 20).
 pub(crate) fn softplus_grad(x: f32) -> f32 {
-    if x > 20.0 {
-        1.0
-    } else {
-        1.0 / (1.0 + (-x).exp())
-    }
+    scalar::sigmoid(x)
 }
 
 /// Runs `f` compiled for the widest vector instructions the CPU has:

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::activation::{self, Unary};
+use super::scalar::{LECUN_SCALE, LECUN_SLOPE};
 use super::{CfcInputs, Extras};
 
 /// The logistic sigmoid at the tensor's own precision.
@@ -39,7 +40,7 @@ pub(crate) fn activate<B: Backend, const D: usize>(
     match op {
         Unary::Tanh => tanh(x),
         Unary::Sigmoid => sigmoid(x),
-        Unary::LecunTanh => tanh(x * 0.666) * 1.7159,
+        Unary::LecunTanh => tanh(x * LECUN_SLOPE) * LECUN_SCALE,
     }
 }
 
@@ -132,5 +133,44 @@ pub(crate) fn cfc_sequence<B: Backend>(
         ));
     }
     let _ = (spec, extras, inputs);
+    None
+}
+
+/// A cell's synapse parameters gathered and constrained once for a
+/// sequence of fused LTC steps ([`super::ltc::GatheredParams`]); `None`
+/// where the backend has no fused kernel.
+pub(crate) fn ltc_gather<B: Backend>(
+    plan: &super::ltc::LtcPlan,
+    implicit_constraints: bool,
+    sensory: &[Tensor<B, 2>; 4],
+    recurrent: &[Tensor<B, 2>; 4],
+    neurons: &[Tensor<B, 1>; 3],
+) -> Option<Arc<super::ltc::GatheredParams>> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        return Some(super::ndarray::ltc::gather_params(
+            plan,
+            implicit_constraints,
+            sensory,
+            recurrent,
+            neurons,
+        ));
+    }
+    let _ = (plan, implicit_constraints, sensory, recurrent, neurons);
+    None
+}
+
+/// One LTC step as one fused operation ([`super::ltc`]): the next state
+/// `[batch, N]`; `None` where the backend has no fused kernel.
+pub(crate) fn ltc_step<B: Backend>(
+    plan: &Arc<super::ltc::LtcPlan>,
+    solver: super::ltc::Solver,
+    inputs: super::LtcStepInputs<B>,
+) -> Option<Tensor<B, 2>> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        return Some(super::ndarray::ltc::fused_ltc_step(plan, solver, inputs));
+    }
+    let _ = (plan, solver, inputs);
     None
 }

@@ -12,62 +12,13 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 use super::{Nd, available, custom_op, ndarray_primitive, ndarray_tensor, values};
-use crate::kernels::ltc::{self, Batch, SynapseParams, SynapseRows, Trace};
-use crate::kernels::{softplus, softplus_grad};
+use crate::kernels::LtcStepInputs;
+use crate::kernels::ltc::{self, Batch, GatheredParams, LtcPlan, Solver, Trace};
+use crate::kernels::softplus_grad;
 
 /// Inputs of the op: `input`, `state`, `elapsed`, 4 sensory and 4 recurrent
 /// synapse parameter vectors, `cm`, `gleak`, `vleak`.
 const INPUTS: usize = 14;
-
-/// The synapse plans of one cell, built once from its masks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LtcPlan {
-    /// Neuron → neuron synapses by destination.
-    pub recurrent: SynapseRows,
-    /// Input → neuron synapses by destination.
-    pub sensory: SynapseRows,
-    /// Flat index `src · N + dest` of each recurrent synapse in `[N, N]`.
-    pub recurrent_flat: Vec<usize>,
-    /// Flat index `src · N + dest` of each sensory synapse in `[S, N]`.
-    pub sensory_flat: Vec<usize>,
-}
-
-impl LtcPlan {
-    /// The plans of a `[N, N]` and a `[S, N]` 0/1 mask.
-    pub fn new(mask: &[f32], sensory_mask: &[f32], neurons: usize) -> Self {
-        let inputs = sensory_mask.len() / neurons.max(1);
-        let (recurrent, recurrent_flat) = SynapseRows::from_mask(mask, neurons, neurons);
-        let (sensory, sensory_flat) = SynapseRows::from_mask(sensory_mask, inputs, neurons);
-        Self {
-            recurrent,
-            sensory,
-            recurrent_flat,
-            sensory_flat,
-        }
-    }
-}
-
-/// The tensors one fused step reads, in the op's input order: the cell's
-/// parameters as they are (the kernel gathers the existing synapses and
-/// applies the positivity constraint itself, so a sequence adds one graph
-/// node per step and nothing per parameter).
-pub struct LtcStepInputs<B: Backend> {
-    /// Mapped input `[batch, S]`.
-    pub input: Tensor<B, 2>,
-    /// State `[batch, N]`.
-    pub state: Tensor<B, 2>,
-    /// Elapsed time `[batch, 1]`.
-    pub elapsed: Tensor<B, 2>,
-    /// `sensory_w`, `sensory_mu`, `sensory_sigma`, `sensory_erev`, `[S, N]`.
-    pub sensory: [Tensor<B, 2>; 4],
-    /// `w`, `mu`, `sigma`, `erev`, `[N, N]`.
-    pub recurrent: [Tensor<B, 2>; 4],
-    /// `cm`, `gleak`, `vleak`, `[N]`.
-    pub neurons: [Tensor<B, 1>; 3],
-    /// The same parameters gathered and constrained by [`gather_params`],
-    /// when the caller did that once for the sequence.
-    pub gathered: Option<Arc<GatheredParams>>,
-}
 
 impl<B: Backend> LtcStepInputs<B> {
     fn into_primitives(self) -> [FloatTensor<B>; INPUTS] {
@@ -96,17 +47,6 @@ impl<B: Backend> LtcStepInputs<B> {
     }
 }
 
-/// Solver settings of the op.
-#[derive(Clone, Copy, Debug)]
-pub struct Solver {
-    /// Steps per time step.
-    pub unfolds: usize,
-    /// Added to every denominator.
-    pub epsilon: f32,
-    /// `w`, `sensory_w`, `cm` and `gleak` pass through a softplus.
-    pub implicit_constraints: bool,
-}
-
 /// Index of each input in the op's input order.
 mod at {
     pub const INPUT: usize = 0;
@@ -117,57 +57,6 @@ mod at {
     pub const CM: usize = 11;
     pub const GLEAK: usize = 12;
     pub const VLEAK: usize = 13;
-}
-
-/// The kernel's parameters: every synapse's values gathered from the
-/// matrices, the positive ones constrained.
-struct Gathered {
-    sensory: [Vec<f32>; 4],
-    recurrent: [Vec<f32>; 4],
-    cm: Vec<f32>,
-    gleak: Vec<f32>,
-}
-
-impl Gathered {
-    /// From the parameters in the op's input order (`values[3..14]`).
-    fn new(plan: &LtcPlan, implicit_constraints: bool, params: &[&[f32]]) -> Self {
-        let positive = |x: f32| {
-            if implicit_constraints { softplus(x) } else { x }
-        };
-        let param = |at: usize| params[at - at::SENSORY];
-        let gather = |first: usize, flat: &[usize]| -> [Vec<f32>; 4] {
-            std::array::from_fn(|i| {
-                let matrix = param(first + i);
-                let values = flat.iter().map(|&f| matrix[f]);
-                if i == 0 {
-                    values.map(positive).collect()
-                } else {
-                    values.collect()
-                }
-            })
-        };
-        Self {
-            sensory: gather(at::SENSORY, &plan.sensory_flat),
-            recurrent: gather(at::RECURRENT, &plan.recurrent_flat),
-            cm: param(at::CM).iter().copied().map(positive).collect(),
-            gleak: param(at::GLEAK).iter().copied().map(positive).collect(),
-        }
-    }
-}
-
-/// The constrained synapse parameters of a cell, gathered once per sequence
-/// (by `LTCCell::prepare`) so that the steps skip the gathers and the
-/// softplus.
-#[derive(Debug)]
-pub struct GatheredParams(Gathered);
-
-impl std::fmt::Debug for Gathered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gathered")
-            .field("synapses", &self.recurrent[0].len())
-            .field("sensory_synapses", &self.sensory[0].len())
-            .finish()
-    }
 }
 
 /// Gathers and constrains a cell's synapse parameters for a sequence.
@@ -192,12 +81,8 @@ pub fn gather_params<B: Backend>(
         )
         .collect();
     let v: Vec<Cow<'_, [f32]>> = tensors.iter().map(values).collect();
-    let params: Vec<&[f32]> = v.iter().map(|c| &**c).collect();
-    Arc::new(GatheredParams(Gathered::new(
-        plan,
-        implicit_constraints,
-        &params,
-    )))
+    let params: [&[f32]; 10] = std::array::from_fn(|i| &*v[i]);
+    Arc::new(GatheredParams::new(plan, implicit_constraints, &params))
 }
 
 /// Runs `f` on the kernel's view of the 14 inputs.
@@ -211,26 +96,19 @@ fn with_step<R>(
     let v: Vec<Cow<'_, [f32]>> = inputs.iter().map(values).collect();
     let computed;
     let g = match gathered {
-        Some(GatheredParams(g)) => g,
+        Some(g) => g,
         None => {
-            let params: Vec<&[f32]> = v[at::SENSORY..].iter().map(|c| &**c).collect();
-            computed = Gathered::new(plan, solver.implicit_constraints, &params);
+            let params: [&[f32]; 10] = std::array::from_fn(|i| &*v[at::SENSORY + i]);
+            computed = GatheredParams::new(plan, solver.implicit_constraints, &params);
             &computed
         }
     };
-    fn synapses(p: &[Vec<f32>; 4]) -> SynapseParams<'_> {
-        SynapseParams {
-            w: &p[0],
-            mu: &p[1],
-            sigma: &p[2],
-            erev: &p[3],
-        }
-    }
+    let [sensory_params, recurrent_params] = g.synapses();
     let step = ltc::Step {
         recurrent: &plan.recurrent,
         sensory: &plan.sensory,
-        sensory_params: synapses(&g.sensory),
-        recurrent_params: synapses(&g.recurrent),
+        sensory_params,
+        recurrent_params,
         cm: &g.cm,
         gleak: &g.gleak,
         vleak: &v[at::VLEAK],
