@@ -27,7 +27,8 @@ those points and updates their rows in the CSV already there.
 Writes `<out>/torch-<sweep>.csv` (columns
 sweep,model,mode,batch,length,units,median_ms,runs,others: the format scaling.rs
 writes and reads with `--torch`) and prints a markdown table per sweep.
-`--peak NAME` builds one workload ({ltc,cfc}_{infer,train}_b<B>_l<L>[_u<U>]),
+`--peak NAME` builds one workload ({ltc,cfc}_{infer,train}_b<B>_l<L>[_u<U>], or
+walker_* from upstream's timing script, NCPS_REF_SCRIPT),
 runs it `--steps` times, prints the process's VmHWM and exits.
 """
 import argparse
@@ -210,12 +211,35 @@ def vm_hwm_kib():
     return 0
 
 
+def reference_workload(name):
+    """A workload of upstream's timing script (NCPS_REF_SCRIPT, default
+    ../shared/bench/reference.py), e.g. walker_cfc_train_b256: its step
+    function, the model and inputs built as that script builds them."""
+    import importlib.util
+
+    path = os.environ.get("NCPS_REF_SCRIPT", "../shared/bench/reference.py")
+    if not os.path.exists(path):
+        sys.exit(f"--peak {name}: no reference script at {path}; set NCPS_REF_SCRIPT")
+    spec = importlib.util.spec_from_file_location("reference", path)
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    # The script's generator builds each workload as it yields it; the ones
+    # before `name` are the small b32 models (a few MiB at most).
+    for workload, fn in reference.workloads():
+        if workload == name:
+            return fn
+    sys.exit(f"--peak {name}: not a workload of {path}")
+
+
 def peak(workload, steps):
     m = re.fullmatch(r"(ltc|cfc)_(infer|train)_b(\d+)_l(\d+)(?:_u(\d+))?", workload)
-    if not m:
-        sys.exit(f"--peak {workload}: expected {{ltc,cfc}}_{{infer,train}}_b<B>_l<L>[_u<U>]")
-    model, mode, b, l, u = m.groups()
-    fn = build(model, mode, int(b), int(l), int(u or 64))
+    if workload.startswith("walker_"):
+        fn = reference_workload(workload)
+    elif not m:
+        sys.exit(f"--peak {workload}: expected {{ltc,cfc}}_{{infer,train}}_b<B>_l<L>[_u<U>] or walker_*")
+    else:
+        model, mode, b, l, u = m.groups()
+        fn = build(model, mode, int(b), int(l), int(u or 64))
     for _ in range(steps):
         fn()
     kib = vm_hwm_kib()

@@ -742,13 +742,6 @@ struct Args {
     bench: bool,
 }
 
-/// Peak resident set of this process (`VmHWM`), in KiB.
-fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn peak(name: &str, steps: usize) {
     let work = Workload::parse(name).unwrap_or_else(|| {
         panic!("--peak {name}: expected {{ltc,cfc}}_{{infer,train}}_b<B>_l<L>[_u<U>]")
@@ -757,11 +750,7 @@ fn peak(name: &str, steps: usize) {
     for _ in 0..steps {
         run();
     }
-    let kib = vm_hwm_kib().unwrap_or(0);
-    println!(
-        "{name} steps {steps} VmHWM {kib} kB ({:.1} MiB)",
-        kib as f64 / 1024.0
-    );
+    common::print_peak(name, steps);
 }
 
 /// The torch rows of `sweep`: `path` is a CSV file or a directory with

@@ -13,7 +13,9 @@
 //! Options: `--only NAME`, `--path fused|reference` (the LTC step and
 //! the CfC sequence; default fused), `--backend ndarray|wgpu` (default ndarray; wgpu needs the
 //! feature). `benches/compare.sh` runs upstream's reference script and this
-//! bench in one go and prints the ratios.
+//! bench in one go and prints the ratios. `--peak NAME [--steps N]` builds
+//! one workload, runs it N times (default 5) untimed and prints the
+//! process's peak resident set (`VmHWM`), for `benches/peak_memory.sh`.
 
 mod common;
 
@@ -291,6 +293,19 @@ fn main() {
             }
         ),
     };
+    if let Some(name) = option("--peak") {
+        let steps = option("--steps").map_or(5, |n| n.parse().expect("--steps: a count"));
+        let (_, make) = workloads
+            .into_iter()
+            .find(|(w, _)| *w == name)
+            .unwrap_or_else(|| panic!("--peak {name}: no such workload"));
+        let mut run = make();
+        for _ in 0..steps {
+            run();
+        }
+        common::print_peak(&name, steps);
+        return;
+    }
     for (name, make) in workloads {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;

@@ -1,5 +1,6 @@
 //! What the benches share: the timing protocol of upstream's reference
-//! script (median of at least 5 runs and a minimum time, at most 200 runs).
+//! script (median of at least 5 runs and a minimum time, at most 200 runs),
+//! and the peak resident set `benches/peak_memory.sh` reads.
 
 use std::time::Instant;
 
@@ -25,4 +26,21 @@ pub fn median_ms(mut f: impl FnMut(), min_s: f64) -> (f64, usize) {
         (times[n / 2 - 1] + times[n / 2]) / 2.0
     };
     (median, n)
+}
+
+/// Peak resident set of this process (`VmHWM`), in KiB.
+pub fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Prints the line `benches/peak_memory.sh` reads after `steps` runs of
+/// `name`.
+pub fn print_peak(name: &str, steps: usize) {
+    let kib = vm_hwm_kib().unwrap_or(0);
+    println!(
+        "{name} steps {steps} VmHWM {kib} kB ({:.1} MiB)",
+        kib as f64 / 1024.0
+    );
 }
