@@ -28,7 +28,11 @@ pub fn median_ms(mut f: impl FnMut(), min_s: f64) -> (f64, usize) {
     (median, n)
 }
 
+// The peak is read by the scaling and workloads benches only; every bench
+// compiles its own copy of this module.
+
 /// Peak resident set of this process (`VmHWM`), in KiB.
+#[allow(dead_code)]
 pub fn vm_hwm_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -37,6 +41,7 @@ pub fn vm_hwm_kib() -> Option<u64> {
 
 /// Prints the line `benches/peak_memory.sh` reads after `steps` runs of
 /// `name`.
+#[allow(dead_code)]
 pub fn print_peak(name: &str, steps: usize) {
     let kib = vm_hwm_kib().unwrap_or(0);
     println!(
