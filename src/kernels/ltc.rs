@@ -120,9 +120,8 @@ impl LtcPlan {
     /// matrices.
     pub fn new(adjacency: &SynapseMatrix, sensory: &SynapseMatrix) -> Self {
         let pairs = |m: &SynapseMatrix| {
-            let (rows, cols) = (m.rows(), m.cols());
-            let synapses: Vec<(usize, usize)> = m.synapses().map(|(s, d, _)| (s, d)).collect();
-            SynapseRows::from_synapses(synapses, rows, cols)
+            let synapses = m.synapses().map(|(src, dest, _)| (src, dest));
+            SynapseRows::from_synapses(synapses, m.rows(), m.cols())
         };
         let (recurrent, recurrent_flat) = pairs(adjacency);
         let (sensory, sensory_flat) = pairs(sensory);
