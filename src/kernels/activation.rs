@@ -32,6 +32,7 @@ impl Unary {
 
     /// Turns `grad` (of the outputs) into the gradient of the inputs, from
     /// the outputs `y`.
+    #[inline(always)]
     pub fn backward(self, outputs: &[f32], grad: &mut [f32]) {
         let pairs = grad.iter_mut().zip(outputs);
         match self {
@@ -78,6 +79,7 @@ impl Backbone {
 
     /// `grad *= f'(z)`, from the inputs `z` and outputs `y` of
     /// [`forward`](Self::forward).
+    #[inline(always)]
     pub fn backward(self, z: &[f32], y: &[f32], grad: &mut [f32]) {
         match self {
             Backbone::LecunTanh => Unary::LecunTanh.backward(y, grad),

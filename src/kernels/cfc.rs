@@ -344,234 +344,236 @@ fn fill_rows(out: &mut [f32], bias: &[f32]) {
     }
 }
 
-fn forward_chunk(
-    spec: &Spec,
-    p: &Params<'_>,
-    seq: &Sequence<'_>,
-    first: usize,
-    rows: usize,
-    keep: bool,
-) -> (Vec<f32>, Option<Chunk>) {
-    let (steps, ni, h) = (seq.steps, spec.inputs, spec.hidden);
-    let layers = spec.backbone.len();
-    let heads = spec.heads();
-    let sw = spec.state_width();
-    let slots = if keep { steps } else { 1 };
-    let slot = |t: usize| if keep { t } else { 0 };
-    let block = |width: usize, s: usize| s * rows * width..(s + 1) * rows * width;
+vectorized_fn! {
+    fn forward_chunk(
+        spec: &Spec,
+        p: &Params<'_>,
+        seq: &Sequence<'_>,
+        first: usize,
+        rows: usize,
+        keep: bool,
+    ) -> (Vec<f32>, Option<Chunk>) {
+        let (steps, ni, h) = (seq.steps, spec.inputs, spec.hidden);
+        let layers = spec.backbone.len();
+        let heads = spec.heads();
+        let sw = spec.state_width();
+        let slots = if keep { steps } else { 1 };
+        let slot = |t: usize| if keep { t } else { 0 };
+        let block = |width: usize, s: usize| s * rows * width..(s + 1) * rows * width;
 
-    // Time-major inputs, then the input halves of the first layer and of
-    // the LSTM for every step at once.
-    let mut x = vec![0.0f32; steps * rows * ni];
-    for r in 0..rows {
-        for t in 0..steps {
-            let src = ((first + r) * steps + t) * ni;
-            x[(t * rows + r) * ni..][..ni].copy_from_slice(&seq.x[src..src + ni]);
+        // Time-major inputs, then the input halves of the first layer and of
+        // the LSTM for every step at once.
+        let mut x = vec![0.0f32; steps * rows * ni];
+        for r in 0..rows {
+            for t in 0..steps {
+                let src = ((first + r) * steps + t) * ni;
+                x[(t * rows + r) * ni..][..ni].copy_from_slice(&seq.x[src..src + ni]);
+            }
         }
-    }
-    let xs = View::new(&x, steps * rows, ni);
-    let w0 = spec.width(0);
-    let first_layer = p.layers[0];
-    let mut z0 = broadcast_rows(first_layer.bias, steps * rows);
-    matmul(
-        xs,
-        View::new(&first_layer.weight[..ni * w0], ni, w0),
-        &mut z0,
-        w0,
-        true,
-    );
-    let w0_h = View::new(&first_layer.weight[ni * w0..], h, w0);
-    let mut lstm_z = p.lstm.map(|lstm| {
-        let mut z = broadcast_rows(lstm.input.bias, steps * rows);
+        let xs = View::new(&x, steps * rows, ni);
+        let w0 = spec.width(0);
+        let first_layer = p.layers[0];
+        let mut z0 = broadcast_rows(first_layer.bias, steps * rows);
         matmul(
             xs,
-            View::new(lstm.input.weight, ni, 4 * h),
-            &mut z,
-            4 * h,
+            View::new(&first_layer.weight[..ni * w0], ni, w0),
+            &mut z0,
+            w0,
             true,
         );
-        z
-    });
-
-    let mut h_prev = vec![0.0f32; slots * rows * h];
-    let mut c_prev = vec![
-        0.0f32;
-        if p.lstm.is_some() {
-            slots * rows * h
-        } else {
-            0
-        }
-    ];
-    let mut gates = vec![
-        0.0f32;
-        if p.lstm.is_some() {
-            slots * rows * 5 * h
-        } else {
-            0
-        }
-    ];
-    let mut h_in = vec![
-        0.0f32;
-        if p.lstm.is_some() {
-            slots * rows * h
-        } else {
-            0
-        }
-    ];
-    // Layers after the first keep their pre-activations here (the first's
-    // are `z0`).
-    let mut z: Vec<Vec<f32>> = (1..layers)
-        .map(|l| vec![0.0; slots * rows * spec.width(l)])
-        .collect();
-    let mut y: Vec<Vec<f32>> = (0..layers)
-        .map(|l| vec![0.0; slots * rows * spec.width(l)])
-        .collect();
-    let mut dropped: Vec<Vec<f32>> = (0..layers)
-        .filter(|&l| spec.dropout[l])
-        .map(|l| vec![0.0; slots * rows * spec.width(l)])
-        .collect();
-    let mut mix = vec![0.0f32; slots * rows * spec.mix_trace() * h];
-    let mut head_buf = vec![0.0f32; rows * heads];
-    let mut states = vec![0.0f32; rows * steps * sw];
-
-    let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
-    let mut memory: Vec<f32> = if p.lstm.is_some() {
-        seq.c0[first * h..(first + rows) * h].to_vec()
-    } else {
-        Vec::new()
-    };
-    let mut next = vec![0.0f32; rows * h];
-
-    for t in 0..steps {
-        let s = slot(t);
-        h_prev[block(h, s)].copy_from_slice(&state);
-        // Mixed memory: the LSTM step gives the cell's input state.
-        if let (Some(lstm), Some(fb), Some(lz)) = (p.lstm, spec.forget_bias, lstm_z.as_mut()) {
-            c_prev[block(h, s)].copy_from_slice(&memory);
-            let zt = &mut lz[block(4 * h, t)];
+        let w0_h = View::new(&first_layer.weight[ni * w0..], h, w0);
+        let mut lstm_z = p.lstm.map(|lstm| {
+            let mut z = broadcast_rows(lstm.input.bias, steps * rows);
             matmul(
-                View::new(&state, rows, h),
-                View::new(lstm.recurrent, h, 4 * h),
-                zt,
+                xs,
+                View::new(lstm.input.weight, ni, 4 * h),
+                &mut z,
                 4 * h,
                 true,
             );
-            let g = &mut gates[block(5 * h, s)];
-            let hi = &mut h_in[block(h, s)];
+            z
+        });
+
+        let mut h_prev = vec![0.0f32; slots * rows * h];
+        let mut c_prev = vec![
+            0.0f32;
+            if p.lstm.is_some() {
+                slots * rows * h
+            } else {
+                0
+            }
+        ];
+        let mut gates = vec![
+            0.0f32;
+            if p.lstm.is_some() {
+                slots * rows * 5 * h
+            } else {
+                0
+            }
+        ];
+        let mut h_in = vec![
+            0.0f32;
+            if p.lstm.is_some() {
+                slots * rows * h
+            } else {
+                0
+            }
+        ];
+        // Layers after the first keep their pre-activations here (the first's
+        // are `z0`).
+        let mut z: Vec<Vec<f32>> = (1..layers)
+            .map(|l| vec![0.0; slots * rows * spec.width(l)])
+            .collect();
+        let mut y: Vec<Vec<f32>> = (0..layers)
+            .map(|l| vec![0.0; slots * rows * spec.width(l)])
+            .collect();
+        let mut dropped: Vec<Vec<f32>> = (0..layers)
+            .filter(|&l| spec.dropout[l])
+            .map(|l| vec![0.0; slots * rows * spec.width(l)])
+            .collect();
+        let mut mix = vec![0.0f32; slots * rows * spec.mix_trace() * h];
+        let mut head_buf = vec![0.0f32; rows * heads];
+        let mut states = vec![0.0f32; rows * steps * sw];
+
+        let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
+        let mut memory: Vec<f32> = if p.lstm.is_some() {
+            seq.c0[first * h..(first + rows) * h].to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut next = vec![0.0f32; rows * h];
+
+        for t in 0..steps {
+            let s = slot(t);
+            h_prev[block(h, s)].copy_from_slice(&state);
+            // Mixed memory: the LSTM step gives the cell's input state.
+            if let (Some(lstm), Some(fb), Some(lz)) = (p.lstm, spec.forget_bias, lstm_z.as_mut()) {
+                c_prev[block(h, s)].copy_from_slice(&memory);
+                let zt = &mut lz[block(4 * h, t)];
+                matmul(
+                    View::new(&state, rows, h),
+                    View::new(lstm.recurrent, h, 4 * h),
+                    zt,
+                    4 * h,
+                    true,
+                );
+                let g = &mut gates[block(5 * h, s)];
+                let hi = &mut h_in[block(h, s)];
+                for r in 0..rows {
+                    let zr = &zt[r * 4 * h..(r + 1) * 4 * h];
+                    let gr = &mut g[r * 5 * h..(r + 1) * 5 * h];
+                    for j in 0..h {
+                        let i = tanh(zr[j]);
+                        let ig = sigmoid(zr[h + j]);
+                        let f = sigmoid(zr[2 * h + j] + fb);
+                        let o = sigmoid(zr[3 * h + j]);
+                        let c = memory[r * h + j] * f + i * ig;
+                        let tc = tanh(c);
+                        memory[r * h + j] = c;
+                        hi[r * h + j] = tc * o;
+                        gr[j] = i;
+                        gr[h + j] = ig;
+                        gr[2 * h + j] = f;
+                        gr[3 * h + j] = o;
+                        gr[4 * h + j] = tc;
+                    }
+                }
+            }
+            let cell_state: &[f32] = if p.lstm.is_some() {
+                &h_in[block(h, s)]
+            } else {
+                &state
+            };
+            // First layer: its input half plus the state half.
+            let zt0 = &mut z0[block(w0, t)];
+            matmul(View::new(cell_state, rows, h), w0_h, zt0, w0, true);
+            // Backbone.
+            let mut d = 0;
+            for l in 0..layers {
+                let width = spec.width(l);
+                if l > 0 {
+                    let input = layer_output(spec, &y, &dropped, l - 1, s, rows);
+                    let zl = &mut z[l - 1][block(width, s)];
+                    fill_rows(zl, p.layers[l].bias);
+                    matmul(
+                        View::new(input, rows, spec.width(l - 1)),
+                        View::new(p.layers[l].weight, spec.width(l - 1), width),
+                        zl,
+                        width,
+                        true,
+                    );
+                }
+                let zl: &[f32] = if l == 0 {
+                    &z0[block(w0, t)]
+                } else {
+                    &z[l - 1][block(width, s)]
+                };
+                spec.activation.forward(zl, &mut y[l][block(width, s)]);
+                if spec.dropout[l] {
+                    let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
+                    let out = &mut dropped[d][block(width, s)];
+                    out.iter_mut()
+                        .zip(&y[l][block(width, s)])
+                        .zip(factors)
+                        .for_each(|((o, &v), &m)| *o = v * m);
+                    d += 1;
+                }
+            }
+            // Heads.
+            let heads_z: &[f32] = if layers == 0 {
+                &z0[block(heads, t)]
+            } else {
+                let input = layer_output(spec, &y, &dropped, layers - 1, s, rows);
+                let width = spec.width(layers - 1);
+                fill_rows(&mut head_buf, p.layers[layers].bias);
+                matmul(
+                    View::new(input, rows, width),
+                    View::new(p.layers[layers].weight, width, heads),
+                    &mut head_buf,
+                    heads,
+                    true,
+                );
+                &head_buf
+            };
+            let m = &mut mix[block(spec.mix_trace() * h, s)];
             for r in 0..rows {
-                let zr = &zt[r * 4 * h..(r + 1) * 4 * h];
-                let gr = &mut g[r * 5 * h..(r + 1) * 5 * h];
-                for j in 0..h {
-                    let i = tanh(zr[j]);
-                    let ig = sigmoid(zr[h + j]);
-                    let f = sigmoid(zr[2 * h + j] + fb);
-                    let o = sigmoid(zr[3 * h + j]);
-                    let c = memory[r * h + j] * f + i * ig;
-                    let tc = tanh(c);
-                    memory[r * h + j] = c;
-                    hi[r * h + j] = tc * o;
-                    gr[j] = i;
-                    gr[h + j] = ig;
-                    gr[2 * h + j] = f;
-                    gr[3 * h + j] = o;
-                    gr[4 * h + j] = tc;
+                let ts = seq.elapsed[(first + r) * steps + t];
+                let g = &heads_z[r * heads..(r + 1) * heads];
+                let out = &mut next[r * h..(r + 1) * h];
+                let mr = &mut m[r * spec.mix_trace() * h..(r + 1) * spec.mix_trace() * h];
+                mix_forward(spec, p, g, ts, out, mr);
+            }
+            // Padding keeps the state; the rest moves on.
+            for r in 0..rows {
+                let b = first + r;
+                if !seq.padded(b, t) {
+                    state[r * h..(r + 1) * h].copy_from_slice(&next[r * h..(r + 1) * h]);
+                } else if p.lstm.is_some() {
+                    memory[r * h..(r + 1) * h]
+                        .copy_from_slice(&c_prev[block(h, s)][r * h..(r + 1) * h]);
+                }
+                let out = &mut states[(r * steps + t) * sw..(r * steps + t + 1) * sw];
+                out[..h].copy_from_slice(&state[r * h..(r + 1) * h]);
+                if p.lstm.is_some() {
+                    out[h..].copy_from_slice(&memory[r * h..(r + 1) * h]);
                 }
             }
         }
-        let cell_state: &[f32] = if p.lstm.is_some() {
-            &h_in[block(h, s)]
-        } else {
-            &state
-        };
-        // First layer: its input half plus the state half.
-        let zt0 = &mut z0[block(w0, t)];
-        matmul(View::new(cell_state, rows, h), w0_h, zt0, w0, true);
-        // Backbone.
-        let mut d = 0;
-        for l in 0..layers {
-            let width = spec.width(l);
-            if l > 0 {
-                let input = layer_output(spec, &y, &dropped, l - 1, s, rows);
-                let zl = &mut z[l - 1][block(width, s)];
-                fill_rows(zl, p.layers[l].bias);
-                matmul(
-                    View::new(input, rows, spec.width(l - 1)),
-                    View::new(p.layers[l].weight, spec.width(l - 1), width),
-                    zl,
-                    width,
-                    true,
-                );
-            }
-            let zl: &[f32] = if l == 0 {
-                &z0[block(w0, t)]
-            } else {
-                &z[l - 1][block(width, s)]
-            };
-            spec.activation.forward(zl, &mut y[l][block(width, s)]);
-            if spec.dropout[l] {
-                let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
-                let out = &mut dropped[d][block(width, s)];
-                out.iter_mut()
-                    .zip(&y[l][block(width, s)])
-                    .zip(factors)
-                    .for_each(|((o, &v), &m)| *o = v * m);
-                d += 1;
-            }
-        }
-        // Heads.
-        let heads_z: &[f32] = if layers == 0 {
-            &z0[block(heads, t)]
-        } else {
-            let input = layer_output(spec, &y, &dropped, layers - 1, s, rows);
-            let width = spec.width(layers - 1);
-            fill_rows(&mut head_buf, p.layers[layers].bias);
-            matmul(
-                View::new(input, rows, width),
-                View::new(p.layers[layers].weight, width, heads),
-                &mut head_buf,
-                heads,
-                true,
-            );
-            &head_buf
-        };
-        let m = &mut mix[block(spec.mix_trace() * h, s)];
-        for r in 0..rows {
-            let ts = seq.elapsed[(first + r) * steps + t];
-            let g = &heads_z[r * heads..(r + 1) * heads];
-            let out = &mut next[r * h..(r + 1) * h];
-            let mr = &mut m[r * spec.mix_trace() * h..(r + 1) * spec.mix_trace() * h];
-            mix_forward(spec, p, g, ts, out, mr);
-        }
-        // Padding keeps the state; the rest moves on.
-        for r in 0..rows {
-            let b = first + r;
-            if !seq.padded(b, t) {
-                state[r * h..(r + 1) * h].copy_from_slice(&next[r * h..(r + 1) * h]);
-            } else if p.lstm.is_some() {
-                memory[r * h..(r + 1) * h]
-                    .copy_from_slice(&c_prev[block(h, s)][r * h..(r + 1) * h]);
-            }
-            let out = &mut states[(r * steps + t) * sw..(r * steps + t + 1) * sw];
-            out[..h].copy_from_slice(&state[r * h..(r + 1) * h]);
-            if p.lstm.is_some() {
-                out[h..].copy_from_slice(&memory[r * h..(r + 1) * h]);
-            }
-        }
+        let chunk = keep.then(|| Chunk {
+            first,
+            rows,
+            x,
+            h_prev,
+            c_prev,
+            gates,
+            h_in,
+            z: std::iter::once(z0).chain(z).collect(),
+            y,
+            dropped,
+            mix,
+        });
+        (states, chunk)
     }
-    let chunk = keep.then(|| Chunk {
-        first,
-        rows,
-        x,
-        h_prev,
-        c_prev,
-        gates,
-        h_in,
-        z: std::iter::once(z0).chain(z).collect(),
-        y,
-        dropped,
-        mix,
-    });
-    (states, chunk)
 }
 
 /// The output of backbone layer `l` at slot `s`: after dropout if it has it.
@@ -595,28 +597,18 @@ fn layer_output<'a>(
 
 /// One sample's mix: heads `g`, elapsed `ts` → next state `out`; keeps
 /// what the backward pass needs in `m`.
-#[inline]
+#[inline(always)]
 fn mix_forward(spec: &Spec, p: &Params<'_>, g: &[f32], ts: f32, out: &mut [f32], m: &mut [f32]) {
     let h = spec.hidden;
     match spec.mix {
-        Mix::Gated { gated, lecun } => {
-            let squash = |v: f32| if lecun { lecun_tanh(v) } else { tanh(v) };
-            for j in 0..h {
-                let f1 = squash(g[j]);
-                let f2 = squash(g[h + j]);
-                let ta = g[2 * h + j];
-                let gate = sigmoid(ta * ts + g[3 * h + j]);
-                out[j] = if gated {
-                    f1 * (1.0 - gate) + gate * f2
-                } else {
-                    f1 + gate * f2
-                };
-                m[j] = f1;
-                m[h + j] = f2;
-                m[2 * h + j] = gate;
-                m[3 * h + j] = ta;
-            }
-        }
+        // One loop per setting, so that no branch is left inside it to
+        // keep it from vectorizing.
+        Mix::Gated { gated, lecun } => match (gated, lecun) {
+            (true, false) => gated_mix_forward::<true, false>(h, g, ts, out, m),
+            (true, true) => gated_mix_forward::<true, true>(h, g, ts, out, m),
+            (false, false) => gated_mix_forward::<false, false>(h, g, ts, out, m),
+            (false, true) => gated_mix_forward::<false, true>(h, g, ts, out, m),
+        },
         Mix::Pure => {
             let [w_tau, a] = p.pure.expect("pure parameters");
             for j in 0..h {
@@ -628,6 +620,89 @@ fn mix_forward(spec: &Spec, p: &Params<'_>, g: &[f32], ts: f32, out: &mut [f32],
             }
         }
     }
+}
+
+/// The gated mix of one sample: heads `g` (`ff1 | ff2 | time_a | time_b`,
+/// `hidden` each) and elapsed `ts` → next state `out`; keeps `g(ff1)`,
+/// `g(ff2)`, the gate and `time_a` in `m`.
+#[inline(always)]
+fn gated_mix_forward<const GATED: bool, const LECUN: bool>(
+    h: usize,
+    g: &[f32],
+    ts: f32,
+    out: &mut [f32],
+    m: &mut [f32],
+) {
+    let squash = |v: f32| if LECUN { lecun_tanh(v) } else { tanh(v) };
+    let (ff1, rest) = g[..4 * h].split_at(h);
+    let (ff2, rest) = rest.split_at(h);
+    let (time_a, time_b) = rest.split_at(h);
+    let (m_f1, rest) = m[..4 * h].split_at_mut(h);
+    let (m_f2, rest) = rest.split_at_mut(h);
+    let (m_gate, m_ta) = rest.split_at_mut(h);
+    let out = &mut out[..h];
+    for j in 0..h {
+        let f1 = squash(ff1[j]);
+        let f2 = squash(ff2[j]);
+        let ta = time_a[j];
+        let gate = sigmoid(ta * ts + time_b[j]);
+        out[j] = if GATED {
+            f1 * (1.0 - gate) + gate * f2
+        } else {
+            f1 + gate * f2
+        };
+        m_f1[j] = f1;
+        m_f2[j] = f2;
+        m_gate[j] = gate;
+        m_ta[j] = ta;
+    }
+}
+
+/// The gated mix's backward for one sample: from `dh`, the heads'
+/// gradients into `dg`; returns the elapsed time's gradient.
+#[inline(always)]
+fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
+    h: usize,
+    m: &[f32],
+    ts: f32,
+    dh: &[f32],
+    dg: &mut [f32],
+) -> f32 {
+    let squash_grad = |f: f32| {
+        if LECUN {
+            let u = f / LECUN_SCALE;
+            LECUN_SCALE * LECUN_SLOPE * (1.0 - u * u)
+        } else {
+            1.0 - f * f
+        }
+    };
+    let (m_f1, rest) = m[..4 * h].split_at(h);
+    let (m_f2, rest) = rest.split_at(h);
+    let (m_gate, m_ta) = rest.split_at(h);
+    let (d_ff1, rest) = dg[..4 * h].split_at_mut(h);
+    let (d_ff2, rest) = rest.split_at_mut(h);
+    let (d_ta, d_tb) = rest.split_at_mut(h);
+    let dh = &dh[..h];
+    for j in 0..h {
+        let (f1, f2, gate) = (m_f1[j], m_f2[j], m_gate[j]);
+        let (d_f1, d_gate) = if GATED {
+            (dh[j] * (1.0 - gate), dh[j] * (f2 - f1))
+        } else {
+            (dh[j], dh[j] * f2)
+        };
+        let d_z = d_gate * gate * (1.0 - gate);
+        d_ff1[j] = d_f1 * squash_grad(f1);
+        d_ff2[j] = dh[j] * gate * squash_grad(f2);
+        d_ta[j] = d_z * ts;
+        d_tb[j] = d_z;
+    }
+    // The sum apart, in order: a reduction would keep the loop above from
+    // vectorizing, and reordering it would change the rounding.
+    let mut d_ts = 0.0f32;
+    for (&d_z, &ta) in d_tb.iter().zip(m_ta) {
+        d_ts += d_z * ta;
+    }
+    d_ts
 }
 
 /// `|x|`'s derivative as torch takes it: `sign(x)`, 0 at 0.
@@ -686,216 +761,218 @@ pub fn backward(
     grads
 }
 
-fn backward_chunk(
-    spec: &Spec,
-    p: &Params<'_>,
-    seq: &Sequence<'_>,
-    c: &Chunk,
-    grad_states: &[f32],
-) -> Grads {
-    let (steps, ni, h, rows, first) = (seq.steps, spec.inputs, spec.hidden, c.rows, c.first);
-    let layers = spec.backbone.len();
-    let heads = spec.heads();
-    let sw = spec.state_width();
-    let mt = spec.mix_trace();
-    let block = |width: usize, t: usize| t * rows * width..(t + 1) * rows * width;
-    let mixed = p.lstm.is_some();
+vectorized_fn! {
+    fn backward_chunk(
+        spec: &Spec,
+        p: &Params<'_>,
+        seq: &Sequence<'_>,
+        c: &Chunk,
+        grad_states: &[f32],
+    ) -> Grads {
+        let (steps, ni, h, rows, first) = (seq.steps, spec.inputs, spec.hidden, c.rows, c.first);
+        let layers = spec.backbone.len();
+        let heads = spec.heads();
+        let sw = spec.state_width();
+        let mt = spec.mix_trace();
+        let block = |width: usize, t: usize| t * rows * width..(t + 1) * rows * width;
+        let mixed = p.lstm.is_some();
 
-    let mut grads = ParamGrads::zeros(spec);
-    let mut grad_elapsed = vec![0.0f32; rows * steps];
-    // Gradients of each layer's pre-activations (heads last) and of the
-    // LSTM's, for every step: the weights' gradients are products of these
-    // with the layers' inputs after the loop.
-    let mut dz: Vec<Vec<f32>> = (0..=layers)
-        .map(|l| vec![0.0; steps * rows * spec.width(l)])
-        .collect();
-    let mut dz_lstm = vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }];
-    let mut carry_h = vec![0.0f32; rows * h];
-    let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
-    let mut dh = vec![0.0f32; rows * h];
-    let mut dc = vec![0.0f32; if mixed { rows * h } else { 0 }];
-    let mut d_out: Vec<f32> = Vec::new();
-    let mut d_cell = vec![0.0f32; rows * h];
-    let w0 = spec.width(0);
-    let first_layer = p.layers[0];
+        let mut grads = ParamGrads::zeros(spec);
+        let mut grad_elapsed = vec![0.0f32; rows * steps];
+        // Gradients of each layer's pre-activations (heads last) and of the
+        // LSTM's, for every step: the weights' gradients are products of these
+        // with the layers' inputs after the loop.
+        let mut dz: Vec<Vec<f32>> = (0..=layers)
+            .map(|l| vec![0.0; steps * rows * spec.width(l)])
+            .collect();
+        let mut dz_lstm = vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }];
+        let mut carry_h = vec![0.0f32; rows * h];
+        let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
+        let mut dh = vec![0.0f32; rows * h];
+        let mut dc = vec![0.0f32; if mixed { rows * h } else { 0 }];
+        let mut d_out: Vec<f32> = Vec::new();
+        let mut d_cell = vec![0.0f32; rows * h];
+        let w0 = spec.width(0);
+        let first_layer = p.layers[0];
 
-    for t in (0..steps).rev() {
-        // The gradient reaching this step's state: from its output and
-        // from the next step.
-        for r in 0..rows {
-            let g = &grad_states[((first + r) * steps + t) * sw..][..sw];
-            for j in 0..h {
-                dh[r * h + j] = g[j] + carry_h[r * h + j];
-            }
-            if mixed {
-                for j in 0..h {
-                    dc[r * h + j] = g[h + j] + carry_c[r * h + j];
-                }
-            }
-        }
-        let padded: Vec<bool> = (0..rows).map(|r| seq.padded(first + r, t)).collect();
-        // Padding: the step did nothing; its gradient passes through.
-        let mut dh_step = dh.clone();
-        for (r, &pad) in padded.iter().enumerate() {
-            if pad {
-                dh_step[r * h..(r + 1) * h].fill(0.0);
-            }
-        }
-        // The mix.
-        let m = &c.mix[block(mt * h, t)];
-        let dg = &mut dz[layers][block(heads, t)];
-        for r in 0..rows {
-            let b = first + r;
-            let ts = seq.elapsed[b * steps + t];
-            let mr = &m[r * mt * h..(r + 1) * mt * h];
-            let dgr = &mut dg[r * heads..(r + 1) * heads];
-            let dhr = &dh_step[r * h..(r + 1) * h];
-            grad_elapsed[r * steps + t] =
-                mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut());
-        }
-        // Back through the backbone to the cell's input state.
-        for l in (0..layers).rev() {
-            let width = spec.width(l);
-            let out_width = spec.width(l + 1);
-            d_out.resize(rows * width, 0.0);
-            matmul(
-                View::new(&dz[l + 1][block(out_width, t)], rows, out_width),
-                View::new(p.layers[l + 1].weight, width, out_width).t(),
-                &mut d_out,
-                width,
-                false,
-            );
-            if spec.dropout[l] {
-                let d = spec.dropout[..l].iter().filter(|&&d| d).count();
-                let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
-                d_out.iter_mut().zip(factors).for_each(|(g, &f)| *g *= f);
-            }
-            let zl = &c.z[l][block(width, t)];
-            let yl = &c.y[l][block(width, t)];
-            spec.activation.backward(zl, yl, &mut d_out);
-            dz[l][block(width, t)].copy_from_slice(&d_out);
-        }
-        matmul(
-            View::new(&dz[0][block(w0, t)], rows, w0),
-            View::new(&first_layer.weight[ni * w0..], h, w0).t(),
-            &mut d_cell,
-            h,
-            false,
-        );
-        // Mixed memory: back through the LSTM to the previous state.
-        let mut dh_prev = if let Some(lstm) = p.lstm {
-            let gates = &c.gates[block(5 * h, t)];
-            let c_prev = &c.c_prev[block(h, t)];
-            let dzl = &mut dz_lstm[block(4 * h, t)];
-            let mut dc_prev = vec![0.0f32; rows * h];
+        for t in (0..steps).rev() {
+            // The gradient reaching this step's state: from its output and
+            // from the next step.
             for r in 0..rows {
-                let g = &gates[r * 5 * h..(r + 1) * 5 * h];
-                let dzr = &mut dzl[r * 4 * h..(r + 1) * 4 * h];
-                for j in 0..h {
-                    let (i, ig, f, o, tc) =
-                        (g[j], g[h + j], g[2 * h + j], g[3 * h + j], g[4 * h + j]);
-                    let dhl = d_cell[r * h + j];
-                    let dct = if padded[r] {
-                        0.0
-                    } else {
-                        dc[r * h + j] + dhl * o * (1.0 - tc * tc)
-                    };
-                    dzr[j] = dct * ig * (1.0 - i * i);
-                    dzr[h + j] = dct * i * ig * (1.0 - ig);
-                    dzr[2 * h + j] = dct * c_prev[r * h + j] * f * (1.0 - f);
-                    dzr[3 * h + j] = dhl * tc * o * (1.0 - o);
-                    dc_prev[r * h + j] = if padded[r] { dc[r * h + j] } else { dct * f };
+                let g = &grad_states[((first + r) * steps + t) * sw..][..sw];
+                let rows_h = r * h..(r + 1) * h;
+                let sum = |out: &mut [f32], a: &[f32], b: &[f32]| {
+                    out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a + b)
+                };
+                sum(&mut dh[rows_h.clone()], &g[..h], &carry_h[rows_h.clone()]);
+                if mixed {
+                    sum(&mut dc[rows_h.clone()], &g[h..], &carry_c[rows_h]);
                 }
             }
-            carry_c = dc_prev;
-            let mut dh_prev = vec![0.0f32; rows * h];
+            let padded: Vec<bool> = (0..rows).map(|r| seq.padded(first + r, t)).collect();
+            // Padding: the step did nothing; its gradient passes through.
+            let mut dh_step = dh.clone();
+            for (r, &pad) in padded.iter().enumerate() {
+                if pad {
+                    dh_step[r * h..(r + 1) * h].fill(0.0);
+                }
+            }
+            // The mix.
+            let m = &c.mix[block(mt * h, t)];
+            let dg = &mut dz[layers][block(heads, t)];
+            for r in 0..rows {
+                let b = first + r;
+                let ts = seq.elapsed[b * steps + t];
+                let mr = &m[r * mt * h..(r + 1) * mt * h];
+                let dgr = &mut dg[r * heads..(r + 1) * heads];
+                let dhr = &dh_step[r * h..(r + 1) * h];
+                grad_elapsed[r * steps + t] =
+                    mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut());
+            }
+            // Back through the backbone to the cell's input state.
+            for l in (0..layers).rev() {
+                let width = spec.width(l);
+                let out_width = spec.width(l + 1);
+                d_out.resize(rows * width, 0.0);
+                matmul(
+                    View::new(&dz[l + 1][block(out_width, t)], rows, out_width),
+                    View::new(p.layers[l + 1].weight, width, out_width).t(),
+                    &mut d_out,
+                    width,
+                    false,
+                );
+                if spec.dropout[l] {
+                    let d = spec.dropout[..l].iter().filter(|&&d| d).count();
+                    let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
+                    d_out.iter_mut().zip(factors).for_each(|(g, &f)| *g *= f);
+                }
+                let zl = &c.z[l][block(width, t)];
+                let yl = &c.y[l][block(width, t)];
+                spec.activation.backward(zl, yl, &mut d_out);
+                dz[l][block(width, t)].copy_from_slice(&d_out);
+            }
             matmul(
-                View::new(dzl, rows, 4 * h),
-                View::new(lstm.recurrent, h, 4 * h).t(),
-                &mut dh_prev,
+                View::new(&dz[0][block(w0, t)], rows, w0),
+                View::new(&first_layer.weight[ni * w0..], h, w0).t(),
+                &mut d_cell,
                 h,
                 false,
             );
-            dh_prev
-        } else {
-            d_cell.clone()
-        };
-        for (r, &pad) in padded.iter().enumerate() {
-            if pad {
-                dh_prev[r * h..(r + 1) * h].copy_from_slice(&dh[r * h..(r + 1) * h]);
+            // Mixed memory: back through the LSTM to the previous state.
+            let mut dh_prev = if let Some(lstm) = p.lstm {
+                let gates = &c.gates[block(5 * h, t)];
+                let c_prev = &c.c_prev[block(h, t)];
+                let dzl = &mut dz_lstm[block(4 * h, t)];
+                let mut dc_prev = vec![0.0f32; rows * h];
+                for r in 0..rows {
+                    let g = &gates[r * 5 * h..(r + 1) * 5 * h];
+                    let dzr = &mut dzl[r * 4 * h..(r + 1) * 4 * h];
+                    for j in 0..h {
+                        let (i, ig, f, o, tc) =
+                            (g[j], g[h + j], g[2 * h + j], g[3 * h + j], g[4 * h + j]);
+                        let dhl = d_cell[r * h + j];
+                        let dct = if padded[r] {
+                            0.0
+                        } else {
+                            dc[r * h + j] + dhl * o * (1.0 - tc * tc)
+                        };
+                        dzr[j] = dct * ig * (1.0 - i * i);
+                        dzr[h + j] = dct * i * ig * (1.0 - ig);
+                        dzr[2 * h + j] = dct * c_prev[r * h + j] * f * (1.0 - f);
+                        dzr[3 * h + j] = dhl * tc * o * (1.0 - o);
+                        dc_prev[r * h + j] = if padded[r] { dc[r * h + j] } else { dct * f };
+                    }
+                }
+                carry_c = dc_prev;
+                let mut dh_prev = vec![0.0f32; rows * h];
+                matmul(
+                    View::new(dzl, rows, 4 * h),
+                    View::new(lstm.recurrent, h, 4 * h).t(),
+                    &mut dh_prev,
+                    h,
+                    false,
+                );
+                dh_prev
+            } else {
+                d_cell.clone()
+            };
+            for (r, &pad) in padded.iter().enumerate() {
+                if pad {
+                    dh_prev[r * h..(r + 1) * h].copy_from_slice(&dh[r * h..(r + 1) * h]);
+                }
+            }
+            carry_h = dh_prev;
+        }
+
+        // The weights' gradients, one product over all steps and rows each.
+        let n = steps * rows;
+        let cell_states: &[f32] = if mixed { &c.h_in } else { &c.h_prev };
+        for (l, dz_l) in dz.iter().enumerate().take(layers + 1) {
+            let width = spec.width(l);
+            let [dw, db] = &mut grads.layers[l];
+            add_column_sums(dz_l, width, db);
+            let dzl = View::new(dz_l, n, width);
+            if l == 0 {
+                matmul(
+                    View::new(&c.x, n, ni).t(),
+                    dzl,
+                    &mut dw[..ni * width],
+                    width,
+                    true,
+                );
+                matmul(
+                    View::new(cell_states, n, h).t(),
+                    dzl,
+                    &mut dw[ni * width..],
+                    width,
+                    true,
+                );
+            } else {
+                let input = layer_output_all(spec, c, l - 1);
+                matmul(
+                    View::new(input, n, spec.width(l - 1)).t(),
+                    dzl,
+                    dw,
+                    width,
+                    true,
+                );
             }
         }
-        carry_h = dh_prev;
-    }
-
-    // The weights' gradients, one product over all steps and rows each.
-    let n = steps * rows;
-    let cell_states: &[f32] = if mixed { &c.h_in } else { &c.h_prev };
-    for (l, dz_l) in dz.iter().enumerate().take(layers + 1) {
-        let width = spec.width(l);
-        let [dw, db] = &mut grads.layers[l];
-        add_column_sums(dz_l, width, db);
-        let dzl = View::new(dz_l, n, width);
-        if l == 0 {
-            matmul(
-                View::new(&c.x, n, ni).t(),
-                dzl,
-                &mut dw[..ni * width],
-                width,
-                true,
-            );
-            matmul(
-                View::new(cell_states, n, h).t(),
-                dzl,
-                &mut dw[ni * width..],
-                width,
-                true,
-            );
-        } else {
-            let input = layer_output_all(spec, c, l - 1);
-            matmul(
-                View::new(input, n, spec.width(l - 1)).t(),
-                dzl,
-                dw,
-                width,
-                true,
-            );
-        }
-    }
-    // Inputs: through the first layer (and the LSTM).
-    let mut dx_t = vec![0.0f32; n * ni];
-    matmul(
-        View::new(&dz[0], n, w0),
-        View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
-        &mut dx_t,
-        ni,
-        false,
-    );
-    if let (Some(lstm), Some([dw_i, db_i, dw_r])) = (p.lstm, grads.lstm.as_mut()) {
-        let dzl = View::new(&dz_lstm, n, 4 * h);
-        add_column_sums(&dz_lstm, 4 * h, db_i);
-        matmul(View::new(&c.x, n, ni).t(), dzl, dw_i, 4 * h, true);
-        matmul(View::new(&c.h_prev, n, h).t(), dzl, dw_r, 4 * h, true);
+        // Inputs: through the first layer (and the LSTM).
+        let mut dx_t = vec![0.0f32; n * ni];
         matmul(
-            dzl,
-            View::new(lstm.input.weight, ni, 4 * h).t(),
+            View::new(&dz[0], n, w0),
+            View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
             &mut dx_t,
             ni,
-            true,
+            false,
         );
-    }
-    let mut dx = vec![0.0f32; n * ni];
-    for r in 0..rows {
-        for t in 0..steps {
-            dx[(r * steps + t) * ni..][..ni].copy_from_slice(&dx_t[(t * rows + r) * ni..][..ni]);
+        if let (Some(lstm), Some([dw_i, db_i, dw_r])) = (p.lstm, grads.lstm.as_mut()) {
+            let dzl = View::new(&dz_lstm, n, 4 * h);
+            add_column_sums(&dz_lstm, 4 * h, db_i);
+            matmul(View::new(&c.x, n, ni).t(), dzl, dw_i, 4 * h, true);
+            matmul(View::new(&c.h_prev, n, h).t(), dzl, dw_r, 4 * h, true);
+            matmul(
+                dzl,
+                View::new(lstm.input.weight, ni, 4 * h).t(),
+                &mut dx_t,
+                ni,
+                true,
+            );
         }
-    }
-    Grads {
-        params: grads,
-        x: dx,
-        elapsed: grad_elapsed,
-        h0: carry_h,
-        c0: carry_c,
+        let mut dx = vec![0.0f32; n * ni];
+        for r in 0..rows {
+            for t in 0..steps {
+                dx[(r * steps + t) * ni..][..ni].copy_from_slice(&dx_t[(t * rows + r) * ni..][..ni]);
+            }
+        }
+        Grads {
+            params: grads,
+            x: dx,
+            elapsed: grad_elapsed,
+            h0: carry_h,
+            c0: carry_c,
+        }
     }
 }
 
@@ -912,7 +989,7 @@ fn layer_output_all<'a>(spec: &Spec, c: &'a Chunk, l: usize) -> &'a [f32] {
 /// One sample's mix backward: from `dh` (of the next state), writes the
 /// heads' gradients into `dg`, adds pure mode's parameter gradients, and
 /// returns the elapsed time's gradient.
-#[inline]
+#[inline(always)]
 fn mix_backward(
     spec: &Spec,
     p: &Params<'_>,
@@ -926,28 +1003,11 @@ fn mix_backward(
     let mut d_ts = 0.0f32;
     match spec.mix {
         Mix::Gated { gated, lecun } => {
-            for j in 0..h {
-                let (f1, f2, gate, ta) = (m[j], m[h + j], m[2 * h + j], m[3 * h + j]);
-                let (d_f1, d_gate) = if gated {
-                    (dh[j] * (1.0 - gate), dh[j] * (f2 - f1))
-                } else {
-                    (dh[j], dh[j] * f2)
-                };
-                let d_f2 = dh[j] * gate;
-                let squash_grad = |f: f32| {
-                    if lecun {
-                        let u = f / LECUN_SCALE;
-                        LECUN_SCALE * LECUN_SLOPE * (1.0 - u * u)
-                    } else {
-                        1.0 - f * f
-                    }
-                };
-                let d_z = d_gate * gate * (1.0 - gate);
-                dg[j] = d_f1 * squash_grad(f1);
-                dg[h + j] = d_f2 * squash_grad(f2);
-                dg[2 * h + j] = d_z * ts;
-                dg[3 * h + j] = d_z;
-                d_ts += d_z * ta;
+            d_ts = match (gated, lecun) {
+                (true, false) => gated_mix_backward::<true, false>(h, m, ts, dh, dg),
+                (true, true) => gated_mix_backward::<true, true>(h, m, ts, dh, dg),
+                (false, false) => gated_mix_backward::<false, false>(h, m, ts, dh, dg),
+                (false, true) => gated_mix_backward::<false, true>(h, m, ts, dh, dg),
             }
         }
         Mix::Pure => {

@@ -28,6 +28,40 @@
 // (every backend runs the tensor ops); they still compile, unchanged.
 #![cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 
+/// Defines a function whose body is compiled twice, for AVX2 with FMA
+/// and for the baseline, each call running the wider the CPU has (as
+/// [`vectorized`] runs a closure). A closure reaches the wide instructions
+/// only where the compiler inlines it into `vectorized`, which it declines
+/// for large bodies: a kernel's whole chunk of work is defined with this
+/// instead. The results are the same on both paths (no operation is
+/// contracted into an FMA).
+macro_rules! vectorized_fn {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
+    ) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn body($($arg: $ty),*) -> $ret $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
 pub(crate) mod activation;
 pub(crate) mod cfc;
 pub(crate) mod gemm;
@@ -124,11 +158,16 @@ pub(crate) fn softplus_grad(x: f32) -> f32 {
     scalar::sigmoid(x)
 }
 
-/// Runs `f` compiled for the widest vector instructions the CPU has:
-/// AVX2 with FMA (eight lanes) where available, the baseline (four)
-/// elsewhere. `f`'s loops must be branch-free arithmetic to vectorize; the
-/// results are the same either way (no operation is contracted into an
-/// FMA).
+/// Runs `f` compiled for AVX2 with FMA (eight lanes) where the CPU has
+/// them, the baseline (four) elsewhere. `f`'s loops must be branch-free
+/// arithmetic to vectorize, and the compiler must inline `f` for the
+/// instructions to reach it (it does for short closures; a kernel's whole
+/// chunk of work is a [`vectorized_fn!`] instead); the results are the
+/// same either way (no operation is contracted into an FMA). Not AVX-512:
+/// its sixteen lanes, unrolled four times, leave slices shorter than 64
+/// (the LTC kernel maps a neuron's synapses, a CfC's hidden units) to the
+/// scalar remainder loop; `ltc_infer_b32_l64` ran 30 % slower with it, and
+/// the walker CfC no faster within the noise of the shared machine.
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
