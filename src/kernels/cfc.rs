@@ -460,23 +460,15 @@ vectorized_fn! {
                 let g = &mut gates[block(5 * h, s)];
                 let hi = &mut h_in[block(h, s)];
                 for r in 0..rows {
-                    let zr = &zt[r * 4 * h..(r + 1) * 4 * h];
-                    let gr = &mut g[r * 5 * h..(r + 1) * 5 * h];
-                    for j in 0..h {
-                        let i = tanh(zr[j]);
-                        let ig = sigmoid(zr[h + j]);
-                        let f = sigmoid(zr[2 * h + j] + fb);
-                        let o = sigmoid(zr[3 * h + j]);
-                        let c = memory[r * h + j] * f + i * ig;
-                        let tc = tanh(c);
-                        memory[r * h + j] = c;
-                        hi[r * h + j] = tc * o;
-                        gr[j] = i;
-                        gr[h + j] = ig;
-                        gr[2 * h + j] = f;
-                        gr[3 * h + j] = o;
-                        gr[4 * h + j] = tc;
-                    }
+                    let rows_h = r * h..(r + 1) * h;
+                    lstm_forward(
+                        h,
+                        &zt[r * 4 * h..(r + 1) * 4 * h],
+                        fb,
+                        &mut memory[rows_h.clone()],
+                        &mut hi[rows_h],
+                        &mut g[r * 5 * h..(r + 1) * 5 * h],
+                    );
                 }
             }
             let cell_state: &[f32] = if p.lstm.is_some() {
@@ -705,6 +697,83 @@ fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
     d_ts
 }
 
+/// One sample's LSTM step (mixed memory): pre-activations `z` (`i | g |
+/// f | o`, `hidden` each) and the forget gate's bias `fb`; updates
+/// `memory` in place, writes the cell's input state `h_in`, keeps
+/// `tanh(z_i), σ(z_g), σ(z_f + fb), σ(z_o), tanh(c')` in `gates`.
+#[inline(always)]
+fn lstm_forward(
+    h: usize,
+    z: &[f32],
+    fb: f32,
+    memory: &mut [f32],
+    h_in: &mut [f32],
+    gates: &mut [f32],
+) {
+    let (z_i, rest) = z[..4 * h].split_at(h);
+    let (z_g, rest) = rest.split_at(h);
+    let (z_f, z_o) = rest.split_at(h);
+    let (g_i, rest) = gates[..5 * h].split_at_mut(h);
+    let (g_g, rest) = rest.split_at_mut(h);
+    let (g_f, rest) = rest.split_at_mut(h);
+    let (g_o, g_tc) = rest.split_at_mut(h);
+    let (memory, h_in) = (&mut memory[..h], &mut h_in[..h]);
+    for j in 0..h {
+        let i = tanh(z_i[j]);
+        let ig = sigmoid(z_g[j]);
+        let f = sigmoid(z_f[j] + fb);
+        let o = sigmoid(z_o[j]);
+        let c = memory[j] * f + i * ig;
+        let tc = tanh(c);
+        memory[j] = c;
+        h_in[j] = tc * o;
+        g_i[j] = i;
+        g_g[j] = ig;
+        g_f[j] = f;
+        g_o[j] = o;
+        g_tc[j] = tc;
+    }
+}
+
+/// One sample's LSTM step backward: from the kept `gates`, the memory
+/// before the step and the gradients of the cell's input state and of the
+/// memory after the step (`[d_h_in, d_c]`), the pre-activations' gradients
+/// `dz` and the previous memory's `dc_prev`. A padded step passes the
+/// memory's gradient through.
+#[inline(always)]
+fn lstm_backward(
+    h: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    padded: bool,
+    [d_h_in, dc]: [&[f32]; 2],
+    dz: &mut [f32],
+    dc_prev: &mut [f32],
+) {
+    let (g_i, rest) = gates[..5 * h].split_at(h);
+    let (g_g, rest) = rest.split_at(h);
+    let (g_f, rest) = rest.split_at(h);
+    let (g_o, g_tc) = rest.split_at(h);
+    let (dz_i, rest) = dz[..4 * h].split_at_mut(h);
+    let (dz_g, rest) = rest.split_at_mut(h);
+    let (dz_f, dz_o) = rest.split_at_mut(h);
+    let (c_prev, d_h_in, dc, dc_prev) = (&c_prev[..h], &d_h_in[..h], &dc[..h], &mut dc_prev[..h]);
+    for j in 0..h {
+        let (i, ig, f, o, tc) = (g_i[j], g_g[j], g_f[j], g_o[j], g_tc[j]);
+        let dhl = d_h_in[j];
+        let dct = if padded {
+            0.0
+        } else {
+            dc[j] + dhl * o * (1.0 - tc * tc)
+        };
+        dz_i[j] = dct * ig * (1.0 - i * i);
+        dz_g[j] = dct * i * ig * (1.0 - ig);
+        dz_f[j] = dct * c_prev[j] * f * (1.0 - f);
+        dz_o[j] = dhl * tc * o * (1.0 - o);
+        dc_prev[j] = if padded { dc[j] } else { dct * f };
+    }
+}
+
 /// `|x|`'s derivative as torch takes it: `sign(x)`, 0 at 0.
 fn sign(x: f32) -> f32 {
     if x > 0.0 {
@@ -865,23 +934,16 @@ vectorized_fn! {
                 let dzl = &mut dz_lstm[block(4 * h, t)];
                 let mut dc_prev = vec![0.0f32; rows * h];
                 for r in 0..rows {
-                    let g = &gates[r * 5 * h..(r + 1) * 5 * h];
-                    let dzr = &mut dzl[r * 4 * h..(r + 1) * 4 * h];
-                    for j in 0..h {
-                        let (i, ig, f, o, tc) =
-                            (g[j], g[h + j], g[2 * h + j], g[3 * h + j], g[4 * h + j]);
-                        let dhl = d_cell[r * h + j];
-                        let dct = if padded[r] {
-                            0.0
-                        } else {
-                            dc[r * h + j] + dhl * o * (1.0 - tc * tc)
-                        };
-                        dzr[j] = dct * ig * (1.0 - i * i);
-                        dzr[h + j] = dct * i * ig * (1.0 - ig);
-                        dzr[2 * h + j] = dct * c_prev[r * h + j] * f * (1.0 - f);
-                        dzr[3 * h + j] = dhl * tc * o * (1.0 - o);
-                        dc_prev[r * h + j] = if padded[r] { dc[r * h + j] } else { dct * f };
-                    }
+                    let rows_h = r * h..(r + 1) * h;
+                    lstm_backward(
+                        h,
+                        &gates[r * 5 * h..(r + 1) * 5 * h],
+                        &c_prev[rows_h.clone()],
+                        padded[r],
+                        [&d_cell[rows_h.clone()], &dc[rows_h.clone()]],
+                        &mut dzl[r * 4 * h..(r + 1) * 4 * h],
+                        &mut dc_prev[rows_h],
+                    );
                 }
                 carry_c = dc_prev;
                 let mut dh_prev = vec![0.0f32; rows * h];
