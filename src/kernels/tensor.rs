@@ -102,8 +102,8 @@ pub(crate) fn div<B: Backend, const D: usize>(
 /// and whose derivative is exactly the sigmoid. Differentiating `ln_1p`
 /// instead would multiply by Burn's reciprocal, which burn-ndarray's
 /// `simd` feature approximates (3.9e-5): an LTC's `w` gradients then missed
-/// the float64 truth by 3e-5 (`cargo test --release --features burn/default
-/// --test parity`). First derivatives only.
+/// the float64 truth by 3e-5 (`cargo test --features burn-ndarray-defaults
+/// --test parity`, a CI step). First derivatives only.
 pub(crate) fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let constant = x.clone().detach();
     let linear = constant.clone().greater_elem(20.0);
