@@ -42,14 +42,22 @@ fn cases(count: usize, seed: u64) -> Vec<UeaItem> {
         .collect()
 }
 
-fn train_and_test<E>(encoder: E) -> f64
+/// Burn's RNG is one per process and the trainer reseeds it every epoch:
+/// the tests take turns, so that each one's run is the same every time.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Trains a classifier over the encoder `make` builds (after seeding
+/// Burn's RNG) and returns its test accuracy.
+fn train_and_test<E>(make: impl FnOnce(&Device<AD>) -> E) -> f64
 where
     E: SequenceEncoder<AD> + AutodiffModule<AD> + burn::module::ModuleDisplay + Send + 'static,
     E::InnerModule: SequenceEncoder<burn::backend::NdArray> + burn::module::ModuleDisplay,
 {
     use burn::data::dataloader::batcher::Batcher;
+    let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let device = Default::default();
-    let model = SequenceClassifier::new(encoder, 2, &device);
+    AD::seed(&device, 0);
+    let model = SequenceClassifier::new(make(&device), 2, &device);
     let train = InMemDataset::new(cases(256, 1));
     let valid = InMemDataset::new(cases(64, 2));
     let config = TrainConfig::new(25, 16)
@@ -87,26 +95,27 @@ where
 
 #[test]
 fn a_cfc_classifier_learns_from_the_valid_steps_only() {
-    let encoder = CfCConfig::new(1, Units::from(8))
-        .with_cell(CfCCellOptions::new().with_backbone_units(16))
-        .with_return_sequences(false)
-        .init::<AD>(&Default::default())
-        .unwrap();
-    let accuracy = train_and_test(encoder);
+    let accuracy = train_and_test(|device| {
+        CfCConfig::new(1, Units::from(8))
+            .with_cell(CfCCellOptions::new().with_backbone_units(16))
+            .with_return_sequences(false)
+            .init::<AD>(device)
+            .unwrap()
+    });
     assert!(accuracy >= 0.9, "test accuracy {accuracy}");
 }
 
 #[test]
 fn a_bidirectional_classifier_learns_from_the_valid_steps_only() {
-    let device = Default::default();
-    let direction = || {
-        CfCConfig::new(1, Units::from(6))
-            .with_cell(CfCCellOptions::new().with_backbone_units(12))
-            .with_return_sequences(false)
-            .init::<AD>(&device)
-            .unwrap()
-    };
-    let encoder = Bidirectional::new(direction(), direction(), Merge::Concat).unwrap();
-    let accuracy = train_and_test(encoder);
+    let accuracy = train_and_test(|device| {
+        let direction = || {
+            CfCConfig::new(1, Units::from(6))
+                .with_cell(CfCCellOptions::new().with_backbone_units(12))
+                .with_return_sequences(false)
+                .init::<AD>(device)
+                .unwrap()
+        };
+        Bidirectional::new(direction(), direction(), Merge::Concat).unwrap()
+    });
     assert!(accuracy >= 0.9, "test accuracy {accuracy}");
 }
