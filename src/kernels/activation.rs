@@ -38,12 +38,17 @@ impl Unary {
         match self {
             Unary::Tanh => pairs.for_each(|(g, &y)| *g *= 1.0 - y * y),
             Unary::Sigmoid => pairs.for_each(|(g, &y)| *g *= y * (1.0 - y)),
-            Unary::LecunTanh => pairs.for_each(|(g, &y)| {
-                let t = y / LECUN_SCALE;
-                *g *= LECUN_SCALE * LECUN_SLOPE * (1.0 - t * t);
-            }),
+            Unary::LecunTanh => pairs.for_each(|(g, &y)| *g *= lecun_tanh_grad(y)),
         }
     }
+}
+
+/// The derivative of LeCun's tanh from its output `y`:
+/// `1.7159 · 0.666 · (1 - (y / 1.7159)²)`.
+#[inline(always)]
+pub(crate) fn lecun_tanh_grad(y: f32) -> f32 {
+    let t = y / LECUN_SCALE;
+    LECUN_SCALE * LECUN_SLOPE * (1.0 - t * t)
 }
 
 /// A CfC backbone's activation, on slices: `y = f(z)` and the derivative

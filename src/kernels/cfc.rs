@@ -28,9 +28,9 @@
 //! Padding: with `lengths`, the steps of a sample at or after its length
 //! leave its state unchanged (their gradient passes through untouched).
 
-use super::activation::{Backbone, sigmoid, tanh};
+use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh};
 use super::gemm::{View, add_column_sums, matmul};
-use super::scalar::{LECUN_SCALE, LECUN_SLOPE, exp, lecun_tanh};
+use super::scalar::{exp, lecun_tanh};
 
 /// How the heads become the next state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -662,8 +662,7 @@ fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
 ) -> f32 {
     let squash_grad = |f: f32| {
         if LECUN {
-            let u = f / LECUN_SCALE;
-            LECUN_SCALE * LECUN_SLOPE * (1.0 - u * u)
+            lecun_tanh_grad(f)
         } else {
             1.0 - f * f
         }

@@ -50,9 +50,7 @@ macro_rules! vectorized_fn {
                 fn avx2($($arg: $ty),*) -> $ret {
                     body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if $crate::kernels::has_avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA, checked just above.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -171,11 +169,19 @@ pub(crate) fn softplus_grad(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
         return unsafe { run_avx2(f) };
     }
     f()
+}
+
+/// Whether the CPU runs AVX2 and FMA, the one check behind [`vectorized`]
+/// and [`vectorized_fn!`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[cfg(target_arch = "x86_64")]
