@@ -44,7 +44,8 @@ pub enum ConfigError {
     )]
     BackboneWithWiring {
         /// `backbone_units`, `backbone_layers`, `backbone_dropout`,
-        /// `dropout_placement`, `head_activation` or `activation`.
+        /// `dropout_placement`, `dropout_masks`, `head_activation` or
+        /// `activation`.
         argument: &'static str,
     },
     /// The wiring rejected the input size (e.g. it was built with another).

@@ -11,8 +11,8 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use ncps::cells::{
-    Activation, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
-    SequenceInputs,
+    Activation, CfCCellOptions, CfCMode, DropoutMasks, DropoutPlacement, HeadActivation,
+    RecurrentCell, SequenceInputs,
 };
 use ncps::import::StateDict;
 use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, RnnState, Units};
@@ -51,7 +51,9 @@ fn model(case: &Case, device: &Device<B>) -> CfC<B> {
                 .with_backbone_layers(case.layers)
                 .with_backbone_units(case.units)
                 .with_backbone_dropout(case.dropout)
-                .with_dropout_placement(case.placement),
+                .with_dropout_placement(case.placement)
+                // The fused path draws the tensor path's masks.
+                .with_dropout_masks(DropoutMasks::Stepwise),
         )
         .with_mixed_memory(case.mixed)
         .with_proj_size(case.proj)

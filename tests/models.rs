@@ -10,8 +10,8 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder
 use burn::tensor::Distribution;
 use ncps::ConfigError;
 use ncps::cells::{
-    Activation, AnyCfCCell, CfCCellConfig, CfCCellOptions, CfCMode, HeadActivation, LTCCellConfig,
-    LTCCellOptions, RecurrentCell, WiredCfCCellConfig,
+    Activation, AnyCfCCell, CfCCellConfig, CfCCellOptions, CfCMode, DropoutMasks, HeadActivation,
+    LTCCellConfig, LTCCellOptions, RecurrentCell, WiredCfCCellConfig,
 };
 use ncps::import::{ImportError, LoadStateDict, StateDict};
 use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, RnnState, Units};
@@ -442,6 +442,12 @@ fn config_errors_name_the_argument() {
             cfc(CfCConfig::new(3, wired())
                 .with_cell(CfCCellOptions::new().with_backbone_dropout(0.1))),
             (BACKBONE, "backbone_dropout"),
+        ),
+        (
+            "wired CfC with dropout_masks",
+            cfc(CfCConfig::new(3, wired())
+                .with_cell(CfCCellOptions::new().with_dropout_masks(DropoutMasks::Stepwise))),
+            (BACKBONE, "dropout_masks"),
         ),
         (
             "wired CfC with a backbone activation",

@@ -18,6 +18,7 @@ use super::{
 use crate::ConfigError;
 use crate::kernels::activation::{Backbone, GatedMix, Unary};
 use crate::kernels::cfc::{Mix, Spec};
+use crate::kernels::dropout;
 use crate::kernels::scalar::{LECUN_SCALE, LECUN_SLOPE};
 use crate::kernels::tensor::{activate, cfc_sequence, gated_mix, sigmoid};
 use crate::kernels::{CfcInputs, Extras};
@@ -58,6 +59,27 @@ pub enum DropoutPlacement {
     /// After every backbone layer, the first included (the CfC paper's
     /// TensorFlow code).
     EveryLayer,
+}
+
+/// How the fused path (see [`CfCCellOptions::fused`]) draws a training
+/// sequence's dropout masks. Both are reproducible under
+/// `B::seed(&device, seed)`; the tensor-op path always draws Burn
+/// `Dropout`'s masks, one step at a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DropoutMasks {
+    /// One seed per sequence from the backend's RNG, every unit's mask
+    /// derived from it by a counter-based generator (SplitMix64), in
+    /// parallel (default). Other units than the tensor-op path drops,
+    /// with the same distribution: each kept with probability
+    /// `1 - backbone_dropout`, independently.
+    #[default]
+    Counter,
+    /// The backend's RNG, step by step and layer by layer, in the order
+    /// the tensor-op path draws: a seeded run drops the same units with
+    /// `fused` on or off. Slower: one RNG draw per unit on the calling
+    /// thread (at the Walker2d CfC's sizes, 64 × 256 × 256 draws a
+    /// batch).
+    Stepwise,
 }
 
 /// The backbone's activation function.
@@ -129,13 +151,19 @@ pub struct CfCCellOptions {
     /// [`DropoutPlacement::LaterLayers`] (upstream's).
     #[config(default = "DropoutPlacement::LaterLayers")]
     pub dropout_placement: DropoutPlacement,
+    /// How the fused path draws dropout masks. Default:
+    /// [`DropoutMasks::Counter`].
+    #[config(default = "DropoutMasks::Counter")]
+    pub dropout_masks: DropoutMasks,
     /// The heads' squashing. Default: [`HeadActivation::Tanh`] (upstream's).
     #[config(default = "HeadActivation::Tanh")]
     pub head_activation: HeadActivation,
     /// Run whole sequences as one fused operation where the backend has
     /// one (`NdArray<f32>`, with or without autodiff; dense cells only);
     /// `false` always takes the tensor-op path, which every backend runs.
-    /// Both compute the same numbers (to float32 rounding). Default: true.
+    /// Both compute the same numbers (to float32 rounding); in training
+    /// with dropout, from the same masks under
+    /// [`DropoutMasks::Stepwise`] only. Default: true.
     #[config(default = true)]
     pub fused: bool,
 }
@@ -196,6 +224,7 @@ impl CfCCellOptions {
                 "dropout_placement",
                 self.dropout_placement != default.dropout_placement,
             ),
+            ("dropout_masks", self.dropout_masks != default.dropout_masks),
             (
                 "head_activation",
                 self.head_activation != default.head_activation,
@@ -281,6 +310,9 @@ pub struct CfCCell<B: Backend> {
     /// Which backbone layers dropout follows.
     #[module(skip)]
     pub dropout_placement: DropoutPlacement,
+    /// How the fused path draws dropout masks.
+    #[module(skip)]
+    pub dropout_masks: DropoutMasks,
     /// The heads' squashing.
     #[module(skip)]
     pub head_activation: HeadActivation,
@@ -379,6 +411,7 @@ impl CfCCellConfig {
             mode: options.mode,
             activation: options.activation,
             dropout_placement: options.dropout_placement,
+            dropout_masks: options.dropout_masks,
             head_activation: options.head_activation,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
@@ -494,9 +527,7 @@ impl<B: Backend> CfCCell<B> {
     }
 
     /// Dropout factors (0, or `1 / keep`) for each layer `spec` drops out,
-    /// `[steps, batch, width]`, drawn from Burn's RNG in the order the
-    /// step-by-step path draws its masks (step by step, layer by layer), so
-    /// that a seeded run drops the same units either way.
+    /// `[steps, batch, width]`, drawn as `dropout_masks` says.
     fn dropout_factors(
         &self,
         spec: &Spec,
@@ -504,37 +535,57 @@ impl<B: Backend> CfCCell<B> {
         steps: usize,
         device: &B::Device,
     ) -> Vec<Vec<f32>> {
-        let layers: Vec<usize> = (0..spec.backbone.len())
+        let widths: Vec<usize> = (0..spec.backbone.len())
             .filter(|&l| spec.dropout[l])
+            .map(|l| spec.backbone[l])
             .collect();
-        if layers.is_empty() {
+        if widths.is_empty() {
             return Vec::new();
         }
         let keep = 1.0 - self.dropout.prob;
-        let scale = (1.0 / keep) as f32;
-        let mut factors: Vec<Vec<f32>> = layers
-            .iter()
-            .map(|&l| Vec::with_capacity(steps * batch * spec.backbone[l]))
-            .collect();
-        for _ in 0..steps {
-            for (factor, &l) in factors.iter_mut().zip(&layers) {
-                let mask = Tensor::<B, 2>::random(
-                    [batch, spec.backbone[l]],
-                    Distribution::Bernoulli(keep),
-                    device,
-                );
-                let values = mask.into_data().convert::<f32>();
-                factor.extend(
-                    values
-                        .as_slice::<f32>()
-                        .expect("f32 data")
-                        .iter()
-                        .map(|m| m * scale),
-                );
+        match self.dropout_masks {
+            DropoutMasks::Counter => {
+                let seed = draw_seed::<B>(device);
+                let factors = widths.iter().enumerate().map(|(stream, &width)| {
+                    let mut factors = vec![0.0; steps * batch * width];
+                    dropout::counter_factors(seed, stream as u64, keep, &mut factors);
+                    factors
+                });
+                factors.collect()
+            }
+            DropoutMasks::Stepwise => {
+                let scale = (1.0 / keep) as f32;
+                let mut factors: Vec<Vec<f32>> = widths
+                    .iter()
+                    .map(|&width| Vec::with_capacity(steps * batch * width))
+                    .collect();
+                for _ in 0..steps {
+                    for (factor, &width) in factors.iter_mut().zip(&widths) {
+                        let mask = Tensor::<B, 2>::random(
+                            [batch, width],
+                            Distribution::Bernoulli(keep),
+                            device,
+                        );
+                        let values = mask.into_data().convert::<f32>();
+                        let values = values.as_slice::<f32>().expect("f32 data");
+                        factor.extend(values.iter().map(|m| m * scale));
+                    }
+                }
+                factors
             }
         }
-        factors
     }
+}
+
+/// A 64-bit seed from the backend's RNG (four 16-bit draws), so that
+/// `B::seed` fixes what is derived from it.
+fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
+    let draws = Tensor::<B, 1>::random([4], Distribution::Uniform(0.0, 65536.0), device);
+    let draws = draws.into_data().convert::<f32>();
+    let draws = draws.as_slice::<f32>().expect("f32 data");
+    draws
+        .iter()
+        .fold(0, |seed, &draw| seed << 16 | (draw as u64 & 0xffff))
 }
 
 /// What a [`CfCCell`] derives once per sequence (or once per control loop,
@@ -718,5 +769,44 @@ mod tests {
         );
         let tracked = cell(CfCCellOptions::new()).init::<Autodiff<NdArray<f32>>>(&device);
         assert!(tracked.unwrap().prepare().fused.is_none());
+    }
+
+    /// The default masks: one `[steps, batch, width]` vector per dropped
+    /// layer, each unit 0 or `1 / keep` at the keep rate, a new draw for
+    /// each sequence and each layer.
+    #[test]
+    fn counter_masks_are_drawn_per_sequence_and_per_layer() {
+        let device = Default::default();
+        let options = CfCCellOptions::new()
+            .with_backbone_layers(3)
+            .with_backbone_units(64)
+            .with_backbone_dropout(0.25)
+            .with_dropout_placement(DropoutPlacement::LaterLayers);
+        let cell = CfCCellConfig::new(3, 8)
+            .with_options(options)
+            .init::<Autodiff<NdArray<f32>>>(&device)
+            .unwrap();
+        assert_eq!(cell.dropout_masks, DropoutMasks::Counter);
+        let spec = cell.fused_spec(None, true).unwrap();
+        assert_eq!(spec.dropout, [false, true, true]);
+        let (batch, steps) = (32, 20);
+        let first = cell.dropout_factors(&spec, batch, steps, &device);
+        let second = cell.dropout_factors(&spec, batch, steps, &device);
+        assert_eq!(first.len(), 2);
+        let n = steps * batch * 64;
+        for layer in first.iter().chain(&second) {
+            assert_eq!(layer.len(), n);
+            assert!(layer.iter().all(|&f| f == 0.0 || f == 1.0 / 0.75));
+            let kept = layer.iter().filter(|&&f| f > 0.0).count() as f64 / n as f64;
+            // Five standard deviations of a binomial proportion.
+            assert!((kept - 0.75).abs() < 5.0 * (0.75 * 0.25 / n as f64).sqrt());
+        }
+        // Independent masks at keep 0.75 agree on 0.75² + 0.25² of the units.
+        let agree = |a: &[f32], b: &[f32]| {
+            a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / n as f64
+        };
+        for (a, b) in [(&first[0], &first[1]), (&first[0], &second[0])] {
+            assert!((agree(a, b) - 0.625).abs() < 0.03, "{}", agree(a, b));
+        }
     }
 }

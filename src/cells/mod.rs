@@ -30,7 +30,8 @@ use crate::wirings::{SynapseMatrix, Wiring};
 pub use crate::kernels::fused_available;
 pub use any_cfc::AnyCfCCell;
 pub use cfc::{
-    Activation, CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation,
+    Activation, CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, DropoutMasks, DropoutPlacement,
+    HeadActivation,
 };
 pub use lstm::{LSTMCell, LSTMCellConfig};
 pub use ltc::{LTCCell, LTCCellConfig, LTCCellOptions, Mapping};

@@ -12,7 +12,9 @@
 //! - [`scalar`]: the one branch-free `exp`, `sigmoid`, `tanh` and LeCun
 //!   `tanh` every kernel uses, in plain `core` Rust (the exporter copies
 //!   this file into generated code);
-//! - [`gemm`]: the matrix product; [`parallel`]: how a batch is split over
+//! - [`dropout`]: dropout factors from a counter-based generator, drawn
+//!   in parallel from one seed;
+//! - [`gemm`]: the matrix product; [`parallel`]: how work is split over
 //!   threads.
 //!
 //! Their binding to Burn:
@@ -62,6 +64,7 @@ macro_rules! vectorized_fn {
 
 pub(crate) mod activation;
 pub(crate) mod cfc;
+pub(crate) mod dropout;
 pub(crate) mod gemm;
 pub(crate) mod ltc;
 #[cfg(feature = "ndarray")]

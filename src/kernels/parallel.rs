@@ -1,4 +1,4 @@
-//! The one way the kernels split a batch over threads.
+//! The one way the kernels split work over threads.
 
 /// How many threads a batch of `batch` samples is split over, at least
 /// `per_thread` samples each.
@@ -31,4 +31,24 @@ pub(crate) fn for_chunks<R: Send>(
         .into_par_iter()
         .map(|first| work(first, chunk.min(batch - first)))
         .collect()
+}
+
+/// Runs `work(first_index, chunk)` over contiguous chunks of `out`, in
+/// parallel when every thread gets at least `per_thread` elements: for
+/// elementwise fills whose values depend on the index only, so the
+/// result does not depend on the split.
+pub(crate) fn fill<T: Send>(
+    out: &mut [T],
+    per_thread: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    use rayon::prelude::*;
+    let threads = threads_for(out.len(), per_thread);
+    if threads == 1 {
+        return work(0, out);
+    }
+    let chunk = out.len().div_ceil(threads);
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, part)| work(i * chunk, part));
 }
