@@ -35,7 +35,7 @@ use ncps::cells::{
     Activation, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
 };
 use ncps::datasets::walker2d::{FEATURES, Walker2d, Walker2dBatcher, Walker2dModel};
-use ncps::rnn::{CfCConfig, LTCConfig, Rnn, Units};
+use ncps::rnn::{CfCConfig, LTCConfig, LstmOutput, Rnn, Units};
 use ncps::train::{Clipping, EpochLog, SequenceModel, SequenceMse, TrainConfig, Trainer, evaluate};
 use serde_json::json;
 
@@ -61,7 +61,8 @@ enum Recipe {
     /// The CfC paper's TensorFlow setup: LeCun-tanh heads, dropout after
     /// every backbone layer, the L2 penalty on the cell's kernels in the
     /// loss, per-tensor clipping, a learning rate decaying at every step,
-    /// Adam's eps 1e-7, the mixed memory's forget bias 2.1.
+    /// Adam's eps 1e-7, the mixed memory's forget bias 2.1 and its LSTM
+    /// output as the CfC's input (`LstmOutput::Input`, as `MixedCfcCell`).
     Paper,
     /// Upstream ncps 1.0.1 on torch, as shared/bench/walker2d_reference.py:
     /// upstream's cells, global-norm clipping, per-epoch decay, no weight
@@ -218,6 +219,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let lecun = paper && mode != CfCMode::Pure;
         CfCConfig::new(FEATURES, Units::from(p.size))
             .with_mixed_memory(mixed)
+            .with_lstm_output(if mixed && paper {
+                LstmOutput::Input
+            } else {
+                LstmOutput::State
+            })
             .with_cell(
                 CfCCellOptions::new()
                     .with_mode(mode)

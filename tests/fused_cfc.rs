@@ -1,6 +1,7 @@
 //! The fused CfC sequence operation against the tensor-op path every
 //! backend runs, over generated settings: every mode, backbone depth and
-//! activation, LeCun heads, mixed memory, projection, timespans, initial
+//! activation, LeCun heads, mixed memory (its LSTM output as the cell's
+//! state or as its input), projection, timespans, initial
 //! state, time-major layout, last output only, and dropout drawn from the
 //! same seed. Values within 1e-5, every gradient (weights, inputs, elapsed
 //! times, initial state) within 1e-4 (absolute below 1, relative above).
@@ -15,7 +16,7 @@ use ncps::cells::{
     RecurrentCell, SequenceInputs,
 };
 use ncps::import::StateDict;
-use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, RnnState, Units};
+use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, LstmOutput, RnnState, Units};
 use proptest::prelude::*;
 
 use common::{AD as B, rng_turn, values, worst_error};
@@ -32,6 +33,7 @@ struct Case {
     dropout: f64,
     placement: DropoutPlacement,
     mixed: bool,
+    lstm_output: LstmOutput,
     proj: Option<usize>,
     batch: usize,
     steps: usize,
@@ -56,6 +58,7 @@ fn model(case: &Case, device: &Device<B>) -> CfC<B> {
                 .with_dropout_masks(DropoutMasks::Stepwise),
         )
         .with_mixed_memory(case.mixed)
+        .with_lstm_output(case.lstm_output)
         .with_proj_size(case.proj)
         .with_batch_first(case.batch_first)
         .with_return_sequences(case.sequences)
@@ -72,7 +75,8 @@ struct Run {
     inputs: Vec<Vec<f32>>,
 }
 
-fn run(case: &Case, model: &CfC<B>) -> Run {
+/// `nudge`: each input value moved by this much, relative (0: none).
+fn run(case: &Case, model: &CfC<B>, nudge: f32) -> Run {
     let device = Default::default();
     B::seed(&device, 7);
     let [a, b] = if case.batch_first {
@@ -80,9 +84,13 @@ fn run(case: &Case, model: &CfC<B>) -> Run {
     } else {
         [case.steps, case.batch]
     };
-    let input =
-        Tensor::<B, 3>::random([a, b, case.inputs], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
+    let shape = [a, b, case.inputs];
+    let mut input = Tensor::<B, 3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    if nudge > 0.0 {
+        let noise = Tensor::<B, 3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        input = input.clone() + input * noise * nudge;
+    }
+    let input = input.require_grad();
     // Includes elapsed times of 0: the gate takes its bias.
     let spans: Vec<f32> = (0..a * b).map(|i| (i * 37 % 23) as f32 / 9.0).collect();
     let timespans =
@@ -132,6 +140,14 @@ fn run(case: &Case, model: &CfC<B>) -> Run {
 }
 
 fn check(case: Case) -> Result<(), TestCaseError> {
+    check_within(case, None)
+}
+
+/// As [`check`], the tolerances of values and of gradients raised to three
+/// times the most the tensor path itself moves any of them when every
+/// input value is moved by `nudge` (relative): for models whose rounding
+/// grows over a long sequence.
+fn check_within(case: Case, nudge: Option<f32>) -> Result<(), TestCaseError> {
     let _turn = rng_turn();
     assert!(ncps::cells::fused_available::<B>());
     let device = Default::default();
@@ -141,23 +157,51 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         unreachable!("a dense CfC")
     };
     cell.fused = false;
-    let (f, r) = (run(&case, &fused), run(&case, &reference));
+    let (f, r) = (run(&case, &fused, 0.0), run(&case, &reference, 0.0));
+    let names: Vec<&str> = r.grads.names().collect();
+    let (mut value_tol, mut grad_tol) = (1e-5f64, 1e-4f64);
+    if let Some(nudge) = nudge {
+        let n = run(&case, &reference, nudge);
+        let moved = [
+            worst_error(&n.output, &r.output),
+            worst_error(&n.hidden, &r.hidden),
+            worst_error(&n.memory, &r.memory),
+        ];
+        value_tol = value_tol.max(3.0 * moved.into_iter().fold(0.0, f64::max));
+        let moved = names.iter().map(|name| {
+            worst_error(
+                &n.grads.values(name).unwrap(),
+                &r.grads.values(name).unwrap(),
+            )
+        });
+        grad_tol = grad_tol.max(3.0 * moved.fold(0.0, f64::max));
+    }
     for (a, b, what) in [
         (&f.output, &r.output, "output"),
         (&f.hidden, &r.hidden, "state"),
         (&f.memory, &r.memory, "memory"),
     ] {
         let err = worst_error(a, b);
-        prop_assert!(err <= 1e-5, "{} differs by {:.2e}", what, err);
+        prop_assert!(
+            err <= value_tol,
+            "{} differs by {:.2e} (tolerance {:.2e})",
+            what,
+            err,
+            value_tol
+        );
     }
-    let names: Vec<&str> = r.grads.names().collect();
     prop_assert_eq!(f.grads.names().collect::<Vec<_>>(), names.clone());
     for name in names {
-        let err = worst_error(
-            &f.grads.values(name).unwrap(),
-            &r.grads.values(name).unwrap(),
+        let theirs = r.grads.values(name).unwrap();
+        let err = worst_error(&f.grads.values(name).unwrap(), &theirs);
+        let tol = grad_tol;
+        prop_assert!(
+            err <= tol,
+            "gradient of {} differs by {:.2e} (tolerance {:.2e})",
+            name,
+            err,
+            tol
         );
-        prop_assert!(err <= 1e-4, "gradient of {} differs by {:.2e}", name, err);
     }
     let which = [
         "input",
@@ -210,6 +254,7 @@ proptest! {
         dropout in prop_oneof![Just(0.0f64), 0.05f64..0.6],
         every_layer in any::<bool>(),
         mixed in any::<bool>(),
+        lstm_as_input in any::<bool>(),
         proj in prop::option::of(1usize..5),
         batch in prop_oneof![Just(1usize), 2usize..8, 30usize..40],
         steps in 1usize..6,
@@ -229,6 +274,7 @@ proptest! {
             dropout,
             placement: if every_layer { DropoutPlacement::EveryLayer } else { DropoutPlacement::LaterLayers },
             mixed,
+            lstm_output: if mixed && lstm_as_input { LstmOutput::Input } else { LstmOutput::State },
             proj,
             batch,
             steps,
@@ -244,7 +290,36 @@ proptest! {
 /// where rounding has the most room to grow.
 #[test]
 fn a_long_wide_sequence_agrees() {
-    check(Case {
+    check(walker_case()).unwrap();
+}
+
+/// The mixed-memory Walker2d model in the CfC paper's arrangement (the LSTM
+/// output as the cell's input), at its sizes. This model amplifies rounding
+/// over time more than upstream's arrangement: on the tensor path alone,
+/// an input moved by 1e-7 (relative) moves a gradient by ~4e-4 after 16
+/// steps (~4e-5 in upstream's arrangement), so the paths are held to
+/// three times what that nudge does, where it is above the usual
+/// tolerances.
+#[test]
+fn a_long_wide_paper_mixed_sequence_agrees() {
+    check_within(
+        Case {
+            hidden: 128,
+            activation: Activation::LecunTanh,
+            heads: HeadActivation::LecunTanh,
+            layers: 2,
+            units: 128,
+            lstm_output: LstmOutput::Input,
+            proj: None,
+            ..walker_case()
+        },
+        Some(1e-7),
+    )
+    .unwrap();
+}
+
+fn walker_case() -> Case {
+    Case {
         inputs: 17,
         hidden: 64,
         mode: CfCMode::Default,
@@ -255,6 +330,7 @@ fn a_long_wide_sequence_agrees() {
         dropout: 0.1,
         placement: DropoutPlacement::EveryLayer,
         mixed: true,
+        lstm_output: LstmOutput::State,
         proj: Some(17),
         batch: 40,
         steps: 64,
@@ -262,8 +338,7 @@ fn a_long_wide_sequence_agrees() {
         initial: false,
         batch_first: true,
         sequences: true,
-    })
-    .unwrap();
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Variable-length sequences: a padded batch equals running each sample
 //! alone at its own length (outputs, final states, every gradient), for
-//! LTC (fused and tensor-op paths) and CfC (every mode, mixed memory, fused
+//! LTC (fused and tensor-op paths) and CfC (every mode, mixed memory in
+//! both arrangements, fused
 //! and tensor-op paths), reading forward and backward (`go_backwards`),
 //! within 1e-5 (tests/padding_f64.rs: the same in float64);
 //! a bidirectional model's backward half equals a `go_backwards` model
@@ -12,7 +13,7 @@ mod common;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use ncps::cells::{CfCCellOptions, CfCMode, LTCCellOptions, RecurrentCell};
-use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, Merge, Rnn, Units};
+use ncps::rnn::{Bidirectional, CfCConfig, LTCConfig, LstmOutput, Merge, Rnn, Units};
 use ncps::wirings::AutoNCP;
 use proptest::prelude::*;
 
@@ -26,7 +27,8 @@ proptest! {
     fn a_padded_cfc_batch_equals_each_sample_alone(
         (steps, lengths) in (1usize..7).prop_flat_map(|s| (Just(s), lengths(s))),
         mode in prop_oneof![Just(CfCMode::Default), Just(CfCMode::NoGate), Just(CfCMode::Pure)],
-        mixed in any::<bool>(),
+        // No memory, the LSTM output as the cell's state, as its input.
+        mixed in 0u8..3,
         proj in prop::option::of(1usize..4),
         fused in any::<bool>(),
         backwards in any::<bool>(),
@@ -38,7 +40,8 @@ proptest! {
             B::seed(&Default::default(), seed);
             CfCConfig::new(INPUTS, Units::from(6))
             .with_cell(CfCCellOptions::new().with_mode(mode).with_backbone_units(10).with_fused(fused && std::env::var("NOFUSE").is_err()))
-            .with_mixed_memory(mixed)
+            .with_mixed_memory(mixed > 0)
+            .with_lstm_output(arrangement(mixed))
             .with_proj_size(proj)
             .with_go_backwards(backwards)
             .with_return_sequences(sequences)
@@ -51,7 +54,8 @@ proptest! {
     #[test]
     fn a_padded_ltc_batch_equals_each_sample_alone(
         (steps, lengths) in (1usize..7).prop_flat_map(|s| (Just(s), lengths(s))),
-        mixed in any::<bool>(),
+        // No memory, the LSTM output as the cell's state, as its input.
+        mixed in 0u8..3,
         fused in any::<bool>(),
         backwards in any::<bool>(),
         sequences in prop::bool::weighted(0.7),
@@ -61,7 +65,8 @@ proptest! {
             let _turn = rng_turn();
             B::seed(&Default::default(), seed);
             LTCConfig::new(INPUTS, Units::from(AutoNCP::new(8, 2).unwrap()))
-            .with_mixed_memory(mixed)
+            .with_mixed_memory(mixed > 0)
+            .with_lstm_output(arrangement(mixed))
             .with_cell(LTCCellOptions::new().with_fused(fused).with_ode_unfolds(3))
             .with_go_backwards(backwards)
             .with_return_sequences(sequences)
@@ -69,6 +74,15 @@ proptest! {
             .unwrap()
         };
         check(&model, &lengths, steps, seed, 1e-5)?;
+    }
+}
+
+/// Where the LSTM's output goes for a generated `mixed`.
+fn arrangement(mixed: u8) -> LstmOutput {
+    if mixed == 2 {
+        LstmOutput::Input
+    } else {
+        LstmOutput::State
     }
 }
 

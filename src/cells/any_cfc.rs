@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use super::cfc::CfCPrepared;
-use super::{CfCCell, LSTMCell, RecurrentCell, SequenceInputs, SequenceOutputs, WiredCfCCell};
+use super::{CfCCell, MixedMemory, RecurrentCell, SequenceInputs, SequenceOutputs, WiredCfCCell};
 
 /// The cell of a [`CfC`](crate::rnn::CfC): a dense [`CfCCell`] (with a
 /// backbone) or a [`WiredCfCCell`] (one per wiring layer), chosen by the
@@ -58,12 +58,12 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
 
     fn fused_sequence(
         &self,
-        lstm: Option<&LSTMCell<B>>,
+        memory: Option<MixedMemory<'_, B>>,
         inputs: &SequenceInputs<B>,
     ) -> Option<SequenceOutputs<B>> {
         match self {
-            AnyCfCCell::Dense(cell) => cell.fused_sequence(lstm, inputs),
-            AnyCfCCell::Wired(cell) => cell.fused_sequence(lstm, inputs),
+            AnyCfCCell::Dense(cell) => cell.fused_sequence(memory, inputs),
+            AnyCfCCell::Wired(cell) => cell.fused_sequence(memory, inputs),
         }
     }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use burn::tensor::Distribution;
 
 use super::{
-    LSTMCell, Mask, RecurrentCell, SequenceInputs, SequenceOutputs, mask_tensor, materialize,
-    one_line, xavier_linear,
+    LSTMCell, LstmOutput, Mask, MixedMemory, RecurrentCell, SequenceInputs, SequenceOutputs,
+    mask_tensor, materialize, one_line, xavier_linear,
 };
 use crate::ConfigError;
 use crate::kernels::activation::{Backbone, GatedMix, Unary};
@@ -439,7 +439,8 @@ impl<B: Backend> CfCCell<B> {
     /// and which backbone layers drop out now (training, a rate above 0);
     /// `None` when the kernel cannot run it (a sparsity mask, a layer
     /// without bias, `fused: false`, or a backend without the kernel).
-    fn fused_spec(&self, lstm: Option<&LSTMCell<B>>, training: bool) -> Option<Spec> {
+    fn fused_spec(&self, memory: Option<MixedMemory<'_, B>>, training: bool) -> Option<Spec> {
+        let lstm = memory.map(|m| m.lstm);
         let has_bias = |l: &Linear<B>| l.bias.is_some();
         let heads = [
             Some(&self.ff1),
@@ -460,8 +461,15 @@ impl<B: Backend> CfCCell<B> {
             return None;
         }
         let drops = training && self.dropout.prob > 0.0;
+        let memory_as_input = memory.is_some_and(|m| m.output == LstmOutput::Input);
         Some(Spec {
-            inputs: self.input_size,
+            // What the sequence feeds: the LSTM's input when the cell reads
+            // the LSTM's output.
+            inputs: match lstm {
+                Some(lstm) if memory_as_input => lstm.input_map.weight.dims()[0],
+                _ => self.input_size,
+            },
+            memory_as_input,
             hidden: self.hidden_size,
             backbone: self.backbone.iter().map(|l| l.weight.dims()[1]).collect(),
             activation: match self.activation {
@@ -641,11 +649,12 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
 
     fn fused_sequence(
         &self,
-        lstm: Option<&LSTMCell<B>>,
+        memory: Option<MixedMemory<'_, B>>,
         inputs: &SequenceInputs<B>,
     ) -> Option<SequenceOutputs<B>> {
         let device = inputs.input.device();
-        let spec = Arc::new(self.fused_spec(lstm, B::ad_enabled(&device))?);
+        let spec = Arc::new(self.fused_spec(memory, B::ad_enabled(&device))?);
+        let lstm = memory.map(|m| m.lstm);
         let [batch, steps, _] = inputs.input.dims();
         let extras = Extras {
             lengths: inputs.lengths.clone(),

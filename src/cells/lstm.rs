@@ -3,6 +3,7 @@
 use burn::module::Initializer;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::{materialize, xavier_linear};
 use crate::ConfigError;
@@ -116,3 +117,64 @@ impl<B: Backend> LSTMCell<B> {
         (h, c)
     }
 }
+
+/// Where a mixed-memory model's LSTM output goes at every step.
+///
+/// Both arrangements run the LSTM on the step's input `x` with the model's
+/// state `h` as its recurrent input and its own memory `c`:
+/// `(y, c') = lstm(x, h, c)`. They differ in what the cell then reads:
+///
+/// | arrangement | cell step | cell input size |
+/// |---|---|---|
+/// | [`State`](Self::State) (default) | `h' = cell(x, y)` | `input_size` |
+/// | [`Input`](Self::Input) | `h' = cell(y, h)` | the state size |
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use ncps::cells::LstmOutput;
+/// use ncps::rnn::{CfCConfig, Units};
+///
+/// let device = Default::default();
+/// let paper = CfCConfig::new(17, Units::from(8))
+///     .with_mixed_memory(true)
+///     .with_lstm_output(LstmOutput::Input)
+///     .init::<NdArray>(&device)?;
+/// assert_eq!(paper.input_size(), 17);
+/// // The LSTM reads the 17 features; the cell reads the LSTM's 8 outputs.
+/// assert_eq!(paper.lstm.as_ref().unwrap().input_map.weight.dims(), [17, 32]);
+/// assert_eq!(paper.cell.input_size(), 8);
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LstmOutput {
+    /// Upstream ncps (torch and keras): the LSTM output replaces the
+    /// cell's state for the step, and the cell reads `x`.
+    #[default]
+    State,
+    /// The CfC paper's TensorFlow cell (`MixedCfcCell` in raminmh/CfC's
+    /// `tf_cfc.py`, which produced its Walker2d mixed-memory row): the LSTM
+    /// output is the cell's input, and the cell steps from its own state.
+    /// The cell's input size is the state size. Python ncps has no such
+    /// model, so it does not export to Python.
+    Input,
+}
+
+/// The mixed-memory LSTM of a sequence model and where its output goes,
+/// as [`RecurrentCell::fused_sequence`](super::RecurrentCell::fused_sequence)
+/// receives them.
+#[derive(Debug)]
+pub struct MixedMemory<'a, B: Backend> {
+    /// The LSTM cell.
+    pub lstm: &'a LSTMCell<B>,
+    /// Where its output goes.
+    pub output: LstmOutput,
+}
+
+// By hand: a derive would ask `B: Copy`.
+impl<B: Backend> Clone for MixedMemory<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for MixedMemory<'_, B> {}

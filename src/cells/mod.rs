@@ -33,7 +33,7 @@ pub use cfc::{
     Activation, CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, DropoutMasks, DropoutPlacement,
     HeadActivation,
 };
-pub use lstm::{LSTMCell, LSTMCellConfig};
+pub use lstm::{LSTMCell, LSTMCellConfig, LstmOutput, MixedMemory};
 pub use ltc::{LTCCell, LTCCellConfig, LTCCellOptions, Mapping};
 pub use mask::Mask;
 pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
@@ -90,16 +90,16 @@ pub trait RecurrentCell<B: Backend> {
     /// the backend have one (a dense [`CfCCell`] on `NdArray<f32>`, with
     /// or without autodiff); `None` tells the caller to run the steps.
     /// Both compute the same numbers to float32 rounding, gradients
-    /// included. `lstm` is the mixed-memory LSTM run before the cell at
+    /// included. `memory` is the mixed-memory LSTM run before the cell at
     /// every step.
     ///
     /// The default runs nothing.
     fn fused_sequence(
         &self,
-        lstm: Option<&LSTMCell<B>>,
+        memory: Option<MixedMemory<'_, B>>,
         inputs: &SequenceInputs<B>,
     ) -> Option<SequenceOutputs<B>> {
-        let _ = (lstm, inputs);
+        let _ = (memory, inputs);
         None
     }
 

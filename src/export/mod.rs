@@ -78,6 +78,19 @@ mod math {
 #[cfg(all(test, feature = "ndarray"))]
 mod tests;
 
+/// A mixed-memory model whose LSTM output is the cell's input
+/// ([`LstmOutput::Input`](crate::cells::LstmOutput::Input)), which `target`
+/// does not compute.
+fn paper_memory_unsupported(target: &str) -> ExportError {
+    ExportError::Unsupported {
+        what: "a mixed-memory model whose LSTM output is the cell's input (LstmOutput::Input)"
+            .into(),
+        reason: format!(
+            "{target} runs upstream's arrangement only (the LSTM output as the cell's state)"
+        ),
+    }
+}
+
 /// Why a model could not be exported.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -289,14 +302,18 @@ pub trait Export {
     ///
     /// Fails with [`ExportError::Unsupported`] for what the generated code
     /// cannot compute (a CfC backbone with the `gelu` activation: it needs
-    /// `erf`), and [`ExportError::NonFinite`] for a NaN or infinite weight.
+    /// `erf`; mixed memory whose LSTM output is the cell's input,
+    /// [`LstmOutput::Input`](crate::cells::LstmOutput::Input)), and
+    /// [`ExportError::NonFinite`] for a NaN or infinite weight.
     fn step_function(&self) -> Result<StepFunction, ExportError>;
 
     /// What upstream needs besides the weights: class, constructor
     /// arguments, wiring.
     ///
     /// Fails for a wired CfC whose last layer holds neurons that are not
-    /// outputs (upstream returns the whole last layer there).
+    /// outputs (upstream returns the whole last layer there), and for mixed
+    /// memory whose LSTM output is the cell's input (Python ncps has no
+    /// such model).
     fn upstream_config(&self) -> Result<UpstreamConfig, ExportError>;
 
     /// Writes the weights as upstream's `state_dict` in safetensors (see

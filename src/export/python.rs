@@ -16,7 +16,7 @@ use crate::cells::{
 };
 use crate::fs::write_atomically;
 use crate::import::{StateDict, names};
-use crate::rnn::{AnyCfCCell, CfCConfig, LTCConfig, Rnn, Units};
+use crate::rnn::{AnyCfCCell, CfCConfig, LTCConfig, LstmOutput, Rnn, Units};
 use crate::wirings::{AnyWiring, NeuronType, Wiring};
 
 /// What upstream needs besides the weights to rebuild a model: the
@@ -294,13 +294,16 @@ fn wiring_of(dict: &StateDict, output_dim: Option<usize>) -> Result<AnyWiring, E
 }
 
 /// The options every sequence model has.
-fn sequence_args<B: Backend, C: RecurrentCell<B>>(model: &Rnn<B, C>) -> Value {
-    json!({
+fn sequence_args<B: Backend, C: RecurrentCell<B>>(model: &Rnn<B, C>) -> Result<Value, ExportError> {
+    if model.has_memory() && model.lstm_output == LstmOutput::Input {
+        return Err(super::paper_memory_unsupported("Python ncps"));
+    }
+    Ok(json!({
         "input_size": model.input_size(),
         "return_sequences": model.return_sequences,
         "batch_first": model.batch_first,
         "mixed_memory": model.has_memory(),
-    })
+    }))
 }
 
 fn merge(mut a: Value, b: Value) -> Value {
@@ -325,7 +328,7 @@ pub(crate) fn ltc_config<B: Backend>(
         })
     };
     let args = merge(
-        sequence_args(model),
+        sequence_args(model)?,
         json!({
             "input_mapping": mapping(cell.input_w.is_some(), cell.input_b.is_some()),
             "output_mapping": mapping(cell.output_w.is_some(), cell.output_b.is_some()),
@@ -356,7 +359,7 @@ pub(crate) fn cfc_config<B: Backend>(
     model: &Rnn<B, AnyCfCCell<B>>,
 ) -> Result<UpstreamConfig, ExportError> {
     let proj = json!({ "proj_size": model.fc.as_ref().map(|fc| fc.weight.dims()[1]) });
-    let args = merge(sequence_args(model), proj);
+    let args = merge(sequence_args(model)?, proj);
     match &model.cell {
         AnyCfCCell::Dense(cell) => Ok(UpstreamConfig::new(
             "CfC",

@@ -8,6 +8,7 @@
 //! mixed memory:  z = x·W_i + b_i + h·W_r;  c' = c·σ(z_f + fb) + tanh(z_i)·σ(z_g)
 //!                h_in = tanh(c')·σ(z_o)                      (else h_in = h)
 //! backbone:      a_0 = f([x, h_in]·W_0 + b_0),  a_l = f(a_{l-1}·W_l + b_l) (· dropout)
+//!                (memory as input: a_0 = f([h_in, h]·W_0 + b_0))
 //! heads:         [ff1, ff2, ta, tb] = a_L·W_h + b_h
 //! default:       h' = g(ff1)·(1 - t) + t·g(ff2),  t = σ(ta·ts + tb)
 //! no_gate:       h' = g(ff1) + t·g(ff2)
@@ -17,8 +18,9 @@
 //! with `g` the heads' squashing (`tanh`, or LeCun's). Without a backbone
 //! the heads read `[x, h_in]` directly.
 //!
-//! What makes it fast: the input half of the first layer (and of the
-//! LSTM) is one matrix product over all time steps before the loop; each
+//! What makes it fast: the input half of the first layer (unless it reads
+//! the LSTM's output) and of the LSTM is one matrix product over all time
+//! steps before the loop; each
 //! step is then a few small products with the recurrent halves plus fused
 //! elementwise work; the weights' gradients are one large product each
 //! after the backward loop (over all steps and samples at once). A batch is
@@ -65,6 +67,11 @@ pub struct Spec {
     pub mix: Mix,
     /// With mixed memory: the LSTM's forget-gate bias.
     pub forget_bias: Option<f32>,
+    /// With mixed memory: the LSTM's output is the cell's input and the
+    /// cell steps from its own state (the CfC paper's arrangement, the
+    /// first layer reads `[h_in, h]`); else the LSTM's output is the
+    /// cell's state for the step and the cell reads `x`.
+    pub memory_as_input: bool,
 }
 
 impl Spec {
@@ -85,6 +92,16 @@ impl Spec {
         }
     }
 
+    /// Features the first layer reads besides the state: the LSTM's
+    /// output, or `x`.
+    fn cell_inputs(&self) -> usize {
+        if self.memory_as_input {
+            self.hidden
+        } else {
+            self.inputs
+        }
+    }
+
     /// Output width of layer `l` (the heads after the backbone).
     fn width(&self, l: usize) -> usize {
         self.backbone
@@ -93,10 +110,10 @@ impl Spec {
             .unwrap_or_else(|| self.heads())
     }
 
-    /// Input width of layer `l` (`inputs + hidden` for the first).
+    /// Input width of layer `l` (`cell_inputs + hidden` for the first).
     fn fan_in(&self, l: usize) -> usize {
         if l == 0 {
-            self.inputs + self.hidden
+            self.cell_inputs() + self.hidden
         } else {
             self.width(l - 1)
         }
@@ -224,6 +241,10 @@ impl Sequence<'_> {
             "x is not [batch, steps, inputs]"
         );
         assert_eq!(self.elapsed.len(), b * t, "elapsed is not [batch, steps]");
+        assert!(
+            !spec.memory_as_input || spec.forget_bias.is_some(),
+            "memory_as_input needs mixed memory (forget_bias)"
+        );
         assert_eq!(self.h0.len(), b * h, "h0 is not [batch, hidden]");
         let c = if spec.forget_bias.is_some() { b * h } else { 0 };
         assert_eq!(
@@ -372,16 +393,14 @@ vectorized_fn! {
         }
         let xs = View::new(&x, steps * rows, ni);
         let w0 = spec.width(0);
+        let ci = spec.cell_inputs();
         let first_layer = p.layers[0];
+        let w0_in = View::new(&first_layer.weight[..ci * w0], ci, w0);
+        let w0_h = View::new(&first_layer.weight[ci * w0..], h, w0);
         let mut z0 = broadcast_rows(first_layer.bias, steps * rows);
-        matmul(
-            xs,
-            View::new(&first_layer.weight[..ni * w0], ni, w0),
-            &mut z0,
-            w0,
-            true,
-        );
-        let w0_h = View::new(&first_layer.weight[ni * w0..], h, w0);
+        if !spec.memory_as_input {
+            matmul(xs, w0_in, &mut z0, w0, true);
+        }
         let mut lstm_z = p.lstm.map(|lstm| {
             let mut z = broadcast_rows(lstm.input.bias, steps * rows);
             matmul(
@@ -471,13 +490,17 @@ vectorized_fn! {
                     );
                 }
             }
-            let cell_state: &[f32] = if p.lstm.is_some() {
+            // First layer: its input half (the LSTM's output, when it is the
+            // cell's input) plus the state half.
+            let zt0 = &mut z0[block(w0, t)];
+            let cell_state: &[f32] = if spec.memory_as_input {
+                matmul(View::new(&h_in[block(h, s)], rows, h), w0_in, zt0, w0, true);
+                &state
+            } else if p.lstm.is_some() {
                 &h_in[block(h, s)]
             } else {
                 &state
             };
-            // First layer: its input half plus the state half.
-            let zt0 = &mut z0[block(w0, t)];
             matmul(View::new(cell_state, rows, h), w0_h, zt0, w0, true);
             // Backbone.
             let mut d = 0;
@@ -860,7 +883,9 @@ vectorized_fn! {
         let mut dc = vec![0.0f32; if mixed { rows * h } else { 0 }];
         let mut d_out: Vec<f32> = Vec::new();
         let mut d_cell = vec![0.0f32; rows * h];
+        let mut d_lstm_out = vec![0.0f32; if spec.memory_as_input { rows * h } else { 0 }];
         let w0 = spec.width(0);
+        let ci = spec.cell_inputs();
         let first_layer = p.layers[0];
 
         for t in (0..steps).rev() {
@@ -919,19 +944,30 @@ vectorized_fn! {
                 spec.activation.backward(zl, yl, &mut d_out);
                 dz[l][block(width, t)].copy_from_slice(&d_out);
             }
+            let dz0 = View::new(&dz[0][block(w0, t)], rows, w0);
             matmul(
-                View::new(&dz[0][block(w0, t)], rows, w0),
-                View::new(&first_layer.weight[ni * w0..], h, w0).t(),
+                dz0,
+                View::new(&first_layer.weight[ci * w0..], h, w0).t(),
                 &mut d_cell,
                 h,
                 false,
             );
+            if spec.memory_as_input {
+                matmul(
+                    dz0,
+                    View::new(&first_layer.weight[..ci * w0], ci, w0).t(),
+                    &mut d_lstm_out,
+                    h,
+                    false,
+                );
+            }
             // Mixed memory: back through the LSTM to the previous state.
             let mut dh_prev = if let Some(lstm) = p.lstm {
                 let gates = &c.gates[block(5 * h, t)];
                 let c_prev = &c.c_prev[block(h, t)];
                 let dzl = &mut dz_lstm[block(4 * h, t)];
                 let mut dc_prev = vec![0.0f32; rows * h];
+                let d_out = if spec.memory_as_input { &d_lstm_out } else { &d_cell };
                 for r in 0..rows {
                     let rows_h = r * h..(r + 1) * h;
                     lstm_backward(
@@ -939,19 +975,25 @@ vectorized_fn! {
                         &gates[r * 5 * h..(r + 1) * 5 * h],
                         &c_prev[rows_h.clone()],
                         padded[r],
-                        [&d_cell[rows_h.clone()], &dc[rows_h.clone()]],
+                        [&d_out[rows_h.clone()], &dc[rows_h.clone()]],
                         &mut dzl[r * 4 * h..(r + 1) * 4 * h],
                         &mut dc_prev[rows_h],
                     );
                 }
                 carry_c = dc_prev;
-                let mut dh_prev = vec![0.0f32; rows * h];
+                // The state reaches the LSTM, and the cell too when the
+                // cell steps from it.
+                let mut dh_prev = if spec.memory_as_input {
+                    d_cell.clone()
+                } else {
+                    vec![0.0f32; rows * h]
+                };
                 matmul(
                     View::new(dzl, rows, 4 * h),
                     View::new(lstm.recurrent, h, 4 * h).t(),
                     &mut dh_prev,
                     h,
-                    false,
+                    spec.memory_as_input,
                 );
                 dh_prev
             } else {
@@ -967,7 +1009,11 @@ vectorized_fn! {
 
         // The weights' gradients, one product over all steps and rows each.
         let n = steps * rows;
-        let cell_states: &[f32] = if mixed { &c.h_in } else { &c.h_prev };
+        let (cell_inputs, cell_states): (&[f32], &[f32]) = match (mixed, spec.memory_as_input) {
+            (true, true) => (&c.h_in, &c.h_prev),
+            (true, false) => (&c.x, &c.h_in),
+            (false, _) => (&c.x, &c.h_prev),
+        };
         for (l, dz_l) in dz.iter().enumerate().take(layers + 1) {
             let width = spec.width(l);
             let [dw, db] = &mut grads.layers[l];
@@ -975,16 +1021,16 @@ vectorized_fn! {
             let dzl = View::new(dz_l, n, width);
             if l == 0 {
                 matmul(
-                    View::new(&c.x, n, ni).t(),
+                    View::new(cell_inputs, n, ci).t(),
                     dzl,
-                    &mut dw[..ni * width],
+                    &mut dw[..ci * width],
                     width,
                     true,
                 );
                 matmul(
                     View::new(cell_states, n, h).t(),
                     dzl,
-                    &mut dw[ni * width..],
+                    &mut dw[ci * width..],
                     width,
                     true,
                 );
@@ -999,15 +1045,18 @@ vectorized_fn! {
                 );
             }
         }
-        // Inputs: through the first layer (and the LSTM).
+        // Inputs: through the first layer (unless it reads the LSTM's
+        // output) and the LSTM.
         let mut dx_t = vec![0.0f32; n * ni];
-        matmul(
-            View::new(&dz[0], n, w0),
-            View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
-            &mut dx_t,
-            ni,
-            false,
-        );
+        if !spec.memory_as_input {
+            matmul(
+                View::new(&dz[0], n, w0),
+                View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
+                &mut dx_t,
+                ni,
+                false,
+            );
+        }
         if let (Some(lstm), Some([dw_i, db_i, dw_r])) = (p.lstm, grads.lstm.as_mut()) {
             let dzl = View::new(&dz_lstm, n, 4 * h);
             add_column_sums(&dz_lstm, 4 * h, db_i);

@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use super::{Rnn, SequenceOptions, Units};
+use super::{LstmOutput, Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{AnyCfCCell, CfCCellConfig, CfCCellOptions, WiredCfCCellConfig};
 use crate::wirings::Wiring;
@@ -36,6 +36,11 @@ pub struct CfCConfig {
     /// Default: 1.0, upstream's.
     #[config(default = "crate::cells::LSTMCellConfig::DEFAULT_FORGET_BIAS")]
     pub forget_bias: f64,
+    /// Where the mixed-memory LSTM's output goes: the cell's state for
+    /// the step (upstream ncps) or its input (the CfC paper's TensorFlow
+    /// cell). Needs `mixed_memory`. Default: [`LstmOutput::State`].
+    #[config(default = "LstmOutput::State")]
+    pub lstm_output: LstmOutput,
     /// The cell's mode, backbone, heads and fused path. Default:
     /// [`CfCCellOptions::new()`], upstream's. With a wiring only `mode`
     /// (and `fused`, which wired cells ignore) may differ from the default.
@@ -62,7 +67,8 @@ pub struct CfCConfig {
 pub type CfC<B> = Rnn<B, AnyCfCCell<B>>;
 
 impl CfCConfig {
-    /// Initialises the model (building the wiring with `input_size`).
+    /// Initialises the model (building the wiring with `input_size`, or
+    /// with its unit count when the cell reads the LSTM's output).
     ///
     /// Fails when `input_size` is 0, a dense-only cell option (backbone,
     /// dropout placement, head or backbone activation) differs from its
@@ -73,7 +79,7 @@ impl CfCConfig {
         options.check()?;
         let cell = match &self.units {
             Units::Count(units) => AnyCfCCell::Dense(
-                CfCCellConfig::new(self.input_size, *units)
+                CfCCellConfig::new(options.cell_input_size(*units), *units)
                     .with_options(self.cell.clone())
                     .init(device)?,
             ),
@@ -82,7 +88,7 @@ impl CfCConfig {
                     return Err(ConfigError::BackboneWithWiring { argument });
                 }
                 let mut wiring = wiring.clone();
-                wiring.build(self.input_size)?;
+                wiring.build(options.cell_input_size(wiring.units()))?;
                 AnyCfCCell::Wired(
                     WiredCfCCellConfig::new(wiring)
                         .with_mode(self.cell.mode)
@@ -104,6 +110,7 @@ impl CfCConfig {
             go_backwards: self.go_backwards,
             mixed_memory: self.mixed_memory,
             forget_bias: self.forget_bias,
+            lstm_output: self.lstm_output,
             proj_size: self.proj_size,
         }
     }

@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use super::{Rnn, SequenceOptions, Units};
+use super::{LstmOutput, Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{LTCCell, LTCCellConfig, LTCCellOptions};
 use crate::wirings::{AnyWiring, FullyConnected, Wiring};
@@ -34,6 +34,11 @@ pub struct LTCConfig {
     /// Default: 1.0, upstream's.
     #[config(default = "crate::cells::LSTMCellConfig::DEFAULT_FORGET_BIAS")]
     pub forget_bias: f64,
+    /// Where the mixed-memory LSTM's output goes: the cell's state for
+    /// the step (upstream ncps) or its input (the CfC paper's TensorFlow
+    /// cell). Needs `mixed_memory`. Default: [`LstmOutput::State`].
+    #[config(default = "LstmOutput::State")]
+    pub lstm_output: LstmOutput,
     /// The cell's mappings, solver steps, epsilon and fused kernel.
     /// Default: [`LTCCellOptions::new()`], upstream's.
     #[config(default = "LTCCellOptions::new()")]
@@ -64,7 +69,8 @@ pub struct LTCConfig {
 pub type LTC<B> = Rnn<B, LTCCell<B>>;
 
 impl LTCConfig {
-    /// Builds the wiring with `input_size` and initialises the model.
+    /// Builds the wiring with `input_size` (its unit count when the cell
+    /// reads the LSTM's output) and initialises the model.
     ///
     /// Fails when `input_size` is 0, the wiring was built with another
     /// input size, or a cell argument is invalid.
@@ -75,7 +81,7 @@ impl LTCConfig {
             Units::Count(units) => FullyConnected::new(*units, *units)?.into(),
             Units::Wiring(wiring) => wiring.clone(),
         };
-        wiring.build(self.input_size)?;
+        wiring.build(options.cell_input_size(wiring.units()))?;
         let cell = LTCCellConfig::new(wiring)
             .with_options(self.cell.clone())
             .with_implicit_param_constraints(self.implicit_param_constraints)
@@ -94,6 +100,7 @@ impl LTCConfig {
             go_backwards: self.go_backwards,
             mixed_memory: self.mixed_memory,
             forget_bias: self.forget_bias,
+            lstm_output: self.lstm_output,
             proj_size: None,
         }
     }

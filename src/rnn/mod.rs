@@ -25,9 +25,10 @@ pub use ltc::{LTC, LTCConfig};
 use crate::ConfigError;
 use burn::tensor::TensorData;
 
+pub use crate::cells::LstmOutput;
 use crate::cells::{
-    LSTMCell, LSTMCellConfig, RecurrentCell, SequenceInputs, check_elapsed, check_features,
-    check_shape, materialize,
+    LSTMCell, LSTMCellConfig, MixedMemory, RecurrentCell, SequenceInputs, check_elapsed,
+    check_features, check_shape, materialize,
 };
 use crate::wirings::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random};
 
@@ -130,6 +131,10 @@ pub struct Rnn<B: Backend, C> {
     /// part of the record (records saved before it existed still load).
     #[module(skip)]
     pub go_backwards: bool,
+    /// Where the mixed-memory LSTM's output goes (a setting, not part of
+    /// the record; records saved before it existed still load).
+    #[module(skip)]
+    pub lstm_output: LstmOutput,
 }
 
 /// The options [`LTCConfig`] and [`CfCConfig`] share.
@@ -143,6 +148,8 @@ pub(crate) struct SequenceOptions {
     pub mixed_memory: bool,
     /// The mixed-memory LSTM's forget-gate bias.
     pub forget_bias: f64,
+    /// Where the mixed-memory LSTM's output goes.
+    pub lstm_output: LstmOutput,
     pub proj_size: Option<usize>,
 }
 
@@ -158,7 +165,24 @@ impl SequenceOptions {
         if self.proj_size == Some(0) {
             return Err(ConfigError::invalid("proj_size", 0, "at least 1 (or None)"));
         }
+        if self.lstm_output == LstmOutput::Input && !self.mixed_memory {
+            return Err(ConfigError::invalid(
+                "lstm_output",
+                "Input",
+                "LstmOutput::State without mixed_memory (there is no LSTM)",
+            ));
+        }
         Ok(())
+    }
+
+    /// Features the cell reads at every step, for a cell of `state_size`
+    /// neurons: the LSTM's output when it is the cell's input, else the
+    /// model's input.
+    pub(crate) fn cell_input_size(&self, state_size: usize) -> usize {
+        match self.lstm_output {
+            LstmOutput::Input => state_size,
+            LstmOutput::State => self.input_size,
+        }
     }
 }
 
@@ -191,12 +215,25 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             batch_first: options.batch_first,
             return_sequences: options.return_sequences,
             go_backwards: options.go_backwards,
+            lstm_output: options.lstm_output,
         })
     }
 
-    /// Features of one input step.
+    /// Features of one input step (the LSTM's, when the cell reads the
+    /// LSTM's output).
     pub fn input_size(&self) -> usize {
-        self.cell.input_size()
+        match (&self.lstm, self.lstm_output) {
+            (Some(lstm), LstmOutput::Input) => lstm.input_map.weight.dims()[0],
+            _ => self.cell.input_size(),
+        }
+    }
+
+    /// The mixed-memory LSTM and where its output goes.
+    fn memory(&self) -> Option<MixedMemory<'_, B>> {
+        self.lstm.as_ref().map(|lstm| MixedMemory {
+            lstm,
+            output: self.lstm_output,
+        })
     }
 
     /// Size of the hidden state `hx` (and of the memory `cx`).
@@ -527,12 +564,16 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         state: RnnState<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, RnnState<B, 2>) {
-        let (hidden, memory) = match (&self.lstm, state.memory) {
+        // The cell's input and state for the step, and the next memory.
+        let (input, hidden, memory) = match (&self.lstm, state.memory) {
             (Some(lstm), Some(memory)) => {
-                let (h, c) = lstm.forward(input.clone(), state.hidden, memory);
-                (h, Some(c))
+                let (y, c) = lstm.forward(input.clone(), state.hidden.clone(), memory);
+                match self.lstm_output {
+                    LstmOutput::State => (input, y, Some(c)),
+                    LstmOutput::Input => (y, state.hidden, Some(c)),
+                }
             }
-            (_, memory) => (state.hidden, memory),
+            (_, memory) => (input, state.hidden, memory),
         };
         let (output, hidden) = self.cell.step_unchecked(prepared, input, hidden, elapsed);
         let output = match &self.fc {
@@ -585,7 +626,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             lengths: lengths.clone(),
         };
         let every_step = pass.sequences || lengths.is_some();
-        let (outputs, state) = match self.cell.fused_sequence(self.lstm.as_ref(), &sequence) {
+        let (outputs, state) = match self.cell.fused_sequence(self.memory(), &sequence) {
             Some(run) => {
                 let outputs = if every_step {
                     run.outputs

@@ -1,15 +1,17 @@
 //! The options the CfC paper's runs need beyond upstream ncps 1.0.1: the
-//! mixed-memory LSTM's forget-gate bias, LeCun-tanh heads, and dropout after
-//! every backbone layer. Each default is upstream's; each option computes
+//! mixed-memory LSTM's forget-gate bias and its output as the cell's input,
+//! LeCun-tanh heads, and dropout after every backbone layer. Each default is upstream's; each option computes
 //! what its documentation says.
 
-use crate::common::{AD, B, device, values};
+use crate::common::{AD, B, assert_close, device, values};
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use ncps::cells::{
     CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, LSTMCellConfig,
     RecurrentCell,
 };
-use ncps::rnn::{CfCConfig, LTCConfig, Units};
+use ncps::export::Export;
+use ncps::rnn::{CfCConfig, LTCConfig, LstmOutput, Rnn, Units};
 use ncps::wirings::AutoNCP;
 
 fn sigmoid(x: f32) -> f32 {
@@ -163,4 +165,136 @@ fn dropout_can_follow_the_first_backbone_layer() {
         .with_cell(CfCCellOptions::new().with_dropout_placement(DropoutPlacement::EveryLayer))
         .init::<B>(&device);
     assert!(wired.unwrap_err().to_string().contains("dropout_placement"));
+}
+
+/// Runs `model` (mixed memory, the LSTM output as the cell's input) over a
+/// sequence and step by step by hand: `(y, c') = lstm(x, h, c)`, `h' =
+/// cell(y, h)`. Outputs, state and memory agree.
+fn check_lstm_output_as_input<C: RecurrentCell<B>>(model: &Rnn<B, C>, outputs: usize) {
+    let device = device();
+    let (batch, steps, features) = (2, 4, 3);
+    let n = model.state_size();
+    let input = Tensor::<B, 3>::random(
+        [batch, steps, features],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let spans = Tensor::<B, 2>::from_floats([[0.5, 1.0, 2.0, 0.1], [1.0, 1.0, 0.3, 0.0]], &device);
+    let (ours, state) = model.forward_timed(input.clone(), spans.clone(), None);
+    let lstm = model.lstm.as_ref().expect("mixed memory");
+    let (mut h, mut c) = (
+        Tensor::<B, 2>::zeros([batch, n], &device),
+        Tensor::<B, 2>::zeros([batch, n], &device),
+    );
+    for t in 0..steps {
+        let x = input
+            .clone()
+            .slice([0..batch, t..t + 1])
+            .reshape([batch, features]);
+        let (y, c_next) = lstm.forward(x, h.clone(), c);
+        let elapsed = spans.clone().slice([0..batch, t..t + 1]).reshape([batch]);
+        let (output, h_next) = model.cell.forward(y, h, elapsed);
+        let at_t = ours
+            .clone()
+            .slice([0..batch, t..t + 1])
+            .reshape([batch, outputs]);
+        assert_close(&values(at_t), &values(output), 1e-5, "output");
+        (h, c) = (h_next, c_next);
+    }
+    assert_close(&values(state.hidden), &values(h), 1e-5, "state");
+    assert_close(&values(state.memory.unwrap()), &values(c), 1e-5, "memory");
+}
+
+#[test]
+fn the_lstm_output_can_be_the_cells_input() {
+    let device = device();
+    // Dense CfC (the fused sequence on NdArray), and an LTC on a wiring
+    // (built with the LSTM's outputs as its sensory neurons).
+    let cfc = CfCConfig::new(3, Units::from(5))
+        .with_mixed_memory(true)
+        .with_lstm_output(LstmOutput::Input)
+        .with_cell(CfCCellOptions::new().with_backbone_units(7))
+        .init::<B>(&device)
+        .unwrap();
+    assert_eq!((cfc.input_size(), cfc.cell.input_size()), (3, 5));
+    check_lstm_output_as_input(&cfc, 5);
+    let ltc = LTCConfig::new(3, Units::from(AutoNCP::new(8, 2).unwrap()))
+        .with_mixed_memory(true)
+        .with_lstm_output(LstmOutput::Input)
+        .init::<B>(&device)
+        .unwrap();
+    assert_eq!((ltc.input_size(), ltc.cell.input_size()), (3, 8));
+    check_lstm_output_as_input(&ltc, 2);
+    // The step API and a stateful controller take the same path.
+    let x = Tensor::<B, 2>::ones([1, 3], &device);
+    let (once, _) = cfc.step(x.clone(), None, None);
+    let (whole, _) = cfc.forward(x.unsqueeze_dim(1), None);
+    assert_close(&values(once), &values(whole), 1e-6, "step");
+}
+
+#[test]
+fn the_lstm_output_as_input_needs_mixed_memory_and_stays_out_of_exports() {
+    let device = device();
+    let err = CfCConfig::new(3, Units::from(5))
+        .with_lstm_output(LstmOutput::Input)
+        .init::<B>(&device)
+        .unwrap_err();
+    assert!(err.to_string().contains("lstm_output"), "{err}");
+    assert!(
+        LTCConfig::new(3, Units::from(5))
+            .with_lstm_output(LstmOutput::Input)
+            .init::<B>(&device)
+            .is_err()
+    );
+    assert_eq!(
+        CfCConfig::new(3, Units::from(5)).lstm_output,
+        LstmOutput::State
+    );
+    let paper = CfCConfig::new(3, Units::from(5))
+        .with_mixed_memory(true)
+        .with_lstm_output(LstmOutput::Input)
+        .init::<B>(&device)
+        .unwrap();
+    for err in [
+        paper.upstream_config().unwrap_err(),
+        paper.step_function().unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("LstmOutput::Input"), "{err}");
+    }
+    // Upstream's arrangement still exports.
+    let upstream = CfCConfig::new(3, Units::from(5))
+        .with_mixed_memory(true)
+        .init::<B>(&device)
+        .unwrap();
+    assert!(upstream.upstream_config().is_ok() && upstream.step_function().is_ok());
+}
+
+#[test]
+fn the_lstm_output_as_input_trains_through_autodiff() {
+    // Gradients reach every weight, the LSTM's input map included, on the
+    // fused path (dense CfC under autodiff).
+    let device = Default::default();
+    let model = CfCConfig::new(3, Units::from(4))
+        .with_mixed_memory(true)
+        .with_lstm_output(LstmOutput::Input)
+        .init::<AD>(&device)
+        .unwrap();
+    let input = Tensor::<AD, 3>::ones([2, 3, 3], &device).require_grad();
+    let (output, _) = model.forward(input.clone(), None);
+    let grads = output.powf_scalar(2.0).sum().backward();
+    let lstm = model.lstm.as_ref().unwrap();
+    for (name, grad) in [
+        ("input", input.grad(&grads).map(values)),
+        (
+            "lstm input map",
+            lstm.input_map.weight.grad(&grads).map(values),
+        ),
+        (
+            "lstm recurrent map",
+            lstm.recurrent_map.weight.grad(&grads).map(values),
+        ),
+    ] {
+        let grad = grad.unwrap_or_else(|| panic!("no gradient of the {name}"));
+        assert!(grad.iter().any(|g| *g != 0.0), "{name}: zero gradient");
+    }
 }
