@@ -131,7 +131,7 @@ impl<B: Backend> LSTMCell<B> {
 ///
 /// ```
 /// use burn::backend::NdArray;
-/// use ncps::cells::LstmOutput;
+/// use ncps::cells::{LstmOutput, RecurrentCell};
 /// use ncps::rnn::{CfCConfig, Units};
 ///
 /// let device = Default::default();
