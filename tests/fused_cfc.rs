@@ -194,13 +194,12 @@ fn check_within(case: Case, nudge: Option<f32>) -> Result<(), TestCaseError> {
     for name in names {
         let theirs = r.grads.values(name).unwrap();
         let err = worst_error(&f.grads.values(name).unwrap(), &theirs);
-        let tol = grad_tol;
         prop_assert!(
-            err <= tol,
+            err <= grad_tol,
             "gradient of {} differs by {:.2e} (tolerance {:.2e})",
             name,
             err,
-            tol
+            grad_tol
         );
     }
     let which = [
@@ -296,9 +295,10 @@ fn a_long_wide_sequence_agrees() {
 /// The mixed-memory Walker2d model in the CfC paper's arrangement (the LSTM
 /// output as the cell's input), at its sizes. This model amplifies rounding
 /// over time more than upstream's arrangement: on the tensor path alone,
-/// an input moved by 1e-7 (relative) moves a gradient by ~4e-4 after 16
-/// steps (~4e-5 in upstream's arrangement), so the paths are held to
-/// three times what that nudge does, where it is above the usual
+/// an input moved by 1e-7 (relative) moved a gradient by ~1.6e-4 over 64
+/// steps without dropout and by ~4e-4 over 16 steps with dropout 0.2
+/// (~4e-5 in upstream's arrangement both times), so the paths are held to
+/// three times what that nudge does here, where it is above the usual
 /// tolerances.
 #[test]
 fn a_long_wide_paper_mixed_sequence_agrees() {

@@ -1,8 +1,7 @@
 //! Variable-length sequences: a padded batch equals running each sample
 //! alone at its own length (outputs, final states, every gradient), for
-//! LTC (fused and tensor-op paths) and CfC (every mode, mixed memory in
-//! both arrangements, fused
-//! and tensor-op paths), reading forward and backward (`go_backwards`),
+//! LTC and CfC (fused and tensor-op paths; every CfC mode; mixed memory in
+//! both arrangements), reading forward and backward (`go_backwards`),
 //! within 1e-5 (tests/padding_f64.rs: the same in float64);
 //! a bidirectional model's backward half equals a `go_backwards` model
 //! on each unpadded sample; and masked stepping computes what the padded

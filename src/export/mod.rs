@@ -48,7 +48,7 @@ use burn::prelude::*;
 
 use crate::fs::write_atomically;
 use crate::import::{ImportError, StateDict};
-use crate::rnn::{CfC, LTC};
+use crate::rnn::{CfC, LTC, LstmOutput, Rnn};
 
 mod c;
 mod program;
@@ -78,17 +78,23 @@ mod math {
 #[cfg(all(test, feature = "ndarray"))]
 mod tests;
 
-/// A mixed-memory model whose LSTM output is the cell's input
-/// ([`LstmOutput::Input`](crate::cells::LstmOutput::Input)), which `target`
-/// does not compute.
-fn paper_memory_unsupported(target: &str) -> ExportError {
-    ExportError::Unsupported {
+/// Refuses a mixed-memory model whose LSTM output is the cell's input
+/// ([`LstmOutput::Input`](crate::cells::LstmOutput::Input)): `target` runs
+/// upstream's arrangement only.
+fn check_upstream_memory<B: Backend, C>(
+    model: &Rnn<B, C>,
+    target: &str,
+) -> Result<(), ExportError> {
+    if model.lstm.is_none() || model.lstm_output == LstmOutput::State {
+        return Ok(());
+    }
+    Err(ExportError::Unsupported {
         what: "a mixed-memory model whose LSTM output is the cell's input (LstmOutput::Input)"
             .into(),
         reason: format!(
             "{target} runs upstream's arrangement only (the LSTM output as the cell's state)"
         ),
-    }
+    })
 }
 
 /// Why a model could not be exported.

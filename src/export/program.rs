@@ -11,7 +11,7 @@ use crate::import::StateDict;
 use crate::import::names::{self, cfc, linear, lstm, ltc};
 use crate::kernels::ltc::SynapseRows;
 use crate::kernels::softplus;
-use crate::rnn::{AnyCfCCell, LstmOutput, Rnn};
+use crate::rnn::{AnyCfCCell, Rnn};
 
 /// A named array of the generated file.
 #[derive(Clone, Debug, PartialEq)]
@@ -255,11 +255,7 @@ fn frame<B: Backend, C>(
     model: &Rnn<B, C>,
     builder: &mut Builder,
 ) -> Result<(Option<Lstm>, Option<Linear>), ExportError> {
-    if model.lstm.is_some() && model.lstm_output == LstmOutput::Input {
-        return Err(super::paper_memory_unsupported(
-            "the generated step function",
-        ));
-    }
+    super::check_upstream_memory(model, "the generated step function")?;
     let lstm = match model.lstm {
         Some(_) => Some(Lstm {
             input_map: builder.linear(

@@ -16,7 +16,7 @@ use crate::cells::{
 };
 use crate::fs::write_atomically;
 use crate::import::{StateDict, names};
-use crate::rnn::{AnyCfCCell, CfCConfig, LTCConfig, LstmOutput, Rnn, Units};
+use crate::rnn::{AnyCfCCell, CfCConfig, LTCConfig, Rnn, Units};
 use crate::wirings::{AnyWiring, NeuronType, Wiring};
 
 /// What upstream needs besides the weights to rebuild a model: the
@@ -295,9 +295,7 @@ fn wiring_of(dict: &StateDict, output_dim: Option<usize>) -> Result<AnyWiring, E
 
 /// The options every sequence model has.
 fn sequence_args<B: Backend, C: RecurrentCell<B>>(model: &Rnn<B, C>) -> Result<Value, ExportError> {
-    if model.has_memory() && model.lstm_output == LstmOutput::Input {
-        return Err(super::paper_memory_unsupported("Python ncps"));
-    }
+    super::check_upstream_memory(model, "Python ncps")?;
     Ok(json!({
         "input_size": model.input_size(),
         "return_sequences": model.return_sequences,

@@ -1,7 +1,7 @@
 //! The options the CfC paper's runs need beyond upstream ncps 1.0.1: the
 //! mixed-memory LSTM's forget-gate bias and its output as the cell's input,
-//! LeCun-tanh heads, and dropout after every backbone layer. Each default is upstream's; each option computes
-//! what its documentation says.
+//! LeCun-tanh heads, and dropout after every backbone layer. Each default is
+//! upstream's; each option computes what its documentation says.
 
 use crate::common::{AD, B, assert_close, device, values};
 use burn::prelude::*;
@@ -225,7 +225,7 @@ fn the_lstm_output_can_be_the_cells_input() {
         .unwrap();
     assert_eq!((ltc.input_size(), ltc.cell.input_size()), (3, 8));
     check_lstm_output_as_input(&ltc, 2);
-    // The step API and a stateful controller take the same path.
+    // The step API takes the same path.
     let x = Tensor::<B, 2>::ones([1, 3], &device);
     let (once, _) = cfc.step(x.clone(), None, None);
     let (whole, _) = cfc.forward(x.unsqueeze_dim(1), None);
