@@ -79,7 +79,7 @@ mod math {
 mod tests;
 
 /// Refuses a mixed-memory model whose LSTM output is the cell's input
-/// ([`LstmOutput::Input`](crate::cells::LstmOutput::Input)): `target` runs
+/// ([`LstmOutput::Input`]): `target` runs
 /// upstream's arrangement only.
 fn check_upstream_memory<B: Backend, C>(
     model: &Rnn<B, C>,
@@ -309,7 +309,7 @@ pub trait Export {
     /// Fails with [`ExportError::Unsupported`] for what the generated code
     /// cannot compute (a CfC backbone with the `gelu` activation: it needs
     /// `erf`; mixed memory whose LSTM output is the cell's input,
-    /// [`LstmOutput::Input`](crate::cells::LstmOutput::Input)), and
+    /// [`LstmOutput::Input`]), and
     /// [`ExportError::NonFinite`] for a NaN or infinite weight.
     fn step_function(&self) -> Result<StepFunction, ExportError>;
 
