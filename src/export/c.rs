@@ -72,15 +72,17 @@ fn cfc_layer(out: &mut String, p: &Program, layer: &CfcLayer) -> String {
         name
     };
     let none = "{NULL, NULL, 0, 0}".to_string();
-    let (pure, gated, ff2, time_a, time_b, w_tau, a) = match &layer.head {
+    let (pure, gated, lecun, ff2, time_a, time_b, w_tau, a) = match &layer.head {
         Head::Gated {
             ff2,
             time_a,
             time_b,
             gated,
+            lecun,
         } => (
             0,
             i32::from(*gated),
+            i32::from(*lecun),
             linear(p, ff2),
             linear(p, time_a),
             linear(p, time_b),
@@ -90,6 +92,7 @@ fn cfc_layer(out: &mut String, p: &Program, layer: &CfcLayer) -> String {
         Head::Pure { w_tau, a } => (
             1,
             0,
+            0,
             none.clone(),
             none.clone(),
             none,
@@ -98,7 +101,7 @@ fn cfc_layer(out: &mut String, p: &Program, layer: &CfcLayer) -> String {
         ),
     };
     format!(
-        "{{\n        .inputs = {},\n        .hidden = {},\n        .backbone = {backbone},\n        .backbone_layers = {},\n        .backbone_units = {},\n        .activation = {},\n        .ff1 = {},\n        .pure = {pure},\n        .gated = {gated},\n        .ff2 = {ff2},\n        .time_a = {time_a},\n        .time_b = {time_b},\n        .w_tau = {w_tau},\n        .a = {a},\n    }}",
+        "{{\n        .inputs = {},\n        .hidden = {},\n        .backbone = {backbone},\n        .backbone_layers = {},\n        .backbone_units = {},\n        .activation = {},\n        .ff1 = {},\n        .pure = {pure},\n        .gated = {gated},\n        .lecun = {lecun},\n        .ff2 = {ff2},\n        .time_a = {time_a},\n        .time_b = {time_b},\n        .w_tau = {w_tau},\n        .a = {a},\n    }}",
         layer.inputs,
         layer.hidden,
         layer.backbone.len(),
@@ -231,9 +234,10 @@ pub(crate) fn emit(p: &Program, prefix: &str, header_name: &str) -> CSource {
         Some(l) => {
             let _ = writeln!(
                 source,
-                "static const ncps_lstm LSTM = {{{}, {}}};\n",
+                "static const ncps_lstm LSTM = {{{}, {}, {}f}};\n",
                 linear(p, &l.input_map),
-                linear(p, &l.recurrent_map)
+                linear(p, &l.recurrent_map),
+                float_literal(l.forget_bias)
             );
             "&LSTM"
         }
@@ -252,11 +256,15 @@ pub(crate) fn emit(p: &Program, prefix: &str, header_name: &str) -> CSource {
     };
     let _ = write!(
         source,
-        "static const ncps_model MODEL = {{\n    .inputs = {},\n    .units = {},\n    .cell_outputs = {},\n    .lstm = {lstm},\n    .ltc = {ltc},\n    .layers = {layers},\n    .layer_count = {layer_count},\n    .output_positions = {positions},\n    .projection = {projection},\n}};\n\n\
+        "static const ncps_model MODEL = {{\n    .inputs = {},\n    .units = {},\n    .cell_outputs = {},\n    .lstm = {lstm},\n    .lstm_input = {},\n    .ltc = {ltc},\n    .layers = {layers},\n    .layer_count = {layer_count},\n    .output_positions = {positions},\n    .projection = {projection},\n}};\n\n\
          /* Floats of working memory one step uses (on the stack). */\n#define SCRATCH {}\n\n\
          void {prefix}_reset(float state[{upper}_STATE])\n{{\n    int i;\n    for (i = 0; i < {upper}_STATE; i++) {{\n        state[i] = 0.0f;\n    }}\n}}\n\n\
          void {prefix}_step(float state[{upper}_STATE], const float input[{upper}_INPUTS],\n    float elapsed, float output[{upper}_OUTPUTS])\n{{\n    float scratch[SCRATCH];\n    ncps_model_step(&MODEL, state, input, elapsed, output, scratch);\n}}\n",
-        p.inputs, p.units, p.cell_outputs, p.scratch
+        p.inputs,
+        p.units,
+        p.cell_outputs,
+        i32::from(p.lstm.as_ref().is_some_and(|l| l.output_is_input)),
+        p.scratch
     );
     CSource { source, header }
 }

@@ -3,8 +3,9 @@
 //!
 //! - [`Export::step_function`] lowers an [`LTC`] (any wiring, both
 //!   mappings, implicit constraints applied) or a [`CfC`] (dense in every
-//!   mode and backbone, or wired; with or without mixed memory and
-//!   projection) to a [`StepFunction`]: the weights as arrays (an LTC's
+//!   mode, backbone and head activation, or wired; with or without mixed
+//!   memory in either arrangement, any forget-gate bias, and projection)
+//!   to a [`StepFunction`]: the weights as arrays (an LTC's
 //!   synapses sparse, grouped by destination as the fused kernel stores
 //!   them) and `step(state, input, elapsed, output)` plus `reset`.
 //!   [`StepFunction::to_rust`] prints one self-contained file with no
@@ -48,7 +49,7 @@ use burn::prelude::*;
 
 use crate::fs::write_atomically;
 use crate::import::{ImportError, StateDict};
-use crate::rnn::{CfC, LTC, LstmOutput, Rnn};
+use crate::rnn::{CfC, LTC};
 
 mod c;
 mod program;
@@ -77,25 +78,6 @@ mod math {
 }
 #[cfg(all(test, feature = "ndarray"))]
 mod tests;
-
-/// Refuses a mixed-memory model whose LSTM output is the cell's input
-/// ([`LstmOutput::Input`]): `target` runs
-/// upstream's arrangement only.
-fn check_upstream_memory<B: Backend, C>(
-    model: &Rnn<B, C>,
-    target: &str,
-) -> Result<(), ExportError> {
-    if model.lstm.is_none() || model.lstm_output == LstmOutput::State {
-        return Ok(());
-    }
-    Err(ExportError::Unsupported {
-        what: "a mixed-memory model whose LSTM output is the cell's input (LstmOutput::Input)"
-            .into(),
-        reason: format!(
-            "{target} runs upstream's arrangement only (the LSTM output as the cell's state)"
-        ),
-    })
-}
 
 /// Why a model could not be exported.
 #[derive(Debug, thiserror::Error)]
@@ -308,18 +290,19 @@ pub trait Export {
     ///
     /// Fails with [`ExportError::Unsupported`] for what the generated code
     /// cannot compute (a CfC backbone with the `gelu` activation: it needs
-    /// `erf`; mixed memory whose LSTM output is the cell's input,
-    /// [`LstmOutput::Input`]), and
-    /// [`ExportError::NonFinite`] for a NaN or infinite weight.
+    /// `erf`), and [`ExportError::NonFinite`] for a NaN or infinite weight
+    /// or setting.
     fn step_function(&self) -> Result<StepFunction, ExportError>;
 
     /// What upstream needs besides the weights: class, constructor
     /// arguments, wiring.
     ///
-    /// Fails for a wired CfC whose last layer holds neurons that are not
-    /// outputs (upstream returns the whole last layer there), and for mixed
-    /// memory whose LSTM output is the cell's input (Python ncps has no
-    /// such model).
+    /// Fails with [`ExportError::Unsupported`] for what Python ncps cannot
+    /// compute: a wired CfC whose last layer holds neurons that are not
+    /// outputs (upstream returns the whole last layer there), mixed memory
+    /// whose LSTM output is the cell's input ([`LstmOutput::Input`](crate::rnn::LstmOutput)) or
+    /// whose forget-gate bias is not 1, and LeCun-tanh heads
+    /// ([`HeadActivation::LecunTanh`](crate::cells::HeadActivation)).
     fn upstream_config(&self) -> Result<UpstreamConfig, ExportError>;
 
     /// Writes the weights as upstream's `state_dict` in safetensors (see

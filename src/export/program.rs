@@ -6,7 +6,9 @@
 use burn::prelude::*;
 
 use super::ExportError;
-use crate::cells::{Activation, CfCCell, CfCMode, LTCCell, RecurrentCell, WiredCfCCell};
+use crate::cells::{
+    Activation, CfCCell, CfCMode, HeadActivation, LTCCell, LstmOutput, RecurrentCell, WiredCfCCell,
+};
 use crate::import::StateDict;
 use crate::import::names::{self, cfc, linear, lstm, ltc};
 use crate::kernels::ltc::SynapseRows;
@@ -97,6 +99,8 @@ pub(crate) enum Head {
         time_a: Linear,
         time_b: Linear,
         gated: bool,
+        /// `ff1`, `ff2` squashed by LeCun's tanh (else `tanh`).
+        lecun: bool,
     },
     Pure {
         w_tau: String,
@@ -131,6 +135,9 @@ pub(crate) enum Cell {
 pub(crate) struct Lstm {
     pub input_map: Linear,
     pub recurrent_map: Linear,
+    pub forget_bias: f32,
+    /// The LSTM's output is the cell's input (`LstmOutput::Input`).
+    pub output_is_input: bool,
 }
 
 /// Everything a generated file holds.
@@ -255,9 +262,8 @@ fn frame<B: Backend, C>(
     model: &Rnn<B, C>,
     builder: &mut Builder,
 ) -> Result<(Option<Lstm>, Option<Linear>), ExportError> {
-    super::check_upstream_memory(model, "the generated step function")?;
-    let lstm = match model.lstm {
-        Some(_) => Some(Lstm {
+    let lstm = match &model.lstm {
+        Some(lstm) => Some(Lstm {
             input_map: builder.linear(
                 "LSTM_INPUT_MAP",
                 &names::lstm(lstm::INPUT_MAP),
@@ -270,6 +276,8 @@ fn frame<B: Backend, C>(
                 "Mixed-memory LSTM, recurrent map",
                 None,
             )?,
+            forget_bias: finite("forget_bias", lstm.forget_bias as f32)?,
+            output_is_input: model.lstm_output == LstmOutput::Input,
         }),
         None => None,
     };
@@ -280,11 +288,29 @@ fn frame<B: Backend, C>(
     Ok((lstm, projection))
 }
 
-/// Scratch of the sequence frame: the cell's outputs, then the larger of
-/// the LSTM's and the cell's.
-fn scratch(cell_outputs: usize, lstm: bool, units: usize, cell: usize) -> usize {
-    let lstm = if lstm { 8 * units } else { 0 };
-    cell_outputs + lstm.max(cell)
+/// A setting of the model as a finite `f32`.
+fn finite(name: &str, value: f32) -> Result<f32, ExportError> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(ExportError::NonFinite {
+            tensor: name.into(),
+            index: 0,
+            value,
+        })
+    }
+}
+
+/// Scratch of the sequence frame: the cell's outputs, the LSTM's output
+/// when it is the cell's input, then the larger of the LSTM's and the
+/// cell's.
+fn scratch(cell_outputs: usize, lstm: Option<&Lstm>, units: usize, cell: usize) -> usize {
+    let (apart, lstm) = match lstm {
+        Some(lstm) if lstm.output_is_input => (units, 8 * units),
+        Some(_) => (0, 8 * units),
+        None => (0, 0),
+    };
+    cell_outputs + apart + lstm.max(cell)
 }
 
 /// The smallest index type holding `max`: bytes.
@@ -335,7 +361,7 @@ impl Program {
             units,
             state: if lstm.is_some() { 2 * units } else { units },
             cell_outputs,
-            scratch: scratch(cell_outputs, lstm.is_some(), units, cell_scratch),
+            scratch: scratch(cell_outputs, lstm.as_ref(), units, cell_scratch),
             index_bytes: index_bytes(max_index),
             arrays: builder.arrays,
             lstm,
@@ -468,14 +494,7 @@ impl Program {
         let gleak = neuron("GLEAK", ltc::GLEAK, "Leak conductance", true)?;
         let vleak = neuron("VLEAK", ltc::VLEAK, "Leak potential", false)?;
         let frame = frame(model, &mut b)?;
-        let epsilon = cell.epsilon as f32;
-        if !epsilon.is_finite() {
-            return Err(ExportError::NonFinite {
-                tensor: "epsilon".into(),
-                index: 0,
-                value: epsilon,
-            });
-        }
+        let epsilon = finite("epsilon", cell.epsilon as f32)?;
         let ltc = Ltc {
             neurons,
             motor,
@@ -494,7 +513,8 @@ impl Program {
         let summary = &cell.summary;
         let description = vec![
             format!(
-                "Model: LTC, {inputs} inputs, {neurons} neurons, {motor} motor (outputs of the cell)."
+                "Model: LTC, {} inputs, {neurons} neurons, {motor} motor (outputs of the cell).",
+                model.input_size()
             ),
             format!(
                 "Wiring: {}, {} synapses, {} sensory synapses (stored sparse, grouped by destination).",
@@ -513,7 +533,7 @@ impl Program {
             b,
             description,
             layout,
-            [inputs, neurons, motor, scratch],
+            [model.input_size(), neurons, motor, scratch],
             Cell::Ltc(Box::new(ltc)),
             frame,
         ))
@@ -525,7 +545,8 @@ impl Program {
             dict: StateDict::from_model(model),
             arrays: Vec::new(),
         };
-        let inputs = model.cell.input_size();
+        // The model's inputs (the LSTM's, when the cell reads its output).
+        let inputs = model.input_size();
         let units = model.cell.state_size();
         let cell_outputs = model.cell.output_size();
         let (layers, outputs, description, layout) = match &model.cell {
@@ -690,6 +711,7 @@ fn cfc_layer<B: Backend>(
                 None,
             )?,
             gated: mode == CfCMode::Default,
+            lecun: cell.head_activation == HeadActivation::LecunTanh,
         },
     };
     Ok(CfcLayer {

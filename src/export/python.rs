@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::ExportError;
 use crate::cells::{
-    Activation, CfCCell, CfCCellOptions, CfCMode, LTCCell, LTCCellOptions, Mapping, RecurrentCell,
+    Activation, CfCCell, CfCCellOptions, CfCMode, HeadActivation, LSTMCellConfig, LTCCell,
+    LTCCellOptions, LstmOutput, Mapping, RecurrentCell,
 };
 use crate::fs::write_atomically;
 use crate::import::{StateDict, names};
@@ -293,9 +294,39 @@ fn wiring_of(dict: &StateDict, output_dim: Option<usize>) -> Result<AnyWiring, E
     Ok(wiring.into())
 }
 
+/// What upstream cannot compute: an error naming it.
+fn unsupported(what: &str, reason: &str) -> ExportError {
+    ExportError::Unsupported {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Refuses mixed memory upstream's LSTM cannot run: its output as the
+/// cell's input ([`LstmOutput::Input`]), or a forget-gate bias other than
+/// its fixed 1.
+fn check_upstream_memory<B: Backend, C>(model: &Rnn<B, C>) -> Result<(), ExportError> {
+    let Some(lstm) = &model.lstm else {
+        return Ok(());
+    };
+    if model.lstm_output == LstmOutput::Input {
+        return Err(unsupported(
+            "a mixed-memory model whose LSTM output is the cell's input (LstmOutput::Input)",
+            "Python ncps runs upstream's arrangement only (the LSTM output as the cell's state)",
+        ));
+    }
+    if lstm.forget_bias != LSTMCellConfig::DEFAULT_FORGET_BIAS {
+        return Err(unsupported(
+            &format!("a mixed-memory LSTM with forget_bias {}", lstm.forget_bias),
+            "Python ncps' LSTMCell fixes the forget-gate bias at 1.0",
+        ));
+    }
+    Ok(())
+}
+
 /// The options every sequence model has.
 fn sequence_args<B: Backend, C: RecurrentCell<B>>(model: &Rnn<B, C>) -> Result<Value, ExportError> {
-    super::check_upstream_memory(model, "Python ncps")?;
+    check_upstream_memory(model)?;
     Ok(json!({
         "input_size": model.input_size(),
         "return_sequences": model.return_sequences,
@@ -338,8 +369,14 @@ pub(crate) fn ltc_config<B: Backend>(
     Ok(UpstreamConfig::new("LTC", args, Some(&wiring)))
 }
 
-fn dense_cfc_args<B: Backend>(cell: &CfCCell<B>) -> Value {
-    json!({
+fn dense_cfc_args<B: Backend>(cell: &CfCCell<B>) -> Result<Value, ExportError> {
+    if cell.head_activation != HeadActivation::Tanh {
+        return Err(unsupported(
+            &format!("a CfC with head_activation {:?}", cell.head_activation),
+            "Python ncps' CfCCell squashes its heads with tanh",
+        ));
+    }
+    Ok(json!({
         "units": cell.hidden_size,
         "mode": names::mode(cell.mode),
         "activation": names::activation(cell.activation),
@@ -350,7 +387,7 @@ fn dense_cfc_args<B: Backend>(cell: &CfCCell<B>) -> Value {
             .map_or(CfCCellOptions::DEFAULT_BACKBONE_UNITS, |l| l.weight.dims()[1]),
         "backbone_layers": cell.backbone.len(),
         "backbone_dropout": cell.dropout.prob,
-    })
+    }))
 }
 
 pub(crate) fn cfc_config<B: Backend>(
@@ -361,7 +398,7 @@ pub(crate) fn cfc_config<B: Backend>(
     match &model.cell {
         AnyCfCCell::Dense(cell) => Ok(UpstreamConfig::new(
             "CfC",
-            merge(args, dense_cfc_args(cell)),
+            merge(args, dense_cfc_args(cell)?),
             None,
         )),
         AnyCfCCell::Wired(cell) => {

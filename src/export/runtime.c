@@ -93,13 +93,19 @@ static void ncps_linear_forward(const ncps_linear *l, const float *x, float *y)
 
 enum { NCPS_LECUN_TANH, NCPS_SILU, NCPS_RELU, NCPS_TANH };
 
+/* LeCun's scaled tanh, 1.7159 tanh(0.666 x). */
+static float ncps_lecun_tanh(float x)
+{
+    return 1.7159f * ncps_tanh(0.666f * x);
+}
+
 static void ncps_activate(float *values, int n, int activation)
 {
     int i;
     for (i = 0; i < n; i++) {
         float x = values[i];
         switch (activation) {
-        case NCPS_LECUN_TANH: values[i] = 1.7159f * ncps_tanh(0.666f * x); break;
+        case NCPS_LECUN_TANH: values[i] = ncps_lecun_tanh(x); break;
         case NCPS_SILU: values[i] = x * ncps_sigmoid(x); break;
         case NCPS_RELU: values[i] = x > 0.0f ? x : 0.0f; break;
         default: values[i] = ncps_tanh(x); break;
@@ -109,7 +115,8 @@ static void ncps_activate(float *values, int n, int activation)
 
 /* One CfC cell: a dense CfC, or one layer of a wired CfC (no backbone,
  * ff1/ff2 weights already multiplied by the layer's mask). pure = 0: the
- * gated heads ff2, time_a, time_b (gated = 0 for no_gate); pure = 1:
+ * gated heads ff2, time_a, time_b (gated = 0 for no_gate), ff1 and ff2
+ * squashed by tanh (lecun = 0) or LeCun's tanh (lecun = 1); pure = 1:
  * w_tau and a. */
 typedef struct {
     int inputs;
@@ -121,6 +128,7 @@ typedef struct {
     ncps_linear ff1;
     int pure;
     int gated;
+    int lecun;
     ncps_linear ff2;
     ncps_linear time_a;
     ncps_linear time_b;
@@ -160,8 +168,8 @@ static void ncps_cfc_step(const ncps_cfc_layer *layer, const float *x, float *h,
         ncps_linear_forward(&layer->time_a, features, ta);
         ncps_linear_forward(&layer->time_b, features, tb);
         for (i = 0; i < layer->hidden; i++) {
-            float f1 = ncps_tanh(ff1[i]);
-            float g2 = ncps_tanh(f2[i]);
+            float f1 = layer->lecun ? ncps_lecun_tanh(ff1[i]) : ncps_tanh(ff1[i]);
+            float g2 = layer->lecun ? ncps_lecun_tanh(f2[i]) : ncps_tanh(f2[i]);
             float t = ncps_sigmoid(ta[i] * elapsed + tb[i]);
             h[i] = layer->gated ? f1 * (1.0f - t) + t * g2 : f1 + t * g2;
         }
@@ -293,9 +301,10 @@ static void ncps_ltc_step(const ncps_ltc *ltc, const float *x, int inputs, float
 typedef struct {
     ncps_linear input_map;
     ncps_linear recurrent_map;
+    float forget_bias;
 } ncps_lstm;
 
-/* scratch: 8 hidden floats. */
+/* h is overwritten in place; scratch: 8 hidden floats. */
 static void ncps_lstm_step(const ncps_lstm *lstm, const float *x, float *h, float *c,
                            int hidden, float *scratch)
 {
@@ -309,19 +318,21 @@ static void ncps_lstm_step(const ncps_lstm *lstm, const float *x, float *h, floa
     }
     for (j = 0; j < hidden; j++) {
         float i = z[j], ig = z[hidden + j], fg = z[2 * hidden + j], og = z[3 * hidden + j];
-        c[j] = c[j] * ncps_sigmoid(fg + 1.0f) + ncps_tanh(i) * ncps_sigmoid(ig);
+        c[j] = c[j] * ncps_sigmoid(fg + lstm->forget_bias) + ncps_tanh(i) * ncps_sigmoid(ig);
         h[j] = ncps_tanh(c[j]) * ncps_sigmoid(og);
     }
 }
 
-/* A whole model: optional LSTM (NULL), the cell (ltc, or layer_count CfC
- * layers with output positions in the last one, NULL for all of it),
- * optional projection (NULL). */
+/* A whole model: optional LSTM (NULL) whose output is the cell's state for
+ * the step (lstm_input = 0, upstream's) or the cell's input (lstm_input =
+ * 1), the cell (ltc, or layer_count CfC layers with output positions in
+ * the last one, NULL for all of it), optional projection (NULL). */
 typedef struct {
     int inputs;
     int units;
     int cell_outputs;
     const ncps_lstm *lstm;
+    int lstm_input;
     const ncps_ltc *ltc;
     const ncps_cfc_layer *layers;
     int layer_count;
@@ -330,20 +341,30 @@ typedef struct {
 } ncps_model;
 
 /* state: units floats (with mixed memory 2 units: hidden, then memory);
- * scratch: the cell's outputs, then the larger of the LSTM's and the
- * cell's scratch. */
+ * scratch: the cell's outputs, the LSTM's output when it is the cell's
+ * input (units), then the larger of the LSTM's and the cell's scratch. */
 static void ncps_model_step(const ncps_model *m, float *state, const float *input,
                             float elapsed, float *output, float *scratch)
 {
     int i, l;
     float *cell_out = scratch;
-    float *work = scratch + m->cell_outputs;
+    float *lstm_out = scratch + m->cell_outputs;
+    float *work = lstm_out + (m->lstm_input ? m->units : 0);
     float *hidden = state;
-    if (m->lstm) {
+    int cell_inputs = m->inputs;
+    if (m->lstm && m->lstm_input) {
+        /* The LSTM reads the cell's state and writes its output apart. */
+        for (i = 0; i < m->units; i++) {
+            lstm_out[i] = hidden[i];
+        }
+        ncps_lstm_step(m->lstm, input, lstm_out, state + m->units, m->units, work);
+        input = lstm_out;
+        cell_inputs = m->units;
+    } else if (m->lstm) {
         ncps_lstm_step(m->lstm, input, hidden, state + m->units, m->units, work);
     }
     if (m->ltc) {
-        ncps_ltc_step(m->ltc, input, m->inputs, hidden, elapsed, cell_out, work);
+        ncps_ltc_step(m->ltc, input, cell_inputs, hidden, elapsed, cell_out, work);
     } else {
         int start = 0;
         const float *last;

@@ -70,12 +70,17 @@ pub enum Activation {
     Tanh,
 }
 
+/// LeCun's scaled tanh, `1.7159 · tanh(0.666 · x)`.
+fn lecun_tanh(x: f32) -> f32 {
+    1.7159 * tanh(0.666 * x)
+}
+
 impl Activation {
     fn apply(self, values: &mut [f32]) {
         for v in values.iter_mut() {
             let x = *v;
             *v = match self {
-                Activation::LecunTanh => 1.7159 * tanh(0.666 * x),
+                Activation::LecunTanh => lecun_tanh(x),
                 Activation::Silu => x * sigmoid(x),
                 Activation::Relu => {
                     if x > 0.0 {
@@ -93,9 +98,9 @@ impl Activation {
 /// How a CfC layer turns its heads into the next state.
 #[derive(Clone, Copy)]
 pub enum Head<'a> {
-    /// `t = sigmoid(time_a · elapsed + time_b)`, then `tanh(ff1) · (1 - t)
-    /// + t · tanh(ff2)` (`gated`, upstream's `default` mode) or `tanh(ff1)
-    /// + t · tanh(ff2)` (`no_gate`).
+    /// `t = sigmoid(time_a · elapsed + time_b)`, then `s(ff1) · (1 - t)
+    /// + t · s(ff2)` (`gated`, upstream's `default` mode) or `s(ff1)
+    /// + t · s(ff2)` (`no_gate`), `s` being `tanh` or LeCun's tanh.
     Gated {
         /// Second head.
         ff2: Linear<'a>,
@@ -103,8 +108,10 @@ pub enum Head<'a> {
         time_a: Linear<'a>,
         /// Time-gate offset head.
         time_b: Linear<'a>,
-        /// Whether `tanh(ff1)` is weighted by `1 - t`.
+        /// Whether `s(ff1)` is weighted by `1 - t`.
         gated: bool,
+        /// Whether `s` is LeCun's tanh (else `tanh`).
+        lecun: bool,
     },
     /// `-A · exp(-elapsed · (|w_tau| + |ff1|)) · ff1 + A`.
     Pure {
@@ -168,14 +175,16 @@ impl CfcLayer<'_> {
                 time_a,
                 time_b,
                 gated,
+                lecun,
             } => {
+                let squash = if lecun { lecun_tanh } else { tanh };
                 let (f2, heads) = heads.split_at_mut(self.hidden);
                 let (ta, tb) = heads.split_at_mut(self.hidden);
                 ff2.forward(features, f2);
                 time_a.forward(features, ta);
                 time_b.forward(features, &mut tb[..self.hidden]);
                 for i in 0..self.hidden {
-                    let (f1, f2) = (tanh(ff1[i]), tanh(f2[i]));
+                    let (f1, f2) = (squash(ff1[i]), squash(f2[i]));
                     let t = sigmoid(ta[i] * elapsed + tb[i]);
                     h[i] = if gated {
                         f1 * (1.0 - t) + t * f2
@@ -337,12 +346,14 @@ pub struct Lstm<'a> {
     pub input_map: Linear<'a>,
     /// `[4·hidden][hidden]`, no bias.
     pub recurrent_map: Linear<'a>,
+    /// Added to the forget gate's pre-activation (upstream's 1).
+    pub forget_bias: f32,
 }
 
 impl Lstm<'_> {
     /// `z = input_map(x) + recurrent_map(h)`, gates `i, ig, fg, og`;
-    /// `c' = c·σ(fg + 1) + tanh(i)·σ(ig)`, `h' = tanh(c')·σ(og)`; `scratch`
-    /// holds `8·hidden` floats.
+    /// `c' = c·σ(fg + forget_bias) + tanh(i)·σ(ig)`, `h' = tanh(c')·σ(og)`,
+    /// `h` overwritten in place; `scratch` holds `8·hidden` floats.
     pub fn step(&self, x: &[f32], h: &mut [f32], c: &mut [f32], scratch: &mut [f32]) {
         let hidden = h.len();
         let (z, rest) = scratch.split_at_mut(4 * hidden);
@@ -354,7 +365,7 @@ impl Lstm<'_> {
         }
         for j in 0..hidden {
             let (i, ig, fg, og) = (z[j], z[hidden + j], z[2 * hidden + j], z[3 * hidden + j]);
-            c[j] = c[j] * sigmoid(fg + 1.0) + tanh(i) * sigmoid(ig);
+            c[j] = c[j] * sigmoid(fg + self.forget_bias) + tanh(i) * sigmoid(ig);
             h[j] = tanh(c[j]) * sigmoid(og);
         }
     }
@@ -385,6 +396,10 @@ pub struct Model<'a> {
     pub cell_outputs: usize,
     /// Mixed memory.
     pub lstm: Option<Lstm<'a>>,
+    /// The LSTM's output is the cell's input, and the cell steps from its
+    /// own state (`LstmOutput::Input`); else it is the cell's state for
+    /// the step and the cell reads the observation (upstream's).
+    pub lstm_input: bool,
     /// The cell.
     pub cell: Cell<'a>,
     /// The projection of the cell's outputs.
@@ -394,8 +409,9 @@ pub struct Model<'a> {
 impl Model<'_> {
     /// One observation: `state` is `[units]` (with mixed memory `[2·units]`:
     /// hidden, then memory). `scratch` holds the exporter's `SCRATCH`
-    /// floats: the cell's outputs, then the larger of the LSTM's and the
-    /// cell's scratch.
+    /// floats: the cell's outputs, the LSTM's output when it is the cell's
+    /// input (`units`), then the larger of the LSTM's and the cell's
+    /// scratch.
     pub fn step(
         &self,
         state: &mut [f32],
@@ -406,9 +422,21 @@ impl Model<'_> {
     ) {
         let (cell_out, scratch) = scratch.split_at_mut(self.cell_outputs);
         let (hidden, memory) = state.split_at_mut(self.units);
-        if let Some(lstm) = &self.lstm {
-            lstm.step(input, hidden, memory, scratch);
-        }
+        let lstm_out = if self.lstm_input { self.units } else { 0 };
+        let (lstm_out, scratch) = scratch.split_at_mut(lstm_out);
+        let input: &[f32] = match &self.lstm {
+            // The LSTM reads the cell's state and writes its output apart.
+            Some(lstm) if self.lstm_input => {
+                lstm_out.copy_from_slice(hidden);
+                lstm.step(input, lstm_out, memory, scratch);
+                lstm_out
+            }
+            Some(lstm) => {
+                lstm.step(input, hidden, memory, scratch);
+                input
+            }
+            None => input,
+        };
         match &self.cell {
             Cell::Ltc(ltc) => ltc.step(input, hidden, elapsed, cell_out, scratch),
             Cell::Cfc { layers, outputs } => {

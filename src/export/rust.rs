@@ -140,8 +140,9 @@ fn cfc_layer(out: &mut String, layer: &CfcLayer) -> String {
             time_a,
             time_b,
             gated,
+            lecun,
         } => format!(
-            "runtime::Head::Gated {{\n        ff2: {},\n        time_a: {},\n        time_b: {},\n        gated: {gated},\n    }}",
+            "runtime::Head::Gated {{\n        ff2: {},\n        time_a: {},\n        time_b: {},\n        gated: {gated},\n        lecun: {lecun},\n    }}",
             linear(ff2),
             linear(time_a),
             linear(time_b)
@@ -208,9 +209,10 @@ fn model(out: &mut String, p: &Program) {
         || "None".to_string(),
         |l| {
             format!(
-                "Some(runtime::Lstm {{\n        input_map: {},\n        recurrent_map: {},\n    }})",
+                "Some(runtime::Lstm {{\n        input_map: {},\n        recurrent_map: {},\n        forget_bias: {},\n    }})",
                 linear(&l.input_map),
-                linear(&l.recurrent_map)
+                linear(&l.recurrent_map),
+                float_literal(l.forget_bias)
             )
         },
     );
@@ -219,8 +221,10 @@ fn model(out: &mut String, p: &Program) {
         .as_ref()
         .map_or_else(|| "None".to_string(), |l| format!("Some({})", linear(l)));
     let model = format!(
-        "static MODEL: runtime::Model<'static> = runtime::Model {{\nunits: {},\ncell_outputs: {},\nlstm: {lstm},\ncell: {cell},\nprojection: {projection},\n}};",
-        p.units, p.cell_outputs
+        "static MODEL: runtime::Model<'static> = runtime::Model {{\nunits: {},\ncell_outputs: {},\nlstm: {lstm},\nlstm_input: {},\ncell: {cell},\nprojection: {projection},\n}};",
+        p.units,
+        p.cell_outputs,
+        p.lstm.as_ref().is_some_and(|l| l.output_is_input)
     );
     let _ = writeln!(
         out,

@@ -9,8 +9,8 @@ use burn::prelude::*;
 
 use super::program::{Act, Cell, CfcLayer, Head, Linear, Program, SynapseArrays, Values};
 use super::{Export, Index, runtime};
-use crate::cells::{Activation, CfCCellOptions, CfCMode};
-use crate::rnn::{CfCConfig, LTCConfig, Units};
+use crate::cells::{Activation, CfCCellOptions, CfCMode, HeadActivation};
+use crate::rnn::{CfCConfig, LTCConfig, LstmOutput, Units};
 use crate::wirings::{AutoNCP, FullyConnected};
 
 type B = NdArray<f32>;
@@ -98,11 +98,13 @@ fn run(p: &Program, inputs: &[Vec<f32>], elapsed: &[f32]) -> Vec<f32> {
                     time_a,
                     time_b,
                     gated,
+                    lecun,
                 } => runtime::Head::Gated {
                     ff2: arrays.linear(ff2),
                     time_a: arrays.linear(time_a),
                     time_b: arrays.linear(time_b),
                     gated: *gated,
+                    lecun: *lecun,
                 },
                 Head::Pure { w_tau, a } => runtime::Head::Pure {
                     w_tau: arrays.f(w_tau),
@@ -150,7 +152,9 @@ fn run(p: &Program, inputs: &[Vec<f32>], elapsed: &[f32]) -> Vec<f32> {
         lstm: p.lstm.as_ref().map(|l| runtime::Lstm {
             input_map: arrays.linear(&l.input_map),
             recurrent_map: arrays.linear(&l.recurrent_map),
+            forget_bias: l.forget_bias,
         }),
+        lstm_input: p.lstm.as_ref().is_some_and(|l| l.output_is_input),
         cell,
         projection: p.projection.as_ref().map(|l| arrays.linear(l)),
     };
@@ -210,9 +214,15 @@ fn worst(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn the_ltc_runtime_is_the_fused_kernel_bit_for_bit() {
     let device = Default::default();
-    for mixed in [false, true] {
+    for (mixed, output) in [
+        (false, LstmOutput::State),
+        (true, LstmOutput::State),
+        (true, LstmOutput::Input),
+    ] {
         let model = LTCConfig::new(3, Units::from(AutoNCP::new(16, 2).unwrap()))
             .with_mixed_memory(mixed)
+            .with_forget_bias(if mixed { 2.1 } else { 1.0 })
+            .with_lstm_output(output)
             .init::<B>(&device)
             .unwrap();
         let (inputs, elapsed) = data(200, 3);
@@ -245,6 +255,22 @@ fn the_cfc_runtime_computes_the_burn_model() {
             .init::<B>(&device)
             .unwrap()
     };
+    let paper = |mode: CfCMode, output: LstmOutput| {
+        CfCConfig::new(3, Units::from(12))
+            .with_cell(
+                CfCCellOptions::new()
+                    .with_mode(mode)
+                    .with_backbone_layers(2)
+                    .with_backbone_units(10)
+                    .with_head_activation(HeadActivation::LecunTanh),
+            )
+            .with_mixed_memory(true)
+            .with_forget_bias(2.1)
+            .with_lstm_output(output)
+            .with_proj_size(Some(2))
+            .init::<B>(&device)
+            .unwrap()
+    };
     let models = [
         dense(CfCMode::Default, Activation::LecunTanh, 1),
         dense(CfCMode::Pure, Activation::Silu, 2),
@@ -257,6 +283,10 @@ fn the_cfc_runtime_computes_the_burn_model() {
             .with_cell(CfCCellOptions::new().with_mode(CfCMode::Pure))
             .init::<B>(&device)
             .unwrap(),
+        // The CfC paper's options: LeCun heads, forget bias 2.1, the
+        // LSTM's output as the cell's input (either mode with heads).
+        paper(CfCMode::Default, LstmOutput::Input),
+        paper(CfCMode::NoGate, LstmOutput::State),
     ];
     let (inputs, elapsed) = data(200, 3);
     for (i, model) in models.iter().enumerate() {

@@ -13,10 +13,12 @@ use std::process::{Command, Stdio};
 
 use crate::common::{B, assert_close, device, values, worst_error};
 use burn::prelude::*;
-use ncps::cells::{Activation, CfCCellOptions, CfCMode, LTCCellOptions, Mapping, RecurrentCell};
+use ncps::cells::{
+    Activation, CfCCellOptions, CfCMode, HeadActivation, LTCCellOptions, Mapping, RecurrentCell,
+};
 use ncps::export::{Export, ExportError, StepFunction, UpstreamConfig};
 use ncps::import::{LoadStateDict, StateDict};
-use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, Rnn, Units};
+use ncps::rnn::{CfC, CfCConfig, LTC, LTCConfig, LstmOutput, Rnn, Units};
 use ncps::wirings::{AnyWiring, AutoNCP, FullyConnected, Wiring};
 
 const STEPS: usize = 1000;
@@ -379,6 +381,35 @@ fn cfc_dense_modes_with_mixed_memory_and_projection() {
     }
 }
 
+/// The CfC paper's Walker2d mixed model, scaled down: LeCun-tanh heads and
+/// backbone, the LSTM's forget bias 2.1 and its output as the cell's input.
+#[test]
+fn cfc_with_the_papers_options() {
+    let model: CfC<B> = CfCConfig::new(5, Units::from(12))
+        .with_cell(
+            CfCCellOptions::new()
+                .with_backbone_units(16)
+                .with_backbone_layers(2)
+                .with_head_activation(HeadActivation::LecunTanh),
+        )
+        .with_mixed_memory(true)
+        .with_forget_bias(2.1)
+        .with_lstm_output(LstmOutput::Input)
+        .with_proj_size(Some(5))
+        .init(&device())
+        .unwrap();
+    let step = model.step_function().unwrap();
+    assert!(step.to_rust().contains("lstm_input: true"));
+    check("cfc_paper_mixed", &model, step);
+    // An LTC whose wiring reads the LSTM's outputs.
+    let model: LTC<B> = LTCConfig::new(3, Units::from(AutoNCP::new(10, 2).unwrap()))
+        .with_mixed_memory(true)
+        .with_lstm_output(LstmOutput::Input)
+        .init(&device())
+        .unwrap();
+    check("ltc_lstm_input", &model, model.step_function().unwrap());
+}
+
 #[test]
 fn cfc_64_default_backbone() {
     let model: CfC<B> = CfCConfig::new(8, Units::from(64))
@@ -500,6 +531,28 @@ fn what_cannot_be_exported_is_an_error_naming_it() {
         matches!(&err, ExportError::Unsupported { what, .. } if what.contains("wired CfC")),
         "{err}"
     );
+    // Upstream's CfCCell squashes its heads with tanh, and its LSTMCell
+    // fixes the forget bias at 1: the step functions export these, Python
+    // refuses them by name.
+    let lecun: CfC<B> = CfCConfig::new(3, Units::from(8))
+        .with_cell(CfCCellOptions::new().with_head_activation(HeadActivation::LecunTanh))
+        .init(&device())
+        .unwrap();
+    let forget: LTC<B> = LTCConfig::new(3, Units::from(8))
+        .with_mixed_memory(true)
+        .with_forget_bias(2.1)
+        .init(&device())
+        .unwrap();
+    for (err, named) in [
+        (lecun.upstream_config().unwrap_err(), "head_activation"),
+        (forget.upstream_config().unwrap_err(), "forget_bias 2.1"),
+    ] {
+        assert!(
+            matches!(&err, ExportError::Unsupported { what, .. } if what.contains(named)),
+            "{err}"
+        );
+    }
+    assert!(lecun.step_function().is_ok() && forget.step_function().is_ok());
 }
 
 /// Saves a model for Python, reads the files back through `ncps::import`
