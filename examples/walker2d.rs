@@ -35,7 +35,7 @@ use ncps::cells::{
     Activation, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, RecurrentCell,
 };
 use ncps::datasets::walker2d::{FEATURES, Walker2d, Walker2dBatcher, Walker2dModel};
-use ncps::rnn::{CfCConfig, LTCConfig, LstmOutput, Rnn, Units};
+use ncps::rnn::{CfCConfig, Initialization, LTCConfig, LstmOutput, Rnn, Units};
 use ncps::train::{Clipping, EpochLog, SequenceModel, SequenceMse, TrainConfig, Trainer, evaluate};
 use serde_json::json;
 
@@ -70,6 +70,25 @@ enum Recipe {
     Torch,
 }
 
+/// How the weights start (`ncps::cells::Initialization`).
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Init {
+    /// Upstream ncps 1.0.1's torch initialisation.
+    Upstream,
+    /// Keras' defaults, as the paper's TensorFlow code: zero biases, a
+    /// Glorot-uniform readout, Cf-S's w_tau 0 and A 1.
+    Keras,
+}
+
+impl From<Init> for Initialization {
+    fn from(init: Init) -> Self {
+        match init {
+            Init::Upstream => Initialization::Upstream,
+            Init::Keras => Initialization::Keras,
+        }
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(about = "Walker2d kinematic modelling (the CfC paper's benchmark)")]
 struct Args {
@@ -82,6 +101,9 @@ struct Args {
     /// Training setup.
     #[arg(long, value_enum, default_value = "paper")]
     recipe: Recipe,
+    /// How the weights start.
+    #[arg(long, value_enum, default_value = "upstream")]
+    init: Init,
     /// Independent runs (run k uses seed + k).
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -204,7 +226,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         data.test.len()
     );
     let p = preset(args.model);
-    let name = format!("{:?}-{:?}", args.model, args.recipe).to_lowercase();
+    let name = match args.init {
+        Init::Upstream => format!("{:?}-{:?}", args.model, args.recipe),
+        Init::Keras => format!("{:?}-{:?}-keras", args.model, args.recipe),
+    }
+    .to_lowercase();
     let out = args.out.join(name);
     std::fs::create_dir_all(&out)?;
     let paper = args.recipe == Recipe::Paper;
@@ -243,11 +269,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     }),
             )
             .with_forget_bias(if paper { p.forget_bias } else { 1.0 })
+            .with_initialization(args.init.into())
             .init::<B>(device)
     };
     let results = match args.model {
         Model::Ltc => runs(args, &p, &data, &out, &device, |device| {
-            LTCConfig::new(FEATURES, Units::from(p.size)).init::<B>(device)
+            LTCConfig::new(FEATURES, Units::from(p.size))
+                .with_initialization(args.init.into())
+                .init::<B>(device)
         })?,
         _ => runs(args, &p, &data, &out, &device, build_cfc)?,
     };
@@ -261,6 +290,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         &json!({
             "model": format!("{:?}", args.model),
             "recipe": format!("{:?}", args.recipe),
+            "init": format!("{:?}", args.init),
             "preset": p,
             "windows": {"train": data.train.len(), "valid": data.valid.len(), "test": data.test.len()},
             "epochs": args.epochs,
@@ -303,7 +333,7 @@ where
     for run in 0..args.runs {
         let seed = args.seed + run as u64;
         B::seed(device, seed);
-        let model = Walker2dModel::new(build(device)?, device);
+        let model = Walker2dModel::with_initialization(build(device)?, args.init.into(), device);
         if run == 0 {
             println!(
                 "{:?} ({:?} recipe): {} parameters; {} epochs of batches of {}, lr {}",

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use burn::tensor::Distribution;
 
 use super::{
-    LSTMCell, LstmOutput, Mask, MixedMemory, RecurrentCell, SequenceInputs, SequenceOutputs,
-    mask_tensor, materialize, one_line, xavier_linear,
+    Initialization, LSTMCell, LstmOutput, Mask, MixedMemory, RecurrentCell, SequenceInputs,
+    SequenceOutputs, mask_tensor, materialize, one_line, xavier_linear,
 };
 use crate::ConfigError;
 use crate::kernels::activation::{Backbone, GatedMix, Unary};
@@ -252,6 +252,9 @@ pub struct CfCCellConfig {
     /// `options.backbone_layers = 0`. Default: none.
     #[config(default = "None")]
     pub sparsity_mask: Option<SynapseMatrix>,
+    /// How the weights start. Default: [`Initialization::Upstream`].
+    #[config(default = "Initialization::Upstream")]
+    pub initialization: Initialization,
 }
 
 /// A closed-form continuous-time cell (Hasani et al., Nature Machine
@@ -262,7 +265,8 @@ pub struct CfCCellConfig {
 /// `nn.Linear` (U(±1/√fan_in)). Pure mode's `w_tau [1, H]` and `a [1, H]`
 /// (upstream's `A`) are Xavier-uniform too, U(±√(6 / (H + 1))), as upstream
 /// torch's `init_weights` leaves them (its constructor's 0 and 1 are
-/// overwritten).
+/// overwritten). [`Initialization::Keras`] starts the biases at 0, `w_tau`
+/// at 0 and `a` at 1 instead.
 ///
 /// ```
 /// use burn::backend::NdArray;
@@ -343,10 +347,24 @@ impl<B: Backend> ModuleDisplay for CfCCell<B> {
     }
 }
 
-/// A `[1, hidden]` parameter, Xavier-uniform as torch initialises a 2-D
-/// tensor of that shape (fan in `hidden`, fan out 1).
-fn xavier_row<B: Backend>(hidden: usize, device: &B::Device) -> Param<Tensor<B, 2>> {
-    Initializer::XavierUniform { gain: 1.0 }.init_with([1, hidden], Some(hidden), Some(1), device)
+/// A `[1, hidden]` parameter of pure mode: Xavier-uniform as torch
+/// initialises a 2-D tensor of that shape (fan in `hidden`, fan out 1), or
+/// the constant `keras` (Keras' `w_tau` 0, `A` 1).
+fn pure_row<B: Backend>(
+    hidden: usize,
+    initialization: Initialization,
+    keras: f64,
+    device: &B::Device,
+) -> Param<Tensor<B, 2>> {
+    match initialization {
+        Initialization::Upstream => Initializer::XavierUniform { gain: 1.0 }.init_with(
+            [1, hidden],
+            Some(hidden),
+            Some(1),
+            device,
+        ),
+        Initialization::Keras => Initializer::Constant { value: keras }.init([1, hidden], device),
+    }
 }
 
 impl CfCCellConfig {
@@ -385,10 +403,11 @@ impl CfCCellConfig {
             }
             Some(mask) => mask_tensor(mask, device),
         };
+        let init = self.initialization;
         let backbone: Vec<Linear<B>> = (0..options.backbone_layers)
             .map(|i| {
                 let d_input = if i == 0 { cat } else { options.backbone_units };
-                xavier_linear(d_input, options.backbone_units, device)
+                xavier_linear(d_input, options.backbone_units, init, device)
             })
             .collect();
         let head_input = if options.backbone_layers == 0 {
@@ -396,7 +415,7 @@ impl CfCCellConfig {
         } else {
             options.backbone_units
         };
-        let head = || xavier_linear(head_input, self.hidden_size, device);
+        let head = || xavier_linear(head_input, self.hidden_size, init, device);
         let gated = options.mode != CfCMode::Pure;
         Ok(materialize(CfCCell {
             backbone,
@@ -405,8 +424,8 @@ impl CfCCellConfig {
             ff2: gated.then(head),
             time_a: gated.then(head),
             time_b: gated.then(head),
-            w_tau: (!gated).then(|| xavier_row(self.hidden_size, device)),
-            a: (!gated).then(|| xavier_row(self.hidden_size, device)),
+            w_tau: (!gated).then(|| pure_row(self.hidden_size, init, 0.0, device)),
+            a: (!gated).then(|| pure_row(self.hidden_size, init, 1.0, device)),
             sparsity_mask,
             mode: options.mode,
             activation: options.activation,

@@ -5,7 +5,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{materialize, xavier_linear};
+use super::{Initialization, materialize, xavier_linear};
 use crate::ConfigError;
 use crate::kernels::activation::Unary::{Sigmoid, Tanh};
 use crate::kernels::tensor::activate;
@@ -22,6 +22,10 @@ pub struct LSTMCellConfig {
     /// CfC paper's mixed-memory Walker2d runs used 2.1).
     #[config(default = "LSTMCellConfig::DEFAULT_FORGET_BIAS")]
     pub forget_bias: f64,
+    /// How the weights start: upstream's (`input_map` bias U(-0.1, 0.1)) or
+    /// Keras' (bias 0). Default: [`Initialization::Upstream`].
+    #[config(default = "Initialization::Upstream")]
+    pub initialization: Initialization,
 }
 
 /// The LSTM cell that mixed-memory models run before their ODE cell at every
@@ -32,7 +36,8 @@ pub struct LSTMCellConfig {
 /// [`LSTMCellConfig::forget_bias`]).
 ///
 /// Initialisation as upstream: `input_map` weight Xavier-uniform,
-/// `recurrent_map` weight orthogonal, biases U(-0.1, 0.1).
+/// `recurrent_map` weight orthogonal, biases U(-0.1, 0.1) (0 with
+/// [`Initialization::Keras`]).
 ///
 /// ```
 /// use burn::backend::NdArray;
@@ -76,14 +81,16 @@ impl LSTMCellConfig {
             ));
         }
         let gates = 4 * self.hidden_size;
-        let mut input_map = xavier_linear(self.input_size, gates, device);
-        input_map.bias = Some(
-            Initializer::Uniform {
-                min: -0.1,
-                max: 0.1,
-            }
-            .init([gates], device),
-        );
+        let mut input_map = xavier_linear(self.input_size, gates, self.initialization, device);
+        if self.initialization == Initialization::Upstream {
+            input_map.bias = Some(
+                Initializer::Uniform {
+                    min: -0.1,
+                    max: 0.1,
+                }
+                .init([gates], device),
+            );
+        }
         let recurrent_map = LinearConfig::new(self.hidden_size, gates)
             .with_bias(false)
             .with_initializer(Initializer::Orthogonal { gain: 1.0 })

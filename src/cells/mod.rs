@@ -24,6 +24,7 @@ use burn::module::{Initializer, ModuleVisitor, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use serde::{Deserialize, Serialize};
 
 use crate::wirings::{SynapseMatrix, Wiring};
 
@@ -191,11 +192,53 @@ pub(crate) fn materialize<B: Backend, M: Module<B>>(module: M) -> M {
     module
 }
 
-/// A `Linear` with upstream's CfC initialisation: Xavier-uniform weight,
-/// PyTorch's default bias.
+/// How a model's weights start: upstream's torch initialisation or the
+/// Keras defaults of the CfC paper's TensorFlow code.
+///
+/// | weights | [`Upstream`](Self::Upstream) (default) | [`Keras`](Self::Keras) |
+/// |---|---|---|
+/// | CfC backbone and head kernels | Xavier-uniform | Glorot-uniform (the same distribution) |
+/// | CfC backbone and head biases | U(±1/√fan_in), as `nn.Linear` | 0 |
+/// | Cf-S (`pure`) `w_tau`, `A` | Xavier-uniform | 0 and 1 |
+/// | LSTM input kernel, recurrent kernel | Xavier-uniform, orthogonal | the same |
+/// | LSTM bias | U(±0.1) | 0 |
+/// | projection (`proj_size`) kernel | U(±1/√fan_in), as `nn.Linear` | Glorot-uniform |
+/// | projection bias | U(±1/√fan_in) | 0 |
+///
+/// The LTC cell's own parameters start from its init ranges in both.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use ncps::cells::Initialization;
+/// use ncps::rnn::{CfCConfig, Units};
+///
+/// let device = Default::default();
+/// let model = CfCConfig::new(17, Units::from(8))
+///     .with_proj_size(Some(17))
+///     .with_initialization(Initialization::Keras)
+///     .init::<NdArray>(&device)?;
+/// let bias = model.fc.as_ref().unwrap().bias.as_ref().unwrap().val();
+/// assert_eq!(bias.abs().max().into_scalar(), 0.0);
+/// # Ok::<(), ncps::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Initialization {
+    /// Upstream ncps 1.0.1 (torch): its `init_weights` over PyTorch's
+    /// `nn.Linear` defaults.
+    #[default]
+    Upstream,
+    /// Keras' defaults, as in the CfC paper's `tf_cfc.py` (raminmh/CfC),
+    /// which produced its Walker2d table: Glorot-uniform kernels, zero biases.
+    Keras,
+}
+
+/// A `[d_input → d_output]` `Linear` with a Xavier/Glorot-uniform weight
+/// and the bias `initialization` gives a CfC layer: PyTorch's default
+/// (U(±1/√d_input)) or zeros.
 pub(crate) fn xavier_linear<B: Backend>(
     d_input: usize,
     d_output: usize,
+    initialization: Initialization,
     device: &B::Device,
 ) -> Linear<B> {
     let mut layer = LinearConfig::new(d_input, d_output).init(device);
@@ -205,7 +248,24 @@ pub(crate) fn xavier_linear<B: Backend>(
         Some(d_output),
         device,
     );
+    if initialization == Initialization::Keras {
+        layer.bias = Some(Initializer::Zeros.init([d_output], device));
+    }
     layer
+}
+
+/// The projection of a sequence model (`proj_size`): PyTorch's `nn.Linear`
+/// as upstream, or a Keras `Dense` (Glorot-uniform kernel, zero bias).
+pub(crate) fn projection<B: Backend>(
+    d_input: usize,
+    d_output: usize,
+    initialization: Initialization,
+    device: &B::Device,
+) -> Linear<B> {
+    materialize(match initialization {
+        Initialization::Upstream => LinearConfig::new(d_input, d_output).init(device),
+        Initialization::Keras => xavier_linear(d_input, d_output, initialization, device),
+    })
 }
 
 /// A constant 0/1 mask tensor of a synapse matrix (`|entry|`), in its

@@ -6,7 +6,8 @@ use burn::tensor::TensorData;
 
 use super::cfc::CfCPrepared;
 use super::{
-    CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, RecurrentCell, WiringSummary, one_line,
+    CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, Initialization, RecurrentCell, WiringSummary,
+    one_line,
 };
 use crate::ConfigError;
 use crate::wirings::{AnyWiring, NeuronType, SynapseMatrix, Wiring};
@@ -19,6 +20,9 @@ pub struct WiredCfCCellConfig {
     /// Default: [`CfCMode::Default`].
     #[config(default = "CfCMode::Default")]
     pub mode: CfCMode,
+    /// How each layer's weights start. Default: [`Initialization::Upstream`].
+    #[config(default = "Initialization::Upstream")]
+    pub initialization: Initialization,
 }
 
 /// A CfC shaped by a wiring (upstream's `WiredCfCCell`): one backbone-free
@@ -121,6 +125,7 @@ impl WiredCfCCellConfig {
                             .with_backbone_layers(0),
                     )
                     .with_sparsity_mask(Some(mask))
+                    .with_initialization(self.initialization)
                     .init(device)?,
             );
         }

@@ -51,7 +51,7 @@ use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use ndarray::ArrayD;
@@ -60,7 +60,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::cells::{RecurrentCell, materialize};
+use crate::cells::{Initialization, RecurrentCell, projection};
 use crate::rnn::Rnn;
 use crate::train::{SequenceBatch, SequenceModel};
 
@@ -392,17 +392,33 @@ impl<B: Backend> Batcher<B, Walker2dWindow, SequenceBatch<B>> for Walker2dBatche
 pub struct Walker2dModel<B: Backend, C> {
     /// The recurrent network.
     pub rnn: Rnn<B, C>,
-    /// `[rnn output → 17]`, PyTorch's default initialisation.
+    /// `[rnn output → 17]`.
     pub readout: Linear<B>,
 }
 
 impl<B: Backend, C: RecurrentCell<B>> Walker2dModel<B, C> {
-    /// `rnn` followed by a fresh readout.
+    /// `rnn` followed by a fresh readout, PyTorch's `nn.Linear` as
+    /// upstream's walker example.
     ///
     /// # Panics
     /// When `rnn` does not take 17 input features or does not return
     /// sequences.
     pub fn new(rnn: Rnn<B, C>, device: &B::Device) -> Self {
+        Self::with_initialization(rnn, Initialization::Upstream, device)
+    }
+
+    /// `rnn` followed by a fresh readout initialised as `initialization`
+    /// says: `nn.Linear`'s default or, with [`Initialization::Keras`], the
+    /// paper's Keras `Dense` (Glorot-uniform kernel, zero bias).
+    ///
+    /// # Panics
+    /// When `rnn` does not take 17 input features or does not return
+    /// sequences.
+    pub fn with_initialization(
+        rnn: Rnn<B, C>,
+        initialization: Initialization,
+        device: &B::Device,
+    ) -> Self {
         assert_eq!(
             rnn.input_size(),
             FEATURES,
@@ -410,7 +426,7 @@ impl<B: Backend, C: RecurrentCell<B>> Walker2dModel<B, C> {
         );
         assert!(rnn.return_sequences, "rnn must return every step's output");
         // Drawn now, so that the model and its clones hold the same readout.
-        let readout = materialize(LinearConfig::new(rnn.output_size(), FEATURES).init(device));
+        let readout = projection(rnn.output_size(), FEATURES, initialization, device);
         Self { rnn, readout }
     }
 }

@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use super::{LstmOutput, Rnn, SequenceOptions, Units};
+use super::{Initialization, LstmOutput, Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{AnyCfCCell, CfCCellConfig, CfCCellOptions, WiredCfCCellConfig};
 use crate::wirings::Wiring;
@@ -41,6 +41,12 @@ pub struct CfCConfig {
     /// cell). Needs `mixed_memory`. Default: [`LstmOutput::State`].
     #[config(default = "LstmOutput::State")]
     pub lstm_output: LstmOutput,
+    /// How the weights start: upstream's torch initialisation or the CfC
+    /// paper's Keras defaults (zero biases, a Glorot projection; see
+    /// [`Initialization`]). Applies to the cell, the LSTM and the
+    /// projection. Default: [`Initialization::Upstream`].
+    #[config(default = "Initialization::Upstream")]
+    pub initialization: Initialization,
     /// The cell's mode, backbone, heads and fused path. Default:
     /// [`CfCCellOptions::new()`], upstream's. With a wiring only `mode`
     /// (and `fused`, which wired cells ignore) may differ from the default.
@@ -81,6 +87,7 @@ impl CfCConfig {
             Units::Count(units) => AnyCfCCell::Dense(
                 CfCCellConfig::new(options.cell_input_size(*units), *units)
                     .with_options(self.cell.clone())
+                    .with_initialization(self.initialization)
                     .init(device)?,
             ),
             Units::Wiring(wiring) => {
@@ -92,6 +99,7 @@ impl CfCConfig {
                 AnyCfCCell::Wired(
                     WiredCfCCellConfig::new(wiring)
                         .with_mode(self.cell.mode)
+                        .with_initialization(self.initialization)
                         .init(device)?,
                 )
             }
@@ -111,6 +119,7 @@ impl CfCConfig {
             mixed_memory: self.mixed_memory,
             forget_bias: self.forget_bias,
             lstm_output: self.lstm_output,
+            initialization: self.initialization,
             proj_size: self.proj_size,
         }
     }

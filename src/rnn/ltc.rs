@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use super::{LstmOutput, Rnn, SequenceOptions, Units};
+use super::{Initialization, LstmOutput, Rnn, SequenceOptions, Units};
 use crate::ConfigError;
 use crate::cells::{LTCCell, LTCCellConfig, LTCCellOptions};
 use crate::wirings::{AnyWiring, FullyConnected, Wiring};
@@ -39,6 +39,11 @@ pub struct LTCConfig {
     /// cell). Needs `mixed_memory`. Default: [`LstmOutput::State`].
     #[config(default = "LstmOutput::State")]
     pub lstm_output: LstmOutput,
+    /// How the mixed-memory LSTM starts: upstream's torch initialisation or
+    /// Keras' zero bias (see [`Initialization`]; the LTC cell keeps its init
+    /// ranges either way). Default: [`Initialization::Upstream`].
+    #[config(default = "Initialization::Upstream")]
+    pub initialization: Initialization,
     /// The cell's mappings, solver steps, epsilon and fused kernel.
     /// Default: [`LTCCellOptions::new()`], upstream's.
     #[config(default = "LTCCellOptions::new()")]
@@ -101,6 +106,7 @@ impl LTCConfig {
             mixed_memory: self.mixed_memory,
             forget_bias: self.forget_bias,
             lstm_output: self.lstm_output,
+            initialization: self.initialization,
             proj_size: None,
         }
     }

@@ -25,10 +25,10 @@ pub use ltc::{LTC, LTCConfig};
 use crate::ConfigError;
 use burn::tensor::TensorData;
 
-pub use crate::cells::LstmOutput;
+pub use crate::cells::{Initialization, LstmOutput};
 use crate::cells::{
     LSTMCell, LSTMCellConfig, MixedMemory, RecurrentCell, SequenceInputs, check_elapsed,
-    check_features, check_shape, materialize,
+    check_features, check_shape, projection,
 };
 use crate::wirings::{AnyWiring, AutoNCP, Custom, FullyConnected, NCP, Random};
 
@@ -151,6 +151,8 @@ pub(crate) struct SequenceOptions {
     /// Where the mixed-memory LSTM's output goes.
     pub lstm_output: LstmOutput,
     pub proj_size: Option<usize>,
+    /// How the LSTM and the projection start.
+    pub initialization: Initialization,
 }
 
 impl SequenceOptions {
@@ -197,17 +199,15 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
             Some(
                 LSTMCellConfig::new(options.input_size, cell.state_size())
                     .with_forget_bias(options.forget_bias)
+                    .with_initialization(options.initialization)
                     .init(device)?,
             )
         } else {
             None
         };
-        let fc = match options.proj_size {
-            Some(size) => Some(materialize(
-                burn::nn::LinearConfig::new(cell.output_size(), size).init(device),
-            )),
-            None => None,
-        };
+        let fc = options
+            .proj_size
+            .map(|size| projection(cell.output_size(), size, options.initialization, device));
         Ok(Self {
             cell,
             lstm,

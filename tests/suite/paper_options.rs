@@ -1,15 +1,18 @@
 //! The options the CfC paper's runs need beyond upstream ncps 1.0.1: the
 //! mixed-memory LSTM's forget-gate bias and its output as the cell's input,
-//! LeCun-tanh heads, and dropout after every backbone layer. Each default is
+//! LeCun-tanh heads, dropout after every backbone layer, and Keras'
+//! initialisation. Each default is
 //! upstream's; each option computes what its documentation says.
 
 use crate::common::{AD, B, assert_close, device, values};
+use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use ncps::cells::{
-    CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation, LSTMCellConfig,
-    RecurrentCell,
+    AnyCfCCell, CfCCell, CfCCellConfig, CfCCellOptions, CfCMode, DropoutPlacement, HeadActivation,
+    Initialization, LSTMCellConfig, RecurrentCell,
 };
+use ncps::datasets::walker2d::Walker2dModel;
 use ncps::export::Export;
 use ncps::rnn::{CfCConfig, LTCConfig, LstmOutput, Rnn, Units};
 use ncps::wirings::AutoNCP;
@@ -233,7 +236,7 @@ fn the_lstm_output_can_be_the_cells_input() {
 }
 
 #[test]
-fn the_lstm_output_as_input_needs_mixed_memory_and_stays_out_of_exports() {
+fn the_lstm_output_as_input_needs_mixed_memory_and_stays_out_of_python() {
     let device = device();
     let err = CfCConfig::new(3, Units::from(5))
         .with_lstm_output(LstmOutput::Input)
@@ -255,12 +258,11 @@ fn the_lstm_output_as_input_needs_mixed_memory_and_stays_out_of_exports() {
         .with_lstm_output(LstmOutput::Input)
         .init::<B>(&device)
         .unwrap();
-    for err in [
-        paper.upstream_config().unwrap_err(),
-        paper.step_function().unwrap_err(),
-    ] {
-        assert!(err.to_string().contains("LstmOutput::Input"), "{err}");
-    }
+    let err = paper.upstream_config().unwrap_err();
+    assert!(err.to_string().contains("LstmOutput::Input"), "{err}");
+    // The generated step functions run it (tests/suite/export.rs checks
+    // their numbers).
+    assert!(paper.step_function().is_ok());
     // Upstream's arrangement still exports.
     let upstream = CfCConfig::new(3, Units::from(5))
         .with_mixed_memory(true)
@@ -297,4 +299,148 @@ fn the_lstm_output_as_input_trains_through_autodiff() {
         let grad = grad.unwrap_or_else(|| panic!("no gradient of the {name}"));
         assert!(grad.iter().any(|g| *g != 0.0), "{name}: zero gradient");
     }
+}
+
+/// The largest |weight| of a layer and its bias's values.
+fn layer(linear: &Linear<B>) -> (f32, Vec<f32>) {
+    let weight = values(linear.weight.val());
+    let bias = linear
+        .bias
+        .as_ref()
+        .map(|b| values(b.val()))
+        .unwrap_or_default();
+    (weight.iter().fold(0.0, |m, w| m.max(w.abs())), bias)
+}
+
+/// The cell's layers with their fan in and fan out.
+fn cell_layers(cell: &CfCCell<B>) -> Vec<(&Linear<B>, usize, usize)> {
+    let heads = [
+        Some(&cell.ff1),
+        cell.ff2.as_ref(),
+        cell.time_a.as_ref(),
+        cell.time_b.as_ref(),
+    ];
+    cell.backbone
+        .iter()
+        .chain(heads.into_iter().flatten())
+        .map(|l| {
+            let [fan_in, fan_out] = l.weight.dims();
+            (l, fan_in, fan_out)
+        })
+        .collect()
+}
+
+#[test]
+fn keras_initialisation_zeroes_every_bias_and_draws_glorot_kernels() {
+    let device = device();
+    let config = |init| {
+        CfCConfig::new(17, Units::from(64))
+            .with_mixed_memory(true)
+            .with_proj_size(Some(17))
+            .with_cell(CfCCellOptions::new().with_backbone_layers(2))
+            .with_initialization(init)
+    };
+    assert_eq!(
+        CfCConfig::new(17, Units::from(64)).initialization,
+        Initialization::Upstream,
+        "the default is upstream's"
+    );
+    for init in [Initialization::Upstream, Initialization::Keras] {
+        let model = config(init).init::<B>(&device).unwrap();
+        let AnyCfCCell::Dense(cell) = &model.cell else {
+            panic!("a dense CfC")
+        };
+        // Kernels: Xavier/Glorot-uniform, U(±√(6 / (fan_in + fan_out))),
+        // in both; a bias: U(±1/√fan_in) upstream, 0 in Keras.
+        for (linear, fan_in, fan_out) in cell_layers(cell) {
+            let (weight, bias) = layer(linear);
+            assert!(weight <= (6.0 / (fan_in + fan_out) as f32).sqrt());
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            match init {
+                Initialization::Upstream => {
+                    assert!(bias.iter().all(|b| b.abs() <= bound) && bias.iter().any(|b| *b != 0.0))
+                }
+                Initialization::Keras => assert!(bias.iter().all(|b| *b == 0.0), "{bias:?}"),
+            }
+        }
+        let lstm_bias = layer(&model.lstm.as_ref().unwrap().input_map).1;
+        let (fc_weight, fc_bias) = layer(model.fc.as_ref().unwrap());
+        let glorot = (6.0f32 / (64.0 + 17.0)).sqrt();
+        let torch = 1.0 / 64f32.sqrt();
+        match init {
+            Initialization::Upstream => {
+                assert!(lstm_bias.iter().all(|b| b.abs() <= 0.1));
+                assert!(lstm_bias.iter().any(|b| *b != 0.0));
+                assert!(fc_weight <= torch && fc_bias.iter().any(|b| *b != 0.0));
+            }
+            Initialization::Keras => {
+                assert!(lstm_bias.iter().chain(&fc_bias).all(|b| *b == 0.0));
+                // 1,088 draws from U(±0.272): some exceed torch's 0.125.
+                assert!(fc_weight > torch && fc_weight <= glorot, "{fc_weight}");
+            }
+        }
+    }
+}
+
+#[test]
+fn keras_initialisation_reaches_pure_mode_wired_cells_ltc_and_the_walker_readout() {
+    let device = device();
+    let keras = Initialization::Keras;
+    let pure = CfCCellConfig::new(3, 6)
+        .with_options(CfCCellOptions::new().with_mode(CfCMode::Pure))
+        .with_initialization(keras)
+        .init::<B>(&device)
+        .unwrap();
+    assert_eq!(values(pure.w_tau.unwrap().val()), vec![0.0; 6]);
+    assert_eq!(values(pure.a.unwrap().val()), vec![1.0; 6]);
+    let upstream = CfCCellConfig::new(3, 6)
+        .with_options(CfCCellOptions::new().with_mode(CfCMode::Pure))
+        .init::<B>(&device)
+        .unwrap();
+    assert!(values(upstream.a.unwrap().val()).iter().all(|a| *a != 1.0));
+
+    let wired = CfCConfig::new(3, Units::from(AutoNCP::new(8, 2).unwrap()))
+        .with_initialization(keras)
+        .init::<B>(&device)
+        .unwrap();
+    let AnyCfCCell::Wired(wired) = &wired.cell else {
+        panic!("a wired CfC")
+    };
+    for cell in &wired.layers {
+        for (linear, _, _) in cell_layers(cell) {
+            assert!(layer(linear).1.iter().all(|b| *b == 0.0));
+        }
+    }
+
+    let ltc = LTCConfig::new(3, Units::from(5))
+        .with_mixed_memory(true)
+        .with_initialization(keras)
+        .init::<B>(&device)
+        .unwrap();
+    assert!(
+        layer(&ltc.lstm.unwrap().input_map)
+            .1
+            .iter()
+            .all(|b| *b == 0.0)
+    );
+
+    let rnn = CfCConfig::new(17, Units::from(8))
+        .init::<B>(&device)
+        .unwrap();
+    let readout = Walker2dModel::with_initialization(rnn.clone(), keras, &device).readout;
+    assert!(layer(&readout).1.iter().all(|b| *b == 0.0));
+    let readout = Walker2dModel::new(rnn, &device).readout;
+    assert!(layer(&readout).1.iter().any(|b| *b != 0.0));
+}
+
+#[test]
+fn the_initialization_survives_a_saved_config() {
+    let saved = CfCConfig::new(3, Units::from(5)).with_initialization(Initialization::Keras);
+    let json = serde_json::to_string(&saved).unwrap();
+    assert!(json.contains(r#""initialization":"Keras""#), "{json}");
+    let loaded: CfCConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(loaded.initialization, Initialization::Keras);
+    let ltc = LTCConfig::new(3, Units::from(5)).with_initialization(Initialization::Keras);
+    let loaded: LTCConfig = serde_json::from_str(&serde_json::to_string(&ltc).unwrap()).unwrap();
+    assert_eq!(loaded.initialization, Initialization::Keras);
 }
