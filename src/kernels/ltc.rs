@@ -599,6 +599,15 @@ pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32
     );
     let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut out = vec![0.0f32; count * n];
+        if !keep_traces && count >= LANES {
+            let mut lanes = Lanes::new(step, s);
+            for group in (0..count).step_by(LANES) {
+                let samples = (first + group..first + count).take(LANES);
+                let written = &mut out[group * n..(group + LANES).min(count) * n];
+                lanes.forward(step, batch, s, samples, written);
+            }
+            return (out, Vec::new());
+        }
         let mut traces = Vec::with_capacity(if keep_traces { count } else { 0 });
         for (i, b) in (first..first + count).enumerate() {
             let mut trace = keep_traces.then(Trace::default);
@@ -620,6 +629,165 @@ pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32
         traces.extend(t);
     }
     (out, traces)
+}
+
+/// Samples one [`Lanes`] pass advances together.
+const LANES: usize = 8;
+
+/// One value per lane.
+type Lane = [f32; LANES];
+
+/// Working memory of [`LANES`] samples advanced together, each value a
+/// [`Lane`]: the synapse loops then run across samples, which vectorizes
+/// the gathers and the weighted sums that [`Step::forward`] runs one sample
+/// at a time. Lane `l` computes what [`Step::forward`] computes for its
+/// sample, the same operations in the same order, so the results are the
+/// same bit for bit (`lanes_are_the_per_sample_step_bit_for_bit`).
+struct Lanes {
+    inputs: Vec<Lane>,
+    potentials: Vec<Lane>,
+    next: Vec<Lane>,
+    sensory: Vec<Lane>,
+    activations: Vec<Lane>,
+    numerator_leak: Vec<Lane>,
+    denominator_leak: Vec<Lane>,
+}
+
+impl Lanes {
+    fn new(step: &Step<'_>, inputs: usize) -> Self {
+        let n = step.neurons();
+        let zeros = |len: usize| vec![[0.0f32; LANES]; len];
+        Self {
+            inputs: zeros(inputs),
+            potentials: zeros(n),
+            next: zeros(n),
+            sensory: zeros(step.sensory.len()),
+            activations: zeros(step.recurrent.len()),
+            numerator_leak: zeros(n),
+            denominator_leak: zeros(n),
+        }
+    }
+
+    /// Advances `samples` (at most [`LANES`]; missing lanes repeat the
+    /// last sample) of `batch`, writing their next states `[samples · N]`
+    /// to `out`.
+    fn forward(
+        &mut self,
+        step: &Step<'_>,
+        batch: Batch<'_>,
+        inputs: usize,
+        samples: impl Iterator<Item = usize>,
+        out: &mut [f32],
+    ) {
+        let n = step.neurons();
+        let mut lane_of = [0usize; LANES];
+        let mut used = 0;
+        for b in samples {
+            lane_of[used] = b;
+            used += 1;
+        }
+        for l in used..LANES {
+            lane_of[l] = lane_of[used - 1];
+        }
+        let mut elapsed = [0.0f32; LANES];
+        for (l, &b) in lane_of.iter().enumerate() {
+            for (i, x) in batch.inputs[b * inputs..(b + 1) * inputs]
+                .iter()
+                .enumerate()
+            {
+                self.inputs[i][l] = *x;
+            }
+            for (d, v) in batch.states[b * n..(b + 1) * n].iter().enumerate() {
+                self.potentials[d][l] = *v;
+            }
+            elapsed[l] = batch.elapsed[b];
+        }
+        advance_lanes(self, step, elapsed);
+        let result = if step.unfolds == 0 {
+            &self.potentials
+        } else {
+            &self.next
+        };
+        for (l, chunk) in out.chunks_exact_mut(n).enumerate() {
+            for (d, o) in chunk.iter_mut().enumerate() {
+                *o = result[d][l];
+            }
+        }
+    }
+}
+
+vectorized_fn! {
+    /// [`Step::forward`] over lanes, from `lanes.inputs` and
+    /// `lanes.potentials` to `lanes.next`.
+    fn advance_lanes(lanes: &mut Lanes, step: &Step<'_>, elapsed: Lane) -> () {
+        let (rec, sen) = (step.recurrent, step.sensory);
+        lane_activations(sen, step.sensory_params, &lanes.inputs, &mut lanes.sensory);
+        let mut h = [0.0f32; LANES];
+        for l in 0..LANES {
+            h[l] = elapsed[l] / step.unfolds as f32;
+        }
+        for d in 0..step.neurons() {
+            let (num, den) = lane_sums(sen, step.sensory_params, &lanes.sensory, d);
+            for l in 0..LANES {
+                lanes.numerator_leak[d][l] = step.gleak[d] * step.vleak[d] + num[l];
+                lanes.denominator_leak[d][l] = step.gleak[d] + den[l] + step.epsilon;
+            }
+        }
+        for unfold in 0..step.unfolds {
+            if unfold > 0 {
+                std::mem::swap(&mut lanes.potentials, &mut lanes.next);
+            }
+            lane_activations(rec, step.recurrent_params, &lanes.potentials, &mut lanes.activations);
+            for d in 0..step.neurons() {
+                let (num, den) = lane_sums(rec, step.recurrent_params, &lanes.activations, d);
+                let (cm, v) = (step.cm[d], lanes.potentials[d]);
+                let (nl, dl) = (lanes.numerator_leak[d], lanes.denominator_leak[d]);
+                for l in 0..LANES {
+                    let denominator = cm + h[l] * (dl[l] + den[l]);
+                    lanes.next[d][l] = (cm * v[l] + h[l] * (nl[l] + num[l])) / denominator;
+                }
+            }
+        }
+    }
+}
+
+/// [`activations`] over lanes.
+#[inline(always)]
+fn lane_activations(synapses: &SynapseRows, p: SynapseParams<'_>, pre: &[Lane], out: &mut [Lane]) {
+    let params = p.sigma.iter().zip(p.mu).zip(&synapses.sources);
+    for (z, ((&sigma, &mu), &src)) in out.iter_mut().zip(params) {
+        let pre = &pre[src];
+        for l in 0..LANES {
+            z[l] = sigma * (pre[l] - mu);
+        }
+    }
+    for x in out.as_flattened_mut() {
+        *x = sigmoid(*x);
+    }
+}
+
+/// [`weighted_sums`] over lanes.
+#[inline(always)]
+fn lane_sums(
+    synapses: &SynapseRows,
+    p: SynapseParams<'_>,
+    activations: &[Lane],
+    destination: usize,
+) -> (Lane, Lane) {
+    let row = synapses.offsets[destination]..synapses.offsets[destination + 1];
+    let (mut num, mut den) = ([0.0f32; LANES], [0.0f32; LANES]);
+    for ((&w, &erev), s) in p.w[row.clone()]
+        .iter()
+        .zip(&p.erev[row.clone()])
+        .zip(&activations[row])
+    {
+        for l in 0..LANES {
+            let a = w * s[l];
+            num[l] += a * erev;
+            den[l] += a;
+        }
+    }
+    (num, den)
 }
 
 /// Gradients of a batch's step.
@@ -703,6 +871,108 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reproducible generator of uniform values.
+    struct Uniform(u64);
+
+    impl Uniform {
+        fn next(&mut self, lo: f32, hi: f32) -> f32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            lo + (hi - lo) * ((self.0 >> 40) as f32 / (1u64 << 24) as f32)
+        }
+
+        fn values(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+            (0..len).map(|_| self.next(lo, hi)).collect()
+        }
+
+        /// `w, mu, sigma, erev` of `len` synapses, in upstream's init ranges.
+        fn synapses(&mut self, len: usize) -> [Vec<f32>; 4] {
+            [
+                self.values(len, 0.001, 1.0),
+                self.values(len, 0.3, 0.8),
+                self.values(len, 3.0, 8.0),
+                self.values(len, -1.0, 1.0),
+            ]
+        }
+
+        /// A `rows x cols` mask with about 40% synapses, and its plan.
+        fn plan(&mut self, rows: usize, cols: usize) -> SynapseRows {
+            let mask: Vec<f32> = (0..rows * cols)
+                .map(|_| f32::from(self.next(0.0, 1.0) < 0.4))
+                .collect();
+            SynapseRows::from_mask(&mask, rows, cols).0
+        }
+    }
+
+    #[test]
+    fn lanes_are_the_per_sample_step_bit_for_bit() {
+        let (n, inputs) = (11, 5);
+        let mut rng = Uniform(7);
+        let recurrent = rng.plan(n, n);
+        let sensory = rng.plan(inputs, n);
+        let rec = rng.synapses(recurrent.len());
+        let sen = rng.synapses(sensory.len());
+        let (cm, gleak, vleak) = (
+            rng.values(n, 0.4, 0.6),
+            rng.values(n, 0.001, 1.0),
+            rng.values(n, -0.2, 0.2),
+        );
+        fn view(p: &[Vec<f32>; 4]) -> SynapseParams<'_> {
+            SynapseParams {
+                w: &p[0],
+                mu: &p[1],
+                sigma: &p[2],
+                erev: &p[3],
+            }
+        }
+        let mut draw = |len: usize, lo: f32, hi: f32| rng.values(len, lo, hi);
+        for unfolds in [0, 1, 6] {
+            let step = Step {
+                recurrent: &recurrent,
+                sensory: &sensory,
+                recurrent_params: view(&rec),
+                sensory_params: view(&sen),
+                cm: &cm,
+                gleak: &gleak,
+                vleak: &vleak,
+                unfolds,
+                epsilon: 1e-8,
+            };
+            // Batches below, at and past the lane count and the thread split.
+            for size in [1, 8, 13, 40] {
+                let x = draw(size * inputs, -2.0, 2.0);
+                let states = draw(size * n, -1.0, 1.0);
+                let elapsed = draw(size, 0.0, 2.0);
+                let batch = Batch {
+                    inputs: &x,
+                    states: &states,
+                    elapsed: &elapsed,
+                };
+                let mut expected = vec![0.0f32; size * n];
+                for b in 0..size {
+                    step.forward(
+                        &x[b * inputs..(b + 1) * inputs],
+                        &states[b * n..(b + 1) * n],
+                        elapsed[b],
+                        &mut expected[b * n..(b + 1) * n],
+                        None,
+                    );
+                }
+                let (ours, traces) = forward(&step, batch, false);
+                assert!(traces.is_empty());
+                assert_eq!(ours, expected, "batch {size}, {unfolds} unfolds");
+                // One partial group of lanes directly.
+                let mut lanes = Lanes::new(&step, inputs);
+                let count = size.min(3);
+                let mut partial = vec![0.0f32; count * n];
+                lanes.forward(&step, batch, inputs, 0..count, &mut partial);
+                assert_eq!(partial, expected[..count * n], "partial group");
+            }
+        }
+    }
 
     #[test]
     fn synapses_are_grouped_by_destination() {
