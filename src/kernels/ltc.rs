@@ -24,6 +24,11 @@
 //! The backward pass is the exact derivative of the same arithmetic: it
 //! replays the unfolds in reverse from the [`Trace`] the forward pass kept
 //! (each unfold's potentials, denominators and synapse activations).
+//!
+//! [`Step::forward`] and [`Step::backward`] run one sample. A thread with
+//! eight samples or more runs them in groups of eight instead, one float
+//! per sample in each value ([`lanes`]), so that the loops over synapses
+//! vectorize across samples; the states are the same bit for bit.
 
 /// SynapseRows grouped by destination neuron (compressed sparse rows).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -233,9 +238,30 @@ pub struct Step<'a> {
     pub epsilon: f32,
 }
 
+/// What the backward pass of a batch needs from its forward pass: one
+/// trace per sample or per group of samples advanced together, in batch
+/// order.
+#[derive(Clone, Debug)]
+pub enum Trace {
+    /// One sample's.
+    Sample(SampleTrace),
+    /// A group's ([`lanes`]).
+    Lanes(Box<lanes::LaneTrace>),
+}
+
+impl Trace {
+    /// Samples it covers.
+    fn samples(&self) -> usize {
+        match self {
+            Trace::Sample(_) => 1,
+            Trace::Lanes(group) => group.count,
+        }
+    }
+}
+
 /// What the backward pass of one sample needs from its forward pass.
 #[derive(Clone, Debug, Default)]
-pub struct Trace {
+pub struct SampleTrace {
     /// Potentials before each unfold and after the last: `(unfolds + 1) · N`.
     potentials: Vec<f32>,
     /// Denominator of each unfold: `unfolds · N`.
@@ -250,8 +276,11 @@ pub struct Trace {
     denominator_leak: Vec<f32>,
 }
 
+mod lanes;
+
 use super::scalar::sigmoid;
 use crate::wirings::SynapseMatrix;
+use lanes::{GroupGrads, LANES, LaneGrads, Lanes};
 
 /// The sigmoid of every synapse of a group for the presynaptic values
 /// `pre`: `out[k] = sigmoid(sigma[k] · (pre[src[k]] - mu[k]))`. The gather
@@ -342,7 +371,7 @@ impl Step<'_> {
         state: &[f32],
         elapsed: f32,
         out: &mut [f32],
-        mut trace: Option<&mut Trace>,
+        mut trace: Option<&mut SampleTrace>,
     ) {
         let n = self.neurons();
         let (rec, sen) = (self.recurrent, self.sensory);
@@ -400,7 +429,7 @@ impl Step<'_> {
         &self,
         input: &[f32],
         elapsed: f32,
-        trace: &Trace,
+        trace: &SampleTrace,
         grad_out: &[f32],
         grads: &mut Grads,
         sample: SampleGrads<'_>,
@@ -589,7 +618,8 @@ impl Batch<'_> {
 const SAMPLES_PER_THREAD: usize = 8;
 
 /// The forward pass of a batch: returns the next states `[batch · N]` and,
-/// when `keep_traces`, every sample's trace for the backward pass.
+/// when `keep_traces`, the traces for the backward pass. A thread's chunk
+/// of at least [`LANES`] samples runs in groups of [`LANES`] ([`lanes`]).
 pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32>, Vec<Trace>) {
     step.check();
     let (n, s, size) = (
@@ -599,18 +629,20 @@ pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32
     );
     let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut out = vec![0.0f32; count * n];
-        if !keep_traces && count >= LANES {
+        let mut traces = Vec::new();
+        if count >= LANES {
             let mut lanes = Lanes::new(step, s);
             for group in (0..count).step_by(LANES) {
-                let samples = (first + group..first + count).take(LANES);
-                let written = &mut out[group * n..(group + LANES).min(count) * n];
-                lanes.forward(step, batch, s, samples, written);
+                let end = (group + LANES).min(count);
+                let samples = first + group..first + end;
+                let written = &mut out[group * n..end * n];
+                let trace = lanes.forward(step, batch, s, samples, written, keep_traces);
+                traces.extend(trace.map(|t| Trace::Lanes(Box::new(t))));
             }
-            return (out, Vec::new());
+            return (out, traces);
         }
-        let mut traces = Vec::with_capacity(if keep_traces { count } else { 0 });
         for (i, b) in (first..first + count).enumerate() {
-            let mut trace = keep_traces.then(Trace::default);
+            let mut trace = keep_traces.then(SampleTrace::default);
             step.forward(
                 &batch.inputs[b * s..(b + 1) * s],
                 &batch.states[b * n..(b + 1) * n],
@@ -618,176 +650,17 @@ pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32
                 &mut out[i * n..(i + 1) * n],
                 trace.as_mut(),
             );
-            traces.extend(trace);
+            traces.extend(trace.map(Trace::Sample));
         }
         (out, traces)
     });
     let mut out = Vec::with_capacity(size * n);
-    let mut traces = Vec::with_capacity(if keep_traces { size } else { 0 });
+    let mut traces = Vec::new();
     for (o, t) in parts {
         out.extend(o);
         traces.extend(t);
     }
     (out, traces)
-}
-
-/// Samples one [`Lanes`] pass advances together.
-const LANES: usize = 8;
-
-/// One value per lane.
-type Lane = [f32; LANES];
-
-/// Working memory of [`LANES`] samples advanced together, each value a
-/// [`Lane`]: the synapse loops then run across samples, which vectorizes
-/// the gathers and the weighted sums that [`Step::forward`] runs one sample
-/// at a time. Lane `l` computes what [`Step::forward`] computes for its
-/// sample, the same operations in the same order, so the results are the
-/// same bit for bit (`lanes_are_the_per_sample_step_bit_for_bit`).
-struct Lanes {
-    inputs: Vec<Lane>,
-    potentials: Vec<Lane>,
-    next: Vec<Lane>,
-    sensory: Vec<Lane>,
-    activations: Vec<Lane>,
-    numerator_leak: Vec<Lane>,
-    denominator_leak: Vec<Lane>,
-}
-
-impl Lanes {
-    fn new(step: &Step<'_>, inputs: usize) -> Self {
-        let n = step.neurons();
-        let zeros = |len: usize| vec![[0.0f32; LANES]; len];
-        Self {
-            inputs: zeros(inputs),
-            potentials: zeros(n),
-            next: zeros(n),
-            sensory: zeros(step.sensory.len()),
-            activations: zeros(step.recurrent.len()),
-            numerator_leak: zeros(n),
-            denominator_leak: zeros(n),
-        }
-    }
-
-    /// Advances `samples` (at most [`LANES`]; missing lanes repeat the
-    /// last sample) of `batch`, writing their next states `[samples · N]`
-    /// to `out`.
-    fn forward(
-        &mut self,
-        step: &Step<'_>,
-        batch: Batch<'_>,
-        inputs: usize,
-        samples: impl Iterator<Item = usize>,
-        out: &mut [f32],
-    ) {
-        let n = step.neurons();
-        let mut lane_of = [0usize; LANES];
-        let mut used = 0;
-        for b in samples {
-            lane_of[used] = b;
-            used += 1;
-        }
-        for l in used..LANES {
-            lane_of[l] = lane_of[used - 1];
-        }
-        let mut elapsed = [0.0f32; LANES];
-        for (l, &b) in lane_of.iter().enumerate() {
-            for (i, x) in batch.inputs[b * inputs..(b + 1) * inputs]
-                .iter()
-                .enumerate()
-            {
-                self.inputs[i][l] = *x;
-            }
-            for (d, v) in batch.states[b * n..(b + 1) * n].iter().enumerate() {
-                self.potentials[d][l] = *v;
-            }
-            elapsed[l] = batch.elapsed[b];
-        }
-        advance_lanes(self, step, elapsed);
-        let result = if step.unfolds == 0 {
-            &self.potentials
-        } else {
-            &self.next
-        };
-        for (l, chunk) in out.chunks_exact_mut(n).enumerate() {
-            for (d, o) in chunk.iter_mut().enumerate() {
-                *o = result[d][l];
-            }
-        }
-    }
-}
-
-vectorized_fn! {
-    /// [`Step::forward`] over lanes, from `lanes.inputs` and
-    /// `lanes.potentials` to `lanes.next`.
-    fn advance_lanes(lanes: &mut Lanes, step: &Step<'_>, elapsed: Lane) -> () {
-        let (rec, sen) = (step.recurrent, step.sensory);
-        lane_activations(sen, step.sensory_params, &lanes.inputs, &mut lanes.sensory);
-        let mut h = [0.0f32; LANES];
-        for l in 0..LANES {
-            h[l] = elapsed[l] / step.unfolds as f32;
-        }
-        for d in 0..step.neurons() {
-            let (num, den) = lane_sums(sen, step.sensory_params, &lanes.sensory, d);
-            for l in 0..LANES {
-                lanes.numerator_leak[d][l] = step.gleak[d] * step.vleak[d] + num[l];
-                lanes.denominator_leak[d][l] = step.gleak[d] + den[l] + step.epsilon;
-            }
-        }
-        for unfold in 0..step.unfolds {
-            if unfold > 0 {
-                std::mem::swap(&mut lanes.potentials, &mut lanes.next);
-            }
-            lane_activations(rec, step.recurrent_params, &lanes.potentials, &mut lanes.activations);
-            for d in 0..step.neurons() {
-                let (num, den) = lane_sums(rec, step.recurrent_params, &lanes.activations, d);
-                let (cm, v) = (step.cm[d], lanes.potentials[d]);
-                let (nl, dl) = (lanes.numerator_leak[d], lanes.denominator_leak[d]);
-                for l in 0..LANES {
-                    let denominator = cm + h[l] * (dl[l] + den[l]);
-                    lanes.next[d][l] = (cm * v[l] + h[l] * (nl[l] + num[l])) / denominator;
-                }
-            }
-        }
-    }
-}
-
-/// [`activations`] over lanes.
-#[inline(always)]
-fn lane_activations(synapses: &SynapseRows, p: SynapseParams<'_>, pre: &[Lane], out: &mut [Lane]) {
-    let params = p.sigma.iter().zip(p.mu).zip(&synapses.sources);
-    for (z, ((&sigma, &mu), &src)) in out.iter_mut().zip(params) {
-        let pre = &pre[src];
-        for l in 0..LANES {
-            z[l] = sigma * (pre[l] - mu);
-        }
-    }
-    for x in out.as_flattened_mut() {
-        *x = sigmoid(*x);
-    }
-}
-
-/// [`weighted_sums`] over lanes.
-#[inline(always)]
-fn lane_sums(
-    synapses: &SynapseRows,
-    p: SynapseParams<'_>,
-    activations: &[Lane],
-    destination: usize,
-) -> (Lane, Lane) {
-    let row = synapses.offsets[destination]..synapses.offsets[destination + 1];
-    let (mut num, mut den) = ([0.0f32; LANES], [0.0f32; LANES]);
-    for ((&w, &erev), s) in p.w[row.clone()]
-        .iter()
-        .zip(&p.erev[row.clone()])
-        .zip(&activations[row])
-    {
-        for l in 0..LANES {
-            let a = w * s[l];
-            num[l] += a * erev;
-            den[l] += a;
-        }
-    }
-    (num, den)
 }
 
 /// Gradients of a batch's step.
@@ -817,25 +690,56 @@ pub fn backward(
         step.sensory_params_inputs(batch),
         batch.size(),
     );
-    assert_eq!(traces.len(), size, "one trace per sample");
-    let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
+    // The first sample of each trace, and the end of the last.
+    let mut starts = Vec::with_capacity(traces.len() + 1);
+    starts.push(0);
+    for trace in traces {
+        starts.push(starts[starts.len() - 1] + trace.samples());
+    }
+    assert_eq!(starts[traces.len()], size, "the traces cover the batch");
+    // As many threads as the forward pass's `SAMPLES_PER_THREAD` gives.
+    let per_thread = (traces.len() * SAMPLES_PER_THREAD).div_ceil(size).max(1);
+    let parts = super::parallel::for_chunks(traces.len(), per_thread, |first, count| {
+        let (from, to) = (starts[first], starts[first + count]);
+        let samples = to - from;
         let mut params = Grads::zeros(step);
-        let mut inputs = vec![0.0f32; count * s];
-        let mut states = vec![0.0f32; count * n];
-        let mut elapsed = vec![0.0f32; count];
-        for (i, b) in (first..first + count).enumerate() {
-            step.backward(
-                &batch.inputs[b * s..(b + 1) * s],
-                batch.elapsed[b],
-                &traces[b],
-                &grad_out[b * n..(b + 1) * n],
-                &mut params,
-                SampleGrads {
-                    input: &mut inputs[i * s..(i + 1) * s],
-                    state: &mut states[i * n..(i + 1) * n],
-                    elapsed: &mut elapsed[i],
-                },
-            );
+        let mut inputs = vec![0.0f32; samples * s];
+        let mut states = vec![0.0f32; samples * n];
+        let mut elapsed = vec![0.0f32; samples];
+        let mut lane_grads: Option<LaneGrads> = None;
+        for t in first..first + count {
+            let (b, i, end) = (starts[t], starts[t] - from, starts[t + 1] - from);
+            match &traces[t] {
+                Trace::Sample(trace) => step.backward(
+                    &batch.inputs[b * s..(b + 1) * s],
+                    batch.elapsed[b],
+                    trace,
+                    &grad_out[b * n..(b + 1) * n],
+                    &mut params,
+                    SampleGrads {
+                        input: &mut inputs[i * s..(i + 1) * s],
+                        state: &mut states[i * n..(i + 1) * n],
+                        elapsed: &mut elapsed[i],
+                    },
+                ),
+                Trace::Lanes(trace) => lane_grads
+                    .get_or_insert_with(|| LaneGrads::new(step, s))
+                    .backward(
+                        step,
+                        batch,
+                        b,
+                        trace,
+                        grad_out,
+                        GroupGrads {
+                            inputs: &mut inputs[i * s..end * s],
+                            states: &mut states[i * n..end * n],
+                            elapsed: &mut elapsed[i..end],
+                        },
+                    ),
+            }
+        }
+        if let Some(lane_grads) = &lane_grads {
+            lane_grads.add_to(&mut params);
         }
         BatchGrads {
             params,
@@ -908,7 +812,7 @@ mod tests {
     }
 
     #[test]
-    fn lanes_are_the_per_sample_step_bit_for_bit() {
+    fn lanes_are_the_per_sample_step() {
         let (n, inputs) = (11, 5);
         let mut rng = Uniform(7);
         let recurrent = rng.plan(n, n);
@@ -968,8 +872,80 @@ mod tests {
                 let mut lanes = Lanes::new(&step, inputs);
                 let count = size.min(3);
                 let mut partial = vec![0.0f32; count * n];
-                lanes.forward(&step, batch, inputs, 0..count, &mut partial);
+                lanes.forward(&step, batch, inputs, 0..count, &mut partial, false);
                 assert_eq!(partial, expected[..count * n], "partial group");
+                if unfolds == 0 {
+                    continue;
+                }
+                // Backward: each sample on its own, then the batch (lanes
+                // where a thread has 8 samples or more).
+                let grad_out = draw(size * n, -1.0, 1.0);
+                let mut params = Grads::zeros(&step);
+                let mut sample_grads = (
+                    vec![0.0f32; size * inputs],
+                    vec![0.0f32; size * n],
+                    vec![0.0f32; size],
+                );
+                for b in 0..size {
+                    let mut trace = SampleTrace::default();
+                    let mut next = vec![0.0f32; n];
+                    let x = &x[b * inputs..(b + 1) * inputs];
+                    let state = &states[b * n..(b + 1) * n];
+                    step.forward(x, state, elapsed[b], &mut next, Some(&mut trace));
+                    step.backward(
+                        x,
+                        elapsed[b],
+                        &trace,
+                        &grad_out[b * n..(b + 1) * n],
+                        &mut params,
+                        SampleGrads {
+                            input: &mut sample_grads.0[b * inputs..(b + 1) * inputs],
+                            state: &mut sample_grads.1[b * n..(b + 1) * n],
+                            elapsed: &mut sample_grads.2[b],
+                        },
+                    );
+                }
+                let (next, traces) = forward(&step, batch, true);
+                assert_eq!(next, expected, "states with traces");
+                let grads = backward(&step, batch, &traces, &grad_out);
+                // The samples' gradients run the same arithmetic per lane.
+                assert_eq!(grads.inputs, sample_grads.0, "input gradients");
+                assert_eq!(grads.states, sample_grads.1, "state gradients");
+                assert_eq!(grads.elapsed, sample_grads.2, "elapsed gradients");
+                // The parameters' sum over the samples in another order.
+                let close = |ours: &[f32], theirs: &[f32], what: &str| {
+                    for (a, b) in ours.iter().zip(theirs) {
+                        let scale = a.abs().max(b.abs()).max(1.0);
+                        assert!((a - b).abs() <= 1e-5 * scale, "{what}: {a} vs {b}");
+                    }
+                };
+                for (ours, theirs, what) in [
+                    (&grads.params.recurrent.w, &params.recurrent.w, "w"),
+                    (&grads.params.recurrent.mu, &params.recurrent.mu, "mu"),
+                    (
+                        &grads.params.recurrent.sigma,
+                        &params.recurrent.sigma,
+                        "sigma",
+                    ),
+                    (&grads.params.recurrent.erev, &params.recurrent.erev, "erev"),
+                    (&grads.params.sensory.w, &params.sensory.w, "sensory w"),
+                    (&grads.params.sensory.mu, &params.sensory.mu, "sensory mu"),
+                    (
+                        &grads.params.sensory.sigma,
+                        &params.sensory.sigma,
+                        "sensory sigma",
+                    ),
+                    (
+                        &grads.params.sensory.erev,
+                        &params.sensory.erev,
+                        "sensory erev",
+                    ),
+                    (&grads.params.cm, &params.cm, "cm"),
+                    (&grads.params.gleak, &params.gleak, "gleak"),
+                    (&grads.params.vleak, &params.vleak, "vleak"),
+                ] {
+                    close(ours, theirs, what);
+                }
             }
         }
     }

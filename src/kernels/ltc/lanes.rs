@@ -1,0 +1,445 @@
+//! The LTC step of [`LANES`] samples at once ("lanes over the batch").
+//!
+//! Every value of a group is a [`Lane`], one float per sample, laid out
+//! `[neuron][lane]`: the synapse loops then run across samples, so the
+//! gathers, the per-destination sums and the backward's per-synapse
+//! products vectorize, where [`Step::forward`] and [`Step::backward`] run
+//! one sample at a time. Lane `l` of the forward pass computes what
+//! [`Step::forward`] computes for its sample, the same operations in the
+//! same order, so the states are the same bit for bit. The backward pass
+//! sums each parameter's gradient per lane over a thread's groups and adds
+//! the lanes at the end, another order than the per-sample pass (whose
+//! gradients it matches to rounding).
+//!
+//! A group of fewer samples repeats its last sample in the free lanes and
+//! gives them a zero gradient, so they add nothing.
+
+use super::{Batch, Grads, Step, SynapseParams, SynapseRows};
+use crate::kernels::scalar::sigmoid;
+
+/// Samples one group advances together.
+pub(super) const LANES: usize = 8;
+
+/// One value per lane.
+pub(super) type Lane = [f32; LANES];
+
+fn zeros(len: usize) -> Vec<Lane> {
+    vec![[0.0; LANES]; len]
+}
+
+/// What the backward pass of a group needs from its forward pass, as
+/// [`super::SampleTrace`] keeps it for one sample, lane by lane.
+#[derive(Clone, Debug)]
+pub struct LaneTrace {
+    /// Samples of the group.
+    pub(super) count: usize,
+    /// Potentials before each unfold and after the last: `(unfolds + 1) · N`.
+    potentials: Vec<Lane>,
+    /// Denominator of each unfold: `unfolds · N`.
+    denominators: Vec<Lane>,
+    /// Sigmoid of every recurrent synapse at each unfold: `unfolds · nnz`
+    /// (most of the trace; the backward pass recomputing them from the
+    /// potentials measured 10 % slower).
+    activations: Vec<Lane>,
+    /// Sigmoid of every sensory synapse: `nnz_sensory`.
+    sensory_activations: Vec<Lane>,
+    /// `gleak · vleak + Σ a_s·erev_s`: `N`.
+    numerator_leak: Vec<Lane>,
+    /// `gleak + Σ a_s + epsilon`: `N`.
+    denominator_leak: Vec<Lane>,
+}
+
+/// The samples of a group: their indices in the batch, the last repeated
+/// in the free lanes.
+fn lanes_of(samples: std::ops::Range<usize>) -> ([usize; LANES], usize) {
+    let count = samples.len();
+    assert!(
+        (1..=LANES).contains(&count),
+        "a group holds 1 to {LANES} samples"
+    );
+    let mut of = [samples.start + count - 1; LANES];
+    for (l, b) in samples.enumerate() {
+        of[l] = b;
+    }
+    (of, count)
+}
+
+/// Gathers `[batch, width]` rows of `values` into lanes.
+fn gather(values: &[f32], width: usize, of: &[usize; LANES], out: &mut [Lane]) {
+    for (l, &b) in of.iter().enumerate() {
+        for (i, x) in values[b * width..(b + 1) * width].iter().enumerate() {
+            out[i][l] = *x;
+        }
+    }
+}
+
+/// Scatters the first `count` lanes of `values` into `[count, width]` rows.
+fn scatter(values: &[Lane], count: usize, out: &mut [f32]) {
+    let width = values.len();
+    for (l, row) in out.chunks_exact_mut(width).take(count).enumerate() {
+        for (o, v) in row.iter_mut().zip(values) {
+            *o = v[l];
+        }
+    }
+}
+
+/// One thread's working memory for the forward pass of its groups.
+pub(super) struct Lanes {
+    inputs: Vec<Lane>,
+    potentials: Vec<Lane>,
+    next: Vec<Lane>,
+    denominators: Vec<Lane>,
+    sensory: Vec<Lane>,
+    activations: Vec<Lane>,
+    numerator_leak: Vec<Lane>,
+    denominator_leak: Vec<Lane>,
+}
+
+impl Lanes {
+    pub(super) fn new(step: &Step<'_>, inputs: usize) -> Self {
+        let n = step.neurons();
+        Self {
+            inputs: zeros(inputs),
+            potentials: zeros(n),
+            next: zeros(n),
+            denominators: zeros(n),
+            sensory: zeros(step.sensory.len()),
+            activations: zeros(step.recurrent.len()),
+            numerator_leak: zeros(n),
+            denominator_leak: zeros(n),
+        }
+    }
+
+    /// Advances `samples` (1 to [`LANES`] of them) of `batch`, writing
+    /// their next states `[samples · N]` to `out`; returns their trace
+    /// when `keep_trace`.
+    pub(super) fn forward(
+        &mut self,
+        step: &Step<'_>,
+        batch: Batch<'_>,
+        inputs: usize,
+        samples: std::ops::Range<usize>,
+        out: &mut [f32],
+        keep_trace: bool,
+    ) -> Option<LaneTrace> {
+        let n = step.neurons();
+        let (of, count) = lanes_of(samples);
+        gather(batch.inputs, inputs, &of, &mut self.inputs);
+        gather(batch.states, n, &of, &mut self.potentials);
+        let elapsed = of.map(|b| batch.elapsed[b]);
+        let mut trace = keep_trace.then(|| LaneTrace {
+            count,
+            potentials: Vec::with_capacity((step.unfolds + 1) * n),
+            denominators: Vec::with_capacity(step.unfolds * n),
+            activations: Vec::with_capacity(step.unfolds * step.recurrent.len()),
+            sensory_activations: Vec::new(),
+            numerator_leak: Vec::new(),
+            denominator_leak: Vec::new(),
+        });
+        advance(self, step, elapsed, trace.as_mut());
+        let result = if step.unfolds == 0 {
+            &self.potentials
+        } else {
+            &self.next
+        };
+        scatter(result, count, out);
+        trace
+    }
+}
+
+vectorized_fn! {
+    /// [`Step::forward`] over lanes, from `lanes.inputs` and
+    /// `lanes.potentials` to `lanes.next`, recording into `trace`.
+    fn advance(
+        lanes: &mut Lanes,
+        step: &Step<'_>,
+        elapsed: Lane,
+        trace: Option<&mut LaneTrace>,
+    ) -> () {
+        let mut trace = trace;
+        let (rec, sen) = (step.recurrent, step.sensory);
+        activations(sen, step.sensory_params, &lanes.inputs, &mut lanes.sensory);
+        let h = elapsed.map(|t| t / step.unfolds as f32);
+        for d in 0..step.neurons() {
+            let (num, den) = sums(sen, step.sensory_params, &lanes.sensory, d);
+            for l in 0..LANES {
+                lanes.numerator_leak[d][l] = step.gleak[d] * step.vleak[d] + num[l];
+                lanes.denominator_leak[d][l] = step.gleak[d] + den[l] + step.epsilon;
+            }
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.sensory_activations.clone_from(&lanes.sensory);
+            t.numerator_leak.clone_from(&lanes.numerator_leak);
+            t.denominator_leak.clone_from(&lanes.denominator_leak);
+            t.potentials.extend_from_slice(&lanes.potentials);
+        }
+        for unfold in 0..step.unfolds {
+            if unfold > 0 {
+                std::mem::swap(&mut lanes.potentials, &mut lanes.next);
+            }
+            activations(rec, step.recurrent_params, &lanes.potentials, &mut lanes.activations);
+            for d in 0..step.neurons() {
+                let (num, den) = sums(rec, step.recurrent_params, &lanes.activations, d);
+                let (cm, v) = (step.cm[d], lanes.potentials[d]);
+                let (nl, dl) = (lanes.numerator_leak[d], lanes.denominator_leak[d]);
+                for l in 0..LANES {
+                    let denominator = cm + h[l] * (dl[l] + den[l]);
+                    lanes.denominators[d][l] = denominator;
+                    lanes.next[d][l] = (cm * v[l] + h[l] * (nl[l] + num[l])) / denominator;
+                }
+            }
+            if let Some(t) = trace.as_deref_mut() {
+                t.activations.extend_from_slice(&lanes.activations);
+                t.denominators.extend_from_slice(&lanes.denominators);
+                t.potentials.extend_from_slice(&lanes.next);
+            }
+        }
+    }
+}
+
+/// `out[k] = sigmoid(sigma[k] · (pre[src[k]] - mu[k]))` lane by lane: the
+/// gather, then the sigmoids over one flat slice.
+#[inline(always)]
+fn activations(synapses: &SynapseRows, p: SynapseParams<'_>, pre: &[Lane], out: &mut [Lane]) {
+    let params = p.sigma.iter().zip(p.mu).zip(&synapses.sources);
+    for (z, ((&sigma, &mu), &src)) in out.iter_mut().zip(params) {
+        let pre = &pre[src];
+        for l in 0..LANES {
+            z[l] = sigma * (pre[l] - mu);
+        }
+    }
+    for x in out.as_flattened_mut() {
+        *x = sigmoid(*x);
+    }
+}
+
+/// Per lane, `Σ w·s·erev` and `Σ w·s` over the synapses into `destination`.
+#[inline(always)]
+fn sums(
+    synapses: &SynapseRows,
+    p: SynapseParams<'_>,
+    activations: &[Lane],
+    destination: usize,
+) -> (Lane, Lane) {
+    let row = synapses.offsets[destination]..synapses.offsets[destination + 1];
+    let (mut num, mut den) = ([0.0f32; LANES], [0.0f32; LANES]);
+    for ((&w, &erev), s) in p.w[row.clone()]
+        .iter()
+        .zip(&p.erev[row.clone()])
+        .zip(&activations[row])
+    {
+        for l in 0..LANES {
+            let a = w * s[l];
+            num[l] += a * erev;
+            den[l] += a;
+        }
+    }
+    (num, den)
+}
+
+/// Gradients of one synapse group's `w, mu, sigma, erev`, per lane.
+struct LaneSynapseGrads([Vec<Lane>; 4]);
+
+impl LaneSynapseGrads {
+    fn zeros(len: usize) -> Self {
+        Self(std::array::from_fn(|_| zeros(len)))
+    }
+}
+
+/// One thread's backward pass over its groups: each parameter's gradient
+/// per lane, summed over the groups, and the working memory of a group.
+pub(super) struct LaneGrads {
+    recurrent: LaneSynapseGrads,
+    sensory: LaneSynapseGrads,
+    cm: Vec<Lane>,
+    gleak: Vec<Lane>,
+    vleak: Vec<Lane>,
+    inputs: Vec<Lane>,
+    grad_inputs: Vec<Lane>,
+    grad_v: Vec<Lane>,
+    grad_prev: Vec<Lane>,
+    grad_numerator_leak: Vec<Lane>,
+    grad_denominator_leak: Vec<Lane>,
+}
+
+/// Where a group's sample gradients go: `[count · S]`, `[count · N]`,
+/// `[count]`.
+pub(super) struct GroupGrads<'a> {
+    pub inputs: &'a mut [f32],
+    pub states: &'a mut [f32],
+    pub elapsed: &'a mut [f32],
+}
+
+impl LaneGrads {
+    pub(super) fn new(step: &Step<'_>, inputs: usize) -> Self {
+        let n = step.neurons();
+        Self {
+            recurrent: LaneSynapseGrads::zeros(step.recurrent.len()),
+            sensory: LaneSynapseGrads::zeros(step.sensory.len()),
+            cm: zeros(n),
+            gleak: zeros(n),
+            vleak: zeros(n),
+            inputs: zeros(inputs),
+            grad_inputs: zeros(inputs),
+            grad_v: zeros(n),
+            grad_prev: zeros(n),
+            grad_numerator_leak: zeros(n),
+            grad_denominator_leak: zeros(n),
+        }
+    }
+
+    /// Back-propagates the group of samples `first..` that `trace`
+    /// covers, from `grad_out [batch · N]`, writing their sample gradients
+    /// to `out` (this was built for the batch's input width).
+    pub(super) fn backward(
+        &mut self,
+        step: &Step<'_>,
+        batch: Batch<'_>,
+        first: usize,
+        trace: &LaneTrace,
+        grad_out: &[f32],
+        out: GroupGrads<'_>,
+    ) {
+        let (n, inputs) = (step.neurons(), self.inputs.len());
+        let (of, count) = lanes_of(first..first + trace.count);
+        gather(batch.inputs, inputs, &of, &mut self.inputs);
+        gather(grad_out, n, &of, &mut self.grad_v);
+        // The free lanes repeat a sample: a zero gradient keeps them out.
+        for g in &mut self.grad_v {
+            g[count..].fill(0.0);
+        }
+        let elapsed = of.map(|b| batch.elapsed[b]);
+        let grad_elapsed = back(self, step, trace, elapsed);
+        scatter(&self.grad_inputs, count, out.inputs);
+        scatter(&self.grad_v, count, out.states);
+        out.elapsed.copy_from_slice(&grad_elapsed[..count]);
+    }
+
+    /// Adds the lanes of every parameter's gradient, in lane order, to
+    /// `grads`.
+    pub(super) fn add_to(&self, grads: &mut Grads) {
+        let add = |sum: &mut [f32], lanes: &[Lane]| {
+            for (s, lane) in sum.iter_mut().zip(lanes) {
+                for g in lane {
+                    *s += g;
+                }
+            }
+        };
+        for (ours, theirs) in [
+            (&self.recurrent, &mut grads.recurrent),
+            (&self.sensory, &mut grads.sensory),
+        ] {
+            let [w, mu, sigma, erev] = &ours.0;
+            add(&mut theirs.w, w);
+            add(&mut theirs.mu, mu);
+            add(&mut theirs.sigma, sigma);
+            add(&mut theirs.erev, erev);
+        }
+        add(&mut grads.cm, &self.cm);
+        add(&mut grads.gleak, &self.gleak);
+        add(&mut grads.vleak, &self.vleak);
+    }
+}
+
+vectorized_fn! {
+    /// [`Step::backward`] over lanes: from `g.grad_v` (the gradient of the
+    /// next states) and `g.inputs`, leaves the states' gradient in
+    /// `g.grad_v` and the inputs' in `g.grad_inputs`, adds the parameters'
+    /// to `g`'s sums, and returns the elapsed times'.
+    fn back(g: &mut LaneGrads, step: &Step<'_>, trace: &LaneTrace, elapsed: Lane) -> Lane {
+        let n = step.neurons();
+        let (rec, sen) = (step.recurrent, step.sensory);
+        let (p, ps) = (step.recurrent_params, step.sensory_params);
+        let nnz = rec.len();
+        g.grad_numerator_leak.fill([0.0; LANES]);
+        g.grad_denominator_leak.fill([0.0; LANES]);
+        let h = elapsed.map(|t| t / step.unfolds as f32);
+        let mut grad_h = [0.0f32; LANES];
+        let [gw, gmu, gsigma, gerev] = g.recurrent.0.each_mut().map(Vec::as_mut_slice);
+        for unfold in (0..step.unfolds).rev() {
+            let v = &trace.potentials[unfold * n..(unfold + 1) * n];
+            let v_next = &trace.potentials[(unfold + 1) * n..(unfold + 2) * n];
+            let denominators = &trace.denominators[unfold * n..(unfold + 1) * n];
+            let activations = &trace.activations[unfold * nnz..(unfold + 1) * nnz];
+            g.grad_prev.fill([0.0; LANES]);
+            let grad_prev = g.grad_prev.as_mut_slice();
+            for d in 0..n {
+                let (mut grad_num, mut grad_den) = ([0.0f32; LANES], [0.0f32; LANES]);
+                let (mut grad_num_h, mut grad_den_h) = ([0.0f32; LANES], [0.0f32; LANES]);
+                for l in 0..LANES {
+                    grad_num[l] = g.grad_v[d][l] / denominators[d][l];
+                    grad_den[l] = -grad_num[l] * v_next[d][l];
+                    grad_prev[d][l] += grad_num[l] * step.cm[d];
+                    g.cm[d][l] += grad_num[l] * v[d][l] + grad_den[l];
+                    grad_num_h[l] = grad_num[l] * h[l];
+                    grad_den_h[l] = grad_den[l] * h[l];
+                    g.grad_numerator_leak[d][l] += grad_num_h[l];
+                    g.grad_denominator_leak[d][l] += grad_den_h[l];
+                }
+                let (mut synaptic_num, mut synaptic_den) = ([0.0f32; LANES], [0.0f32; LANES]);
+                for k in rec.offsets[d]..rec.offsets[d + 1] {
+                    let src = rec.sources[k];
+                    let (w, erev, mu, sigma) = (p.w[k], p.erev[k], p.mu[k], p.sigma[k]);
+                    let (s, pre) = (activations[k], v[src]);
+                    // Each lane array in registers, written back once.
+                    let (mut ge, mut gws) = (gerev[k], gw[k]);
+                    let (mut gs, mut gm) = (gsigma[k], gmu[k]);
+                    let mut grad_pre = grad_prev[src];
+                    for l in 0..LANES {
+                        let a = w * s[l];
+                        synaptic_num[l] += a * erev;
+                        synaptic_den[l] += a;
+                        let grad_a = grad_num_h[l] * erev + grad_den_h[l];
+                        ge[l] += grad_num_h[l] * a;
+                        gws[l] += grad_a * s[l];
+                        let grad_z = grad_a * w * s[l] * (1.0 - s[l]);
+                        gs[l] += grad_z * (pre[l] - mu);
+                        gm[l] -= grad_z * sigma;
+                        grad_pre[l] += grad_z * sigma;
+                    }
+                    (gerev[k], gw[k], gsigma[k], gmu[k]) = (ge, gws, gs, gm);
+                    grad_prev[src] = grad_pre;
+                }
+                for l in 0..LANES {
+                    grad_h[l] += grad_num[l] * (trace.numerator_leak[d][l] + synaptic_num[l])
+                        + grad_den[l] * (trace.denominator_leak[d][l] + synaptic_den[l]);
+                }
+            }
+            std::mem::swap(&mut g.grad_v, &mut g.grad_prev);
+        }
+        for d in 0..n {
+            let (gnl, gdl) = (g.grad_numerator_leak[d], g.grad_denominator_leak[d]);
+            for l in 0..LANES {
+                g.gleak[d][l] += gnl[l] * step.vleak[d] + gdl[l];
+                g.vleak[d][l] += gnl[l] * step.gleak[d];
+            }
+        }
+        g.grad_inputs.fill([0.0; LANES]);
+        let [gw, gmu, gsigma, gerev] = g.sensory.0.each_mut().map(Vec::as_mut_slice);
+        let grad_inputs = g.grad_inputs.as_mut_slice();
+        for d in 0..n {
+            let (gnl, gdl) = (g.grad_numerator_leak[d], g.grad_denominator_leak[d]);
+            for k in sen.offsets[d]..sen.offsets[d + 1] {
+                let src = sen.sources[k];
+                let (w, erev, mu, sigma) = (ps.w[k], ps.erev[k], ps.mu[k], ps.sigma[k]);
+                let (s, x) = (trace.sensory_activations[k], g.inputs[src]);
+                let (mut ge, mut gws) = (gerev[k], gw[k]);
+                let (mut gs, mut gm) = (gsigma[k], gmu[k]);
+                let mut grad_x = grad_inputs[src];
+                for l in 0..LANES {
+                    let a = w * s[l];
+                    let grad_a = gnl[l] * erev + gdl[l];
+                    ge[l] += gnl[l] * a;
+                    gws[l] += grad_a * s[l];
+                    let grad_z = grad_a * w * s[l] * (1.0 - s[l]);
+                    gs[l] += grad_z * (x[l] - mu);
+                    gm[l] -= grad_z * sigma;
+                    grad_x[l] += grad_z * sigma;
+                }
+                (gerev[k], gw[k], gsigma[k], gmu[k]) = (ge, gws, gs, gm);
+                grad_inputs[src] = grad_x;
+            }
+        }
+        grad_h.map(|gh| gh / step.unfolds as f32)
+    }
+}
