@@ -10,13 +10,14 @@
 //!
 //! ```sh
 //! cargo run --release --example walker2d -- --data DIR            # one CfC run, 50 epochs
-//! cargo run --release --example walker2d -- --data DIR --model mixed --runs 5
+//! cargo run --release --example walker2d -- --data DIR --model mixed --init keras --runs 5
 //! cargo run --release --example walker2d -- --data DIR --recipe torch   # upstream ncps' torch setup
 //! ```
 //!
 //! `DIR` holds upstream's `rollout_000.npy` .. `rollout_399.npy` (unzip
 //! upstream's `walker.zip`). Everything goes to `--out`
-//! (`target/ncps/walker2d/<model>-<recipe>/`): each run's checkpoints in
+//! (`target/ncps/walker2d/<model>-<recipe>/`, `<model>-<recipe>-keras/`
+//! with `--init keras`): each run's checkpoints in
 //! `run<k>/` (an interrupted command, run again, resumes each run where it
 //! stopped), `results.json`, `learning_curves.png` and `prediction.png`
 //! (predicted and true trajectories of three joints over a test window).
