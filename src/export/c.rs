@@ -263,7 +263,7 @@ pub(crate) fn emit(p: &Program, prefix: &str, header_name: &str) -> CSource {
         p.inputs,
         p.units,
         p.cell_outputs,
-        i32::from(p.lstm.as_ref().is_some_and(|l| l.output_is_input)),
+        i32::from(p.lstm_input()),
         p.scratch
     );
     CSource { source, header }

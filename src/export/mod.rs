@@ -74,7 +74,7 @@ mod runtime;
 type Index = u32;
 #[cfg(all(test, feature = "ndarray"))]
 mod math {
-    pub(crate) use crate::kernels::scalar::{exp, sigmoid, tanh};
+    pub(crate) use crate::kernels::scalar::{exp, lecun_tanh, sigmoid, tanh};
 }
 #[cfg(all(test, feature = "ndarray"))]
 mod tests;
@@ -127,6 +127,17 @@ pub enum ExportError {
         /// What the system reported.
         source: std::io::Error,
     },
+}
+
+impl ExportError {
+    /// [`ExportError::Unsupported`]: `what` the model has, and why it
+    /// cannot be exported.
+    pub(crate) fn unsupported(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        ExportError::Unsupported {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A model as a standalone step function: its weights and structure, ready

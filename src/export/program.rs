@@ -175,13 +175,12 @@ impl Builder {
     /// The values of `name`; an error when the model lacks it (an exporter
     /// bug) or a value is not finite.
     fn values(&self, name: &str) -> Result<Vec<f32>, ExportError> {
-        let values = self
-            .dict
-            .values(name)
-            .ok_or_else(|| ExportError::Unsupported {
-                what: format!("the model without tensor {name}"),
-                reason: "the exporter reads every weight under upstream's name".into(),
-            })?;
+        let values = self.dict.values(name).ok_or_else(|| {
+            ExportError::unsupported(
+                format!("the model without tensor {name}"),
+                "the exporter reads every weight under upstream's name",
+            )
+        })?;
         if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(ExportError::NonFinite {
                 tensor: name.into(),
@@ -223,10 +222,10 @@ impl Builder {
         let weight_name = format!("{module}.{}", linear::WEIGHT);
         let bias_name = format!("{module}.{}", linear::BIAS);
         let Some(&[outputs, inputs]) = self.dict.shape(&weight_name) else {
-            return Err(ExportError::Unsupported {
-                what: format!("the model without tensor {weight_name}"),
-                reason: "the exporter reads every weight under upstream's name".into(),
-            });
+            return Err(ExportError::unsupported(
+                format!("the model without tensor {weight_name}"),
+                "the exporter reads every weight under upstream's name",
+            ));
         };
         let mut weight = self.values(&weight_name)?;
         let mut weight_doc = format!("{doc}: weight `[{outputs}][{inputs}]` (`{weight_name}`)");
@@ -333,6 +332,12 @@ fn state_layout(units: usize, lstm: bool, cell: &str) -> String {
 }
 
 impl Program {
+    /// Whether the mixed-memory LSTM's output is the cell's input (the
+    /// runtime `Model`'s `lstm_input`).
+    pub(crate) fn lstm_input(&self) -> bool {
+        self.lstm.as_ref().is_some_and(|l| l.output_is_input)
+    }
+
     fn assemble(
         builder: Builder,
         description: Vec<String>,
@@ -661,12 +666,11 @@ fn cfc_layer<B: Backend>(
         Activation::Tanh => Act::Tanh,
         Activation::Gelu if cell.backbone.is_empty() => Act::LecunTanh,
         Activation::Gelu => {
-            return Err(ExportError::Unsupported {
-                what: "the gelu backbone activation".into(),
-                reason: "it needs erf, which the generated code (core Rust, C99 without \
-                         the C library) does not have"
-                    .into(),
-            });
+            return Err(ExportError::unsupported(
+                "the gelu backbone activation",
+                "it needs erf, which the generated code (core Rust, C99 without \
+                 the C library) does not have",
+            ));
         }
     };
     let dropout = cell.dropout.prob > 0.0;

@@ -294,14 +294,6 @@ fn wiring_of(dict: &StateDict, output_dim: Option<usize>) -> Result<AnyWiring, E
     Ok(wiring.into())
 }
 
-/// What upstream cannot compute: an error naming it.
-fn unsupported(what: &str, reason: &str) -> ExportError {
-    ExportError::Unsupported {
-        what: what.into(),
-        reason: reason.into(),
-    }
-}
-
 /// Refuses mixed memory upstream's LSTM cannot run: its output as the
 /// cell's input ([`LstmOutput::Input`]), or a forget-gate bias other than
 /// its fixed 1.
@@ -310,14 +302,14 @@ fn check_upstream_memory<B: Backend, C>(model: &Rnn<B, C>) -> Result<(), ExportE
         return Ok(());
     };
     if model.lstm_output == LstmOutput::Input {
-        return Err(unsupported(
+        return Err(ExportError::unsupported(
             "a mixed-memory model whose LSTM output is the cell's input (LstmOutput::Input)",
             "Python ncps runs upstream's arrangement only (the LSTM output as the cell's state)",
         ));
     }
     if lstm.forget_bias != LSTMCellConfig::DEFAULT_FORGET_BIAS {
-        return Err(unsupported(
-            &format!("a mixed-memory LSTM with forget_bias {}", lstm.forget_bias),
+        return Err(ExportError::unsupported(
+            format!("a mixed-memory LSTM with forget_bias {}", lstm.forget_bias),
             "Python ncps' LSTMCell fixes the forget-gate bias at 1.0",
         ));
     }
@@ -371,8 +363,8 @@ pub(crate) fn ltc_config<B: Backend>(
 
 fn dense_cfc_args<B: Backend>(cell: &CfCCell<B>) -> Result<Value, ExportError> {
     if cell.head_activation != HeadActivation::Tanh {
-        return Err(unsupported(
-            &format!("a CfC with head_activation {:?}", cell.head_activation),
+        return Err(ExportError::unsupported(
+            format!("a CfC with head_activation {:?}", cell.head_activation),
             "Python ncps' CfCCell squashes its heads with tanh",
         ));
     }
@@ -403,13 +395,12 @@ pub(crate) fn cfc_config<B: Backend>(
         )),
         AnyCfCCell::Wired(cell) => {
             if cell.motor_positions.is_some() {
-                return Err(ExportError::Unsupported {
-                    what: "a wired CfC whose last layer holds neurons that are not outputs".into(),
-                    reason: "upstream's WiredCfCCell returns its whole last layer (more outputs \
-                             than the wiring's output_dim), so the Python model would not \
-                             compute this one"
-                        .into(),
-                });
+                return Err(ExportError::unsupported(
+                    "a wired CfC whose last layer holds neurons that are not outputs",
+                    "upstream's WiredCfCCell returns its whole last layer (more outputs \
+                     than the wiring's output_dim), so the Python model would not \
+                     compute this one",
+                ));
             }
             let mode = cell.layers.first().map_or(Default::default(), |l| l.mode);
             let args = merge(args, json!({ "mode": names::mode(mode) }));

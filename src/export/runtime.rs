@@ -2,7 +2,7 @@
 //! global mutable state, no `unsafe`. Generated files hold this module's
 //! text as it is, after the model's weights (a [`Model`] of `static`
 //! arrays), with `super::Index` (the smallest unsigned integer that holds the
-//! model's synapse indices) and `super::math` (`exp`, `sigmoid`, `tanh`:
+//! model's synapse indices) and `super::math` (`exp`, `sigmoid`, `tanh`, `lecun_tanh`:
 //! the crate's `kernels::scalar`) beside it.
 //!
 //! The arithmetic is the crate's, operation for operation: the LTC step is
@@ -10,7 +10,7 @@
 //! and LSTM steps those of `cells::cfc` and `cells::lstm`.
 
 use super::Index;
-use super::math::{exp, sigmoid, tanh};
+use super::math::{exp, lecun_tanh, sigmoid, tanh};
 
 /// `y = W·x + b` (PyTorch's `nn.Linear`).
 #[derive(Clone, Copy)]
@@ -68,11 +68,6 @@ pub enum Activation {
     Relu,
     /// `tanh(x)`.
     Tanh,
-}
-
-/// LeCun's scaled tanh, `1.7159 · tanh(0.666 · x)`.
-fn lecun_tanh(x: f32) -> f32 {
-    1.7159 * tanh(0.666 * x)
 }
 
 impl Activation {

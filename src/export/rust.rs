@@ -224,7 +224,7 @@ fn model(out: &mut String, p: &Program) {
         "static MODEL: runtime::Model<'static> = runtime::Model {{\nunits: {},\ncell_outputs: {},\nlstm: {lstm},\nlstm_input: {},\ncell: {cell},\nprojection: {projection},\n}};",
         p.units,
         p.cell_outputs,
-        p.lstm.as_ref().is_some_and(|l| l.output_is_input)
+        p.lstm_input()
     );
     let _ = writeln!(
         out,

@@ -154,7 +154,7 @@ fn run(p: &Program, inputs: &[Vec<f32>], elapsed: &[f32]) -> Vec<f32> {
             recurrent_map: arrays.linear(&l.recurrent_map),
             forget_bias: l.forget_bias,
         }),
-        lstm_input: p.lstm.as_ref().is_some_and(|l| l.output_is_input),
+        lstm_input: p.lstm_input(),
         cell,
         projection: p.projection.as_ref().map(|l| arrays.linear(l)),
     };
