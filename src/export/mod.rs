@@ -25,7 +25,7 @@
 //! `tanh` (`src/kernels/scalar.rs`, copied in as it is), an LTC's step
 //! bit for bit; the C step is its line-by-line translation and gives the
 //! Rust step's numbers bit for bit. `tests/suite/export.rs` compiles both and
-//! compares 1,000 steps with the Burn model.
+//! compares 1,000 steps with the Burn model and its float64 copy.
 //!
 //! ```
 //! use burn::backend::NdArray;
