@@ -555,3 +555,33 @@ impl<B: Backend> LTCCell<B> {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::rnn::{LTC, LTCConfig, Units};
+    use burn::backend::{Autodiff, NdArray};
+    use burn::module::AutodiffModule;
+    use burn::prelude::*;
+
+    /// A training step leaves its group traces in the plan for the next
+    /// one (`kernels::ltc::TracePool`); inference frees them.
+    #[test]
+    fn training_steps_recycle_their_traces_and_inference_frees_them() {
+        type AD = Autodiff<NdArray<f32>>;
+        let device = Default::default();
+        let model: LTC<AD> = LTCConfig::new(3, Units::from(8)).init(&device).unwrap();
+        let kept = || model.cell.plan.0.as_ref().unwrap().traces.len();
+        // 16 samples: groups of eight whether one or two threads run them.
+        let x = Tensor::<AD, 3>::ones([16, 4, 3], &device);
+        let (y, _) = model.forward(x.clone(), None);
+        assert_eq!(kept(), 0, "the traces are the graph's until backward");
+        let _ = y.sum().backward();
+        let recycled = kept();
+        assert!(recycled > 0, "a backward pass hands its traces back");
+        let (y, _) = model.forward(x.clone(), None);
+        assert!(kept() < recycled, "the next step takes them");
+        let _ = y.sum().backward();
+        let _ = model.valid().forward(x.inner(), None);
+        assert_eq!(kept(), 0, "inference frees them");
+    }
+}

@@ -107,7 +107,8 @@ pub struct SynapseParams<'a> {
     pub erev: &'a [f32],
 }
 
-/// The synapse plans of one cell, built once from its wiring.
+/// The synapse plans of one cell, built once from its wiring, and the
+/// trace buffers its training steps recycle.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LtcPlan {
     /// Neuron → neuron synapses by destination.
@@ -118,6 +119,8 @@ pub struct LtcPlan {
     pub recurrent_flat: Vec<usize>,
     /// Flat index `src · N + dest` of each sensory synapse in `[S, N]`.
     pub sensory_flat: Vec<usize>,
+    /// Trace buffers of the last backward pass, for the next forward pass.
+    pub traces: TracePool,
 }
 
 impl LtcPlan {
@@ -135,7 +138,78 @@ impl LtcPlan {
             sensory,
             recurrent_flat,
             sensory_flat,
+            traces: TracePool::default(),
         }
+    }
+}
+
+/// Group traces ([`lanes`]) a backward pass is done with, kept for the next
+/// training step's forward pass to fill again.
+///
+/// A training step of a large dense wiring keeps gigabytes of traces
+/// (FullyConnected(128) at batch 128 and 64 steps: 3.3 GB). Freed after
+/// each backward pass, part of them went back to the system and the next
+/// step faulted them in again, the kernel clearing every page, two threads
+/// contending for it: reusing them took `walker_ltc_train_b128` from 1474
+/// to 1323 ms (medians of three alternated runs, 2 threads) and its minor
+/// page faults from 1.77 to 1.21 million (docs/performance.md). The pool
+/// holds at most one step's traces (memory the step needs anyway) from one
+/// training step to the next; a forward pass that keeps no traces
+/// (inference, validation) empties it.
+///
+/// A cache, not part of the plan: a clone starts empty and equality
+/// ignores it.
+#[derive(Default)]
+pub struct TracePool(std::sync::Mutex<Vec<lanes::LaneTrace>>);
+
+impl TracePool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<lanes::LaneTrace>> {
+        // A panic elsewhere cannot leave a list of buffers inconsistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A recycled group trace, if any.
+    fn take(&self) -> Option<lanes::LaneTrace> {
+        self.lock().pop()
+    }
+
+    /// Keeps the group traces of a finished backward pass.
+    pub fn recycle(&self, traces: Vec<Trace>) {
+        let groups = traces.into_iter().filter_map(|trace| match trace {
+            Trace::Lanes(group) => Some(*group),
+            Trace::Sample(_) => None,
+        });
+        self.lock().extend(groups);
+    }
+
+    /// Frees every kept buffer.
+    pub fn clear(&self) {
+        *self.lock() = Vec::new();
+    }
+
+    /// Group traces kept.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Clone for TracePool {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for TracePool {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TracePool {}
+
+impl std::fmt::Debug for TracePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TracePool({} group traces)", self.len())
     }
 }
 
@@ -618,9 +692,14 @@ impl Batch<'_> {
 const SAMPLES_PER_THREAD: usize = 8;
 
 /// The forward pass of a batch: returns the next states `[batch · N]` and,
-/// when `keep_traces`, the traces for the backward pass. A thread's chunk
-/// of at least [`LANES`] samples runs in groups of [`LANES`] ([`lanes`]).
-pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32>, Vec<Trace>) {
+/// with a pool, the traces for the backward pass (group traces recycled
+/// from the pool where it has some). A thread's chunk of at least [`LANES`]
+/// samples runs in groups of [`LANES`] ([`lanes`]).
+pub fn forward(
+    step: &Step<'_>,
+    batch: Batch<'_>,
+    keep_traces: Option<&TracePool>,
+) -> (Vec<f32>, Vec<Trace>) {
     step.check();
     let (n, s, size) = (
         step.neurons(),
@@ -642,7 +721,7 @@ pub fn forward(step: &Step<'_>, batch: Batch<'_>, keep_traces: bool) -> (Vec<f32
             return (out, traces);
         }
         for (i, b) in (first..first + count).enumerate() {
-            let mut trace = keep_traces.then(SampleTrace::default);
+            let mut trace = keep_traces.map(|_| SampleTrace::default());
             step.forward(
                 &batch.inputs[b * s..(b + 1) * s],
                 &batch.states[b * n..(b + 1) * n],
@@ -865,14 +944,14 @@ mod tests {
                         None,
                     );
                 }
-                let (ours, traces) = forward(&step, batch, false);
+                let (ours, traces) = forward(&step, batch, None);
                 assert!(traces.is_empty());
                 assert_eq!(ours, expected, "batch {size}, {unfolds} unfolds");
                 // One partial group of lanes directly.
                 let mut lanes = Lanes::new(&step, inputs);
                 let count = size.min(3);
                 let mut partial = vec![0.0f32; count * n];
-                lanes.forward(&step, batch, inputs, 0..count, &mut partial, false);
+                lanes.forward(&step, batch, inputs, 0..count, &mut partial, None);
                 assert_eq!(partial, expected[..count * n], "partial group");
                 if unfolds == 0 {
                     continue;
@@ -905,7 +984,23 @@ mod tests {
                         },
                     );
                 }
-                let (next, traces) = forward(&step, batch, true);
+                // Group traces of other states, recycled: the step must
+                // overwrite all of them.
+                let pool = TracePool::default();
+                let other: Vec<f32> = states.iter().map(|v| 0.5 - v).collect();
+                let (_, stale) = forward(
+                    &step,
+                    Batch {
+                        states: &other,
+                        ..batch
+                    },
+                    Some(&pool),
+                );
+                pool.recycle(stale);
+                let recycled = pool.len();
+                assert_eq!(recycled > 0, size >= LANES, "group traces kept");
+                let (next, traces) = forward(&step, batch, Some(&pool));
+                assert!(recycled == 0 || pool.len() < recycled, "traces reused");
                 assert_eq!(next, expected, "states with traces");
                 let grads = backward(&step, batch, &traces, &grad_out);
                 // The samples' gradients run the same arithmetic per lane.

@@ -14,7 +14,7 @@
 //! A group of fewer samples repeats its last sample in the free lanes and
 //! gives them a zero gradient, so they add nothing.
 
-use super::{Batch, Grads, Step, SynapseParams, SynapseRows};
+use super::{Batch, Grads, Step, SynapseParams, SynapseRows, TracePool};
 use crate::kernels::scalar::sigmoid;
 
 /// Samples one group advances together.
@@ -112,7 +112,7 @@ impl Lanes {
 
     /// Advances `samples` (1 to [`LANES`] of them) of `batch`, writing
     /// their next states `[samples · N]` to `out`; returns their trace
-    /// when `keep_trace`.
+    /// when given a pool to take its buffers from.
     pub(super) fn forward(
         &mut self,
         step: &Step<'_>,
@@ -120,21 +120,30 @@ impl Lanes {
         inputs: usize,
         samples: std::ops::Range<usize>,
         out: &mut [f32],
-        keep_trace: bool,
+        keep_trace: Option<&TracePool>,
     ) -> Option<LaneTrace> {
         let n = step.neurons();
         let (of, count) = lanes_of(samples);
         gather(batch.inputs, inputs, &of, &mut self.inputs);
         gather(batch.states, n, &of, &mut self.potentials);
         let elapsed = of.map(|b| batch.elapsed[b]);
-        let mut trace = keep_trace.then(|| LaneTrace {
-            count,
-            potentials: Vec::with_capacity((step.unfolds + 1) * n),
-            denominators: Vec::with_capacity(step.unfolds * n),
-            activations: Vec::with_capacity(step.unfolds * step.recurrent.len()),
-            sensory_activations: Vec::new(),
-            numerator_leak: Vec::new(),
-            denominator_leak: Vec::new(),
+        let mut trace = keep_trace.map(|pool| match pool.take() {
+            Some(mut recycled) => {
+                recycled.count = count;
+                recycled.potentials.clear();
+                recycled.denominators.clear();
+                recycled.activations.clear();
+                recycled
+            }
+            None => LaneTrace {
+                count,
+                potentials: Vec::with_capacity((step.unfolds + 1) * n),
+                denominators: Vec::with_capacity(step.unfolds * n),
+                activations: Vec::with_capacity(step.unfolds * step.recurrent.len()),
+                sensory_activations: Vec::new(),
+                numerator_leak: Vec::new(),
+                denominator_leak: Vec::new(),
+            },
         });
         advance(self, step, elapsed, trace.as_mut());
         let result = if step.unfolds == 0 {

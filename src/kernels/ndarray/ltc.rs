@@ -207,6 +207,10 @@ impl Backward<Nd, INPUTS> for LtcStepBackward {
                 grads.register::<Nd>(node.id, ndarray_tensor(grad, input.shape().to_vec()));
             }
         }
+        // The last user of the traces: their buffers go to the next step.
+        if let Ok(traces) = Arc::try_unwrap(saved.traces) {
+            saved.plan.traces.recycle(traces);
+        }
     }
 }
 
@@ -233,7 +237,15 @@ pub fn fused_ltc_step<B: Backend>(
             solver,
             inner,
             gathered.as_deref(),
-            |step, batch, _| ltc::forward(step, batch, keep_traces),
+            |step, batch, _| {
+                if keep_traces {
+                    ltc::forward(step, batch, Some(&plan.traces))
+                } else {
+                    // Inference: no training step will need the buffers.
+                    plan.traces.clear();
+                    ltc::forward(step, batch, None)
+                }
+            },
         )
     };
     let output = custom_op::<B, _, _>(
