@@ -150,11 +150,9 @@ impl LtcPlan {
 /// (FullyConnected(128) at batch 128 and 64 steps: 3.3 GB). Freed after
 /// each backward pass, part of them went back to the system and the next
 /// step faulted them in again, the kernel clearing every page, two threads
-/// contending for it: reusing them took `walker_ltc_train_b128` from 1474
-/// to 1323 ms (medians of three alternated runs, 2 threads) and its minor
-/// page faults from 1.77 to 1.21 million (docs/performance.md). The pool
-/// holds at most one step's traces (memory the step needs anyway) from one
-/// training step to the next; a forward pass that keeps no traces
+/// contending for it (`walker_ltc_train_b128`: docs/performance.md). The
+/// pool holds at most one step's traces (memory the step needs anyway)
+/// from one training step to the next; a forward pass that keeps no traces
 /// (inference, validation) empties it.
 ///
 /// A cache, not part of the plan: a clone starts empty and equality

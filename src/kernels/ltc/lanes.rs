@@ -132,14 +132,14 @@ impl Lanes {
                 recycled.count = count;
                 recycled.potentials.clear();
                 recycled.denominators.clear();
-                recycled.activations.clear();
                 recycled
             }
             None => LaneTrace {
                 count,
                 potentials: Vec::with_capacity((step.unfolds + 1) * n),
                 denominators: Vec::with_capacity(step.unfolds * n),
-                activations: Vec::with_capacity(step.unfolds * step.recurrent.len()),
+                // Zeroed pages from the system, written once.
+                activations: zeros(step.unfolds * step.recurrent.len()),
                 sensory_activations: Vec::new(),
                 numerator_leak: Vec::new(),
                 denominator_leak: Vec::new(),
@@ -182,13 +182,24 @@ vectorized_fn! {
             t.denominator_leak.clone_from(&lanes.denominator_leak);
             t.potentials.extend_from_slice(&lanes.potentials);
         }
+        let nnz = rec.len();
+        if let Some(t) = trace.as_deref_mut() {
+            // Written in place below (a recycled trace has the length).
+            t.activations.resize(step.unfolds * nnz, [0.0; LANES]);
+        }
         for unfold in 0..step.unfolds {
             if unfold > 0 {
                 std::mem::swap(&mut lanes.potentials, &mut lanes.next);
             }
-            activations(rec, step.recurrent_params, &lanes.potentials, &mut lanes.activations);
+            // A trace's activations are the only copy: no 3 GB memcpy per
+            // training step of FullyConnected(128).
+            let act: &mut [Lane] = match trace.as_deref_mut() {
+                Some(t) => &mut t.activations[unfold * nnz..(unfold + 1) * nnz],
+                None => &mut lanes.activations,
+            };
+            activations(rec, step.recurrent_params, &lanes.potentials, act);
             for d in 0..step.neurons() {
-                let (num, den) = sums(rec, step.recurrent_params, &lanes.activations, d);
+                let (num, den) = sums(rec, step.recurrent_params, act, d);
                 let (cm, v) = (step.cm[d], lanes.potentials[d]);
                 let (nl, dl) = (lanes.numerator_leak[d], lanes.denominator_leak[d]);
                 for l in 0..LANES {
@@ -198,7 +209,6 @@ vectorized_fn! {
                 }
             }
             if let Some(t) = trace.as_deref_mut() {
-                t.activations.extend_from_slice(&lanes.activations);
                 t.denominators.extend_from_slice(&lanes.denominators);
                 t.potentials.extend_from_slice(&lanes.next);
             }
