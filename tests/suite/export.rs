@@ -3,8 +3,9 @@
 //! system `cc`, sanitizers on) run 1,000 steps of random inputs and
 //! irregular elapsed times and must give the Burn model's outputs and final
 //! state within 1e-5 (or, where a rollout amplifies rounding, be as close to
-//! the float64 truth as Burn's float32 is), and each other's bit for bit; neither may allocate,
-//! call into the C library or hold global mutable state.
+//! the float64 truth as Burn's float32 is), and each other's bit for bit;
+//! neither may allocate, call into the C library or hold global mutable
+//! state.
 //! Then the export to Python ncps: its files read back through
 //! `ncps::import` into a model that computes bit-identical outputs, and the
 //! errors of what cannot be exported.
@@ -389,18 +390,16 @@ fn ltc_fully_connected_and_both_mappings() {
     let (model, wide) = ltc(LTCConfig::new(3, Units::from(8)));
     check("ltc_fc", &model, &wide, model.step_function().unwrap());
     // Linear input map, no output map, explicit constraints, mixed memory.
-    let (model, wide) = ltc(
-        LTCConfig::new(3, Units::from(FullyConnected::new(6, 2).unwrap()))
-            .with_cell(
-                LTCCellOptions::new()
-                    .with_input_mapping(Mapping::Linear)
-                    .with_output_mapping(Mapping::Identity),
-            )
-            .with_implicit_param_constraints(false)
-            .with_mixed_memory(true),
-    );
-    let model = model.apply_weight_constraints();
-    let wide = widen(&model, wide);
+    let config = LTCConfig::new(3, Units::from(FullyConnected::new(6, 2).unwrap()))
+        .with_cell(
+            LTCCellOptions::new()
+                .with_input_mapping(Mapping::Linear)
+                .with_output_mapping(Mapping::Identity),
+        )
+        .with_implicit_param_constraints(false)
+        .with_mixed_memory(true);
+    let model = config.init(&device()).unwrap().apply_weight_constraints();
+    let wide = widen(&model, config.init(&Default::default()).unwrap());
     check(
         "ltc_fc_linear_mixed",
         &model,
