@@ -1,15 +1,17 @@
 //! The fused sparse LTC step against the dense reference path, on generated
 //! wirings and settings: values within 1e-5 and every gradient within 1e-4
-//! (absolute below 1, relative above).
+//! (absolute below 1, relative above). And the inference over whole
+//! sequences (no autodiff) against the fused steps: the same bits.
 
 mod common;
 
 use burn::backend::NdArray;
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use ncps::cells::{LTCCell, LTCCellOptions, Mapping};
 use ncps::import::StateDict;
-use ncps::rnn::{LTCConfig, Rnn, Units};
+use ncps::rnn::{LTCConfig, Rnn, RnnState, Units};
 use ncps::wirings::{AnyWiring, AutoNCP};
 use proptest::prelude::*;
 
@@ -113,6 +115,105 @@ proptest! {
             mixed,
             unfolds,
         })?;
+    }
+}
+
+/// A padded, timed batch from an initial state, through the sequence op
+/// (the plain backend) and through the fused steps (under autodiff, which
+/// keeps the steps): outputs and final states equal bit for bit.
+#[allow(clippy::too_many_arguments)]
+fn sequence_matches_the_steps(
+    wiring: AnyWiring,
+    inputs: usize,
+    batch: usize,
+    steps: usize,
+    mapping: Mapping,
+    implicit: bool,
+    padded: bool,
+    mixed: bool,
+) -> Result<(), TestCaseError> {
+    let device = Default::default();
+    let _turn = common::rng_turn();
+    B::seed(&device, (batch * 31 + steps) as u64);
+    let stepped: Rnn<B, LTCCell<B>> = LTCConfig::new(inputs, Units::from(wiring))
+        .with_cell(
+            LTCCellOptions::new()
+                .with_input_mapping(mapping)
+                .with_output_mapping(mapping),
+        )
+        .with_implicit_param_constraints(implicit)
+        .with_mixed_memory(mixed)
+        .init(&device)
+        .unwrap();
+    let sequence = stepped.valid();
+    let input = Tensor::<B, 3>::random(
+        [batch, steps, inputs],
+        Distribution::Normal(0.0, 1.5),
+        &device,
+    );
+    let elapsed: Vec<f32> = (0..batch * steps)
+        .map(|i| (i * 37 % 23) as f32 / 7.0)
+        .collect();
+    let elapsed = Tensor::<B, 2>::from_data(TensorData::new(elapsed, [batch, steps]), &device);
+    let lengths: Vec<i64> = (0..batch)
+        .map(|b| {
+            if padded {
+                (1 + (b * 7) % steps) as i64
+            } else {
+                steps as i64
+            }
+        })
+        .collect();
+    let lengths = Tensor::<B, 1, Int>::from_data(TensorData::new(lengths, [batch]), &device);
+    let units = stepped.state_size();
+    let random = || Tensor::<B, 2>::random([batch, units], Distribution::Normal(0.0, 0.5), &device);
+    let initial = match mixed {
+        true => RnnState::with_memory(random(), random()),
+        false => RnnState::new(random()),
+    };
+    let plain = RnnState {
+        hidden: initial.hidden.clone().inner(),
+        memory: initial.memory.clone().map(|m| m.inner()),
+    };
+    let (out_seq, state_seq) = sequence.forward_padded(
+        input.clone().inner(),
+        lengths.clone().inner(),
+        Some(elapsed.clone().inner()),
+        Some(plain),
+    );
+    let (out_steps, state_steps) =
+        stepped.forward_padded(input, lengths, Some(elapsed), Some(initial));
+    prop_assert_eq!(values(out_seq), values(out_steps), "outputs differ");
+    prop_assert_eq!(
+        values(state_seq.hidden),
+        values(state_steps.hidden),
+        "final states differ"
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sequence_inference_is_the_fused_steps_bit_for_bit(
+        kind in 0u8..4,
+        units in 3usize..24,
+        output in 1usize..4,
+        sparsity in 0.0f64..0.9,
+        seed in 0u64..1000,
+        inputs in 1usize..5,
+        batch in prop_oneof![Just(1usize), 2usize..8, 8usize..24, 30usize..40, Just(64)],
+        steps in 1usize..10,
+        mapping in prop_oneof![Just(Mapping::Affine), Just(Mapping::Linear), Just(Mapping::Identity)],
+        implicit in any::<bool>(),
+        padded in any::<bool>(),
+        mixed in prop::bool::weighted(0.2),
+    ) {
+        sequence_matches_the_steps(
+            wiring(kind, units, output, sparsity, seed),
+            inputs, batch, steps, mapping, implicit, padded, mixed,
+        )?;
     }
 }
 

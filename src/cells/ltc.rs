@@ -5,12 +5,13 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Mask, RecurrentCell, WiringSummary, mask_tensor, materialize, one_line, polarity_tensor,
+    Mask, MixedMemory, RecurrentCell, SequenceInputs, SequenceOutputs, WiringSummary, mask_tensor,
+    materialize, one_line, polarity_tensor,
 };
 use crate::ConfigError;
-use crate::kernels::LtcStepInputs;
 use crate::kernels::ltc::{GatheredParams, LtcPlan, Solver};
-use crate::kernels::tensor::{div, ltc_gather, ltc_step, sigmoid, softplus};
+use crate::kernels::tensor::{div, ltc_gather, ltc_sequence, ltc_step, sigmoid, softplus};
+use crate::kernels::{LtcSequenceInputs, LtcStepInputs};
 use crate::wirings::{AnyWiring, Wiring};
 use std::sync::Arc;
 
@@ -422,6 +423,46 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         }
     }
 
+    /// Inference (no autodiff) through the fused kernel runs the whole
+    /// sequence as one operation, each thread taking its samples through
+    /// every step; the states are the fused steps', bit for bit. Training,
+    /// mixed memory and the tensor-op path run the steps.
+    fn fused_sequence(
+        &self,
+        memory: Option<MixedMemory<'_, B>>,
+        inputs: &SequenceInputs<B>,
+    ) -> Option<SequenceOutputs<B>> {
+        let device = inputs.input.device();
+        if memory.is_some() || B::ad_enabled(&device) {
+            return None;
+        }
+        let plan = self.fused_plan()?;
+        let [batch, steps, features] = inputs.input.dims();
+        let (n, m) = (self.state_size(), self.motor_size);
+        let mapped = self.map_inputs(inputs.input.clone().reshape([batch * steps, features]));
+        let prepared = self.prepare_fused(plan);
+        let states = ltc_sequence(
+            plan,
+            self.solver(),
+            LtcSequenceInputs {
+                input: mapped.reshape([batch, steps, features]),
+                elapsed: inputs.elapsed.clone(),
+                initial: inputs.hidden.clone(),
+                vleak: self.vleak.val(),
+                gathered: &prepared.gathered,
+                lengths: inputs.lengths.as_deref(),
+            },
+        )?;
+        let outputs = self.map_outputs(states.clone().reshape([batch * steps, n]));
+        Some(SequenceOutputs {
+            outputs: outputs.reshape([batch, steps, m]),
+            hidden: states
+                .slice([0..batch, steps - 1..steps])
+                .reshape([batch, n]),
+            memory: None,
+        })
+    }
+
     fn step_unchecked(
         &self,
         prepared: &LTCPrepared<B>,
@@ -486,11 +527,6 @@ impl<B: Backend> LTCCell<B> {
         elapsed: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
         let plan = self.plan.0.as_ref().expect("prepared with a plan");
-        let solver = Solver {
-            unfolds: self.ode_unfolds,
-            epsilon: self.epsilon as f32,
-            implicit_constraints: self.implicit_param_constraints,
-        };
         let inputs = LtcStepInputs {
             input,
             state,
@@ -500,7 +536,16 @@ impl<B: Backend> LTCCell<B> {
             neurons: p.neurons.clone(),
             gathered: Some(p.gathered.clone()),
         };
-        ltc_step(plan, solver, inputs).expect("prepared for the fused kernel")
+        ltc_step(plan, self.solver(), inputs).expect("prepared for the fused kernel")
+    }
+
+    /// The fused kernel's solver settings.
+    fn solver(&self) -> Solver {
+        Solver {
+            unfolds: self.ode_unfolds,
+            epsilon: self.epsilon as f32,
+            implicit_constraints: self.implicit_param_constraints,
+        }
     }
 
     fn prepare_dense(&self) -> DensePrepared<B> {

@@ -706,29 +706,15 @@ pub fn forward(
     );
     let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut out = vec![0.0f32; count * n];
-        let mut traces = Vec::new();
-        if count >= LANES {
-            let mut lanes = Lanes::new(step, s);
-            for group in (0..count).step_by(LANES) {
-                let end = (group + LANES).min(count);
-                let samples = first + group..first + end;
-                let written = &mut out[group * n..end * n];
-                let trace = lanes.forward(step, batch, s, samples, written, keep_traces);
-                traces.extend(trace.map(|t| Trace::Lanes(Box::new(t))));
-            }
-            return (out, traces);
-        }
-        for (i, b) in (first..first + count).enumerate() {
-            let mut trace = keep_traces.map(|_| SampleTrace::default());
-            step.forward(
-                &batch.inputs[b * s..(b + 1) * s],
-                &batch.states[b * n..(b + 1) * n],
-                batch.elapsed[b],
-                &mut out[i * n..(i + 1) * n],
-                trace.as_mut(),
-            );
-            traces.extend(trace.map(Trace::Sample));
-        }
+        let mut lanes = (count >= LANES).then(|| Lanes::new(step, s));
+        let traces = advance(
+            step,
+            batch,
+            first..first + count,
+            &mut out,
+            lanes.as_mut(),
+            keep_traces,
+        );
         (out, traces)
     });
     let mut out = Vec::with_capacity(size * n);
@@ -738,6 +724,117 @@ pub fn forward(
         traces.extend(t);
     }
     (out, traces)
+}
+
+/// Advances the `samples` of `batch` one step, writing their next states
+/// to `out [samples · N]`: in groups of [`LANES`] through `lanes` when
+/// given, else one by one. Returns their traces when given a pool.
+fn advance(
+    step: &Step<'_>,
+    batch: Batch<'_>,
+    samples: std::ops::Range<usize>,
+    out: &mut [f32],
+    lanes: Option<&mut Lanes>,
+    keep_traces: Option<&TracePool>,
+) -> Vec<Trace> {
+    let (n, s) = (step.neurons(), batch.inputs.len() / batch.size());
+    let first = samples.start;
+    let mut traces = Vec::new();
+    if let Some(lanes) = lanes {
+        for group in samples.clone().step_by(LANES) {
+            let end = (group + LANES).min(samples.end);
+            let written = &mut out[(group - first) * n..(end - first) * n];
+            let trace = lanes.forward(step, batch, s, group..end, written, keep_traces);
+            traces.extend(trace.map(|t| Trace::Lanes(Box::new(t))));
+        }
+        return traces;
+    }
+    for (i, b) in samples.enumerate() {
+        let mut trace = keep_traces.map(|_| SampleTrace::default());
+        step.forward(
+            &batch.inputs[b * s..(b + 1) * s],
+            &batch.states[b * n..(b + 1) * n],
+            batch.elapsed[b],
+            &mut out[i * n..(i + 1) * n],
+            trace.as_mut(),
+        );
+        traces.extend(trace.map(Trace::Sample));
+    }
+    traces
+}
+
+/// A batch of whole sequences for [`forward_sequences`], row-major and
+/// batch-first.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequences<'a> {
+    /// Mapped inputs `[batch · steps · S]`.
+    pub inputs: &'a [f32],
+    /// Elapsed time of every step `[batch · steps]`.
+    pub elapsed: &'a [f32],
+    /// States before the first step `[batch · N]`.
+    pub initial: &'a [f32],
+    /// Valid steps of each sample (`[batch]`, each in `1..=steps`): after
+    /// them a sample's state stays as it was. `None`: all steps are valid.
+    pub lengths: Option<&'a [usize]>,
+}
+
+/// Inference over whole sequences: the state after every step, `[batch ·
+/// steps · N]`. Each thread takes its samples through every step, so a
+/// sequence costs one hand-off between threads rather than one per step;
+/// the states are those of [`forward`] step by step, bit for bit (the
+/// same per-sample arithmetic in the same groups).
+pub fn forward_sequences(step: &Step<'_>, sequences: Sequences<'_>) -> Vec<f32> {
+    step.check();
+    let n = step.neurons();
+    let size = sequences.initial.len() / n.max(1);
+    assert_eq!(
+        sequences.initial.len(),
+        size * n,
+        "initial states are not [batch, {n}]"
+    );
+    assert!(
+        size > 0 && sequences.elapsed.len().is_multiple_of(size),
+        "elapsed times are not [batch, steps]"
+    );
+    let steps = sequences.elapsed.len() / size;
+    assert!(
+        steps > 0 && sequences.inputs.len().is_multiple_of(size * steps),
+        "inputs are not [batch, steps, inputs]"
+    );
+    let s = sequences.inputs.len() / (size * steps);
+    if let Some(lengths) = sequences.lengths {
+        assert_eq!(lengths.len(), size, "lengths are not [batch]");
+    }
+    let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
+        let samples = first..first + count;
+        let mut lanes = (count >= LANES).then(|| Lanes::new(step, s));
+        let mut out = vec![0.0f32; count * steps * n];
+        let mut states = sequences.initial[first * n..(first + count) * n].to_vec();
+        let mut next = vec![0.0f32; count * n];
+        let (mut inputs, mut elapsed) = (vec![0.0f32; count * s], vec![0.0f32; count]);
+        for t in 0..steps {
+            for (i, b) in samples.clone().enumerate() {
+                let row = (b * steps + t) * s;
+                inputs[i * s..(i + 1) * s].copy_from_slice(&sequences.inputs[row..row + s]);
+                elapsed[i] = sequences.elapsed[b * steps + t];
+            }
+            let batch = Batch {
+                inputs: &inputs,
+                states: &states,
+                elapsed: &elapsed,
+            };
+            advance(step, batch, 0..count, &mut next, lanes.as_mut(), None);
+            for (i, b) in samples.clone().enumerate() {
+                let state = &mut states[i * n..(i + 1) * n];
+                if sequences.lengths.is_none_or(|l| t < l[b]) {
+                    state.copy_from_slice(&next[i * n..(i + 1) * n]);
+                }
+                out[(i * steps + t) * n..(i * steps + t + 1) * n].copy_from_slice(state);
+            }
+        }
+        out
+    });
+    parts.concat()
 }
 
 /// Gradients of a batch's step.

@@ -145,6 +145,23 @@ pub struct LtcStepInputs<B: burn::prelude::Backend> {
     pub gathered: Option<std::sync::Arc<ltc::GatheredParams>>,
 }
 
+/// The tensors of an LTC inference over whole sequences
+/// ([`tensor::ltc_sequence`]), batch-first.
+pub struct LtcSequenceInputs<'a, B: burn::prelude::Backend> {
+    /// Mapped inputs `[batch, steps, S]`.
+    pub input: burn::prelude::Tensor<B, 3>,
+    /// Elapsed times `[batch, steps]`.
+    pub elapsed: burn::prelude::Tensor<B, 2>,
+    /// States before the first step `[batch, N]`.
+    pub initial: burn::prelude::Tensor<B, 2>,
+    /// `vleak [N]`.
+    pub vleak: burn::prelude::Tensor<B, 1>,
+    /// The other parameters, gathered for the sequence.
+    pub gathered: &'a ltc::GatheredParams,
+    /// Valid steps of each sample.
+    pub lengths: Option<&'a [usize]>,
+}
+
 /// `softplus(x) = ln(1 + e^x)` as torch computes it: `x` itself above 20
 /// (exact and finite everywhere). The fused LTC kernel constrains its
 /// positive parameters with it, and the exporter writes them through it.

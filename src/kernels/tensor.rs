@@ -174,3 +174,22 @@ pub(crate) fn ltc_step<B: Backend>(
     let _ = (plan, solver, inputs);
     None
 }
+
+/// An LTC inference over whole sequences as one fused operation
+/// ([`super::ltc::forward_sequences`]): the state after every step,
+/// `[batch, steps, N]`; `None` where the backend has no fused kernel or
+/// tracks gradients (the time loop then runs the fused steps).
+pub(crate) fn ltc_sequence<B: Backend>(
+    plan: &super::ltc::LtcPlan,
+    solver: super::ltc::Solver,
+    inputs: super::LtcSequenceInputs<'_, B>,
+) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() && !B::ad_enabled(&inputs.initial.device()) {
+        return Some(super::ndarray::ltc::fused_ltc_sequence(
+            plan, solver, inputs,
+        ));
+    }
+    let _ = (plan, solver, inputs);
+    None
+}

@@ -1,4 +1,5 @@
-//! One LTC step ([`crate::kernels::ltc`]) as a Burn operation.
+//! The LTC kernel ([`crate::kernels::ltc`]) as Burn operations: one step
+//! (with its backward), and an inference over whole sequences.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 
-use super::{Nd, available, custom_op, ndarray_primitive, ndarray_tensor, values};
-use crate::kernels::LtcStepInputs;
+use super::{Nd, available, custom_op, into_type, ndarray_primitive, ndarray_tensor, values};
 use crate::kernels::ltc::{self, Batch, GatheredParams, LtcPlan, Solver, Trace};
 use crate::kernels::softplus_grad;
+use crate::kernels::{LtcSequenceInputs, LtcStepInputs};
 
 /// Inputs of the op: `input`, `state`, `elapsed`, 4 sensory and 4 recurrent
 /// synapse parameter vectors, `cm`, `gleak`, `vleak`.
@@ -103,24 +104,34 @@ fn with_step<R>(
             &computed
         }
     };
-    let [sensory_params, recurrent_params] = g.synapses();
-    let step = ltc::Step {
-        recurrent: &plan.recurrent,
-        sensory: &plan.sensory,
-        sensory_params,
-        recurrent_params,
-        cm: &g.cm,
-        gleak: &g.gleak,
-        vleak: &v[at::VLEAK],
-        unfolds: solver.unfolds,
-        epsilon: solver.epsilon,
-    };
+    let step = step_view(plan, solver, g, &v[at::VLEAK]);
     let batch = Batch {
         inputs: &v[at::INPUT],
         states: &v[at::STATE],
         elapsed: &v[at::ELAPSED],
     };
     f(&step, batch, &v)
+}
+
+/// The kernel's view of a cell: its plan, gathered parameters and `vleak`.
+fn step_view<'a>(
+    plan: &'a LtcPlan,
+    solver: Solver,
+    g: &'a GatheredParams,
+    vleak: &'a [f32],
+) -> ltc::Step<'a> {
+    let [sensory_params, recurrent_params] = g.synapses();
+    ltc::Step {
+        recurrent: &plan.recurrent,
+        sensory: &plan.sensory,
+        sensory_params,
+        recurrent_params,
+        cm: &g.cm,
+        gleak: &g.gleak,
+        vleak,
+        unfolds: solver.unfolds,
+        epsilon: solver.epsilon,
+    }
 }
 
 /// What the backward node keeps.
@@ -264,4 +275,45 @@ pub fn fused_ltc_step<B: Backend>(
         },
     );
     Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// An LTC inference over whole sequences through the fused kernel
+/// ([`ltc::forward_sequences`]): the state after every step, `[batch,
+/// steps, N]`. Untracked: for `NdArray<f32>` itself (no autodiff).
+///
+/// # Panics
+/// Unless `B` is `NdArray<f32>`.
+pub fn fused_ltc_sequence<B: Backend>(
+    plan: &LtcPlan,
+    solver: Solver,
+    inputs: LtcSequenceInputs<'_, B>,
+) -> Tensor<B, 3> {
+    assert!(
+        available::<B>() && !B::ad_enabled(&inputs.initial.device()),
+        "the fused LTC sequence runs on NdArray<f32> without autodiff"
+    );
+    let [batch, steps, _] = inputs.input.dims();
+    let read = |t: FloatTensor<B>| ndarray_primitive::<B>(t);
+    let [input, elapsed, initial, vleak] = [
+        read(inputs.input.into_primitive().tensor()),
+        read(inputs.elapsed.into_primitive().tensor()),
+        read(inputs.initial.into_primitive().tensor()),
+        read(inputs.vleak.into_primitive().tensor()),
+    ];
+    let vleak = values(&vleak);
+    let step = step_view(plan, solver, inputs.gathered, &vleak);
+    // Inference: no training step will need the trace buffers.
+    plan.traces.clear();
+    let states = ltc::forward_sequences(
+        &step,
+        ltc::Sequences {
+            inputs: &values(&input),
+            elapsed: &values(&elapsed),
+            initial: &values(&initial),
+            lengths: inputs.lengths,
+        },
+    );
+    let neurons = step.cm.len();
+    let output = ndarray_tensor(states, vec![batch, steps, neurons]);
+    Tensor::from_primitive(TensorPrimitive::Float(into_type(output)))
 }
