@@ -169,12 +169,12 @@ vectorized_fn! {
         let (rec, sen) = (step.recurrent, step.sensory);
         activations(sen, step.sensory_params, &lanes.inputs, &mut lanes.sensory);
         let h = elapsed.map(|t| t / step.unfolds as f32);
-        for d in 0..step.neurons() {
+        let leak = lanes.numerator_leak.iter_mut().zip(&mut lanes.denominator_leak);
+        for (d, (nl, dl)) in leak.enumerate() {
             let (num, den) = sums(sen, step.sensory_params, &lanes.sensory, d);
-            for l in 0..LANES {
-                lanes.numerator_leak[d][l] = step.gleak[d] * step.vleak[d] + num[l];
-                lanes.denominator_leak[d][l] = step.gleak[d] + den[l] + step.epsilon;
-            }
+            let gleak = step.gleak[d];
+            *nl = std::array::from_fn(|l| gleak * step.vleak[d] + num[l]);
+            *dl = std::array::from_fn(|l| gleak + den[l] + step.epsilon);
         }
         if let Some(t) = trace.as_deref_mut() {
             t.sensory_activations.clone_from(&lanes.sensory);
@@ -198,15 +198,19 @@ vectorized_fn! {
                 None => &mut lanes.activations,
             };
             activations(rec, step.recurrent_params, &lanes.potentials, act);
-            for d in 0..step.neurons() {
+            // Whole lanes in and out of plain slices: stores through the
+            // struct's vectors would make the compiler reload them per lane.
+            let (v, next) = (&lanes.potentials[..], &mut lanes.next[..]);
+            let denominators = &mut lanes.denominators[..];
+            let leak = lanes.numerator_leak.iter().zip(&lanes.denominator_leak);
+            for (d, (nl, dl)) in leak.enumerate() {
                 let (num, den) = sums(rec, step.recurrent_params, act, d);
-                let (cm, v) = (step.cm[d], lanes.potentials[d]);
-                let (nl, dl) = (lanes.numerator_leak[d], lanes.denominator_leak[d]);
-                for l in 0..LANES {
-                    let denominator = cm + h[l] * (dl[l] + den[l]);
-                    lanes.denominators[d][l] = denominator;
-                    lanes.next[d][l] = (cm * v[l] + h[l] * (nl[l] + num[l])) / denominator;
-                }
+                let (cm, v) = (step.cm[d], v[d]);
+                let denominator: Lane = std::array::from_fn(|l| cm + h[l] * (dl[l] + den[l]));
+                next[d] = std::array::from_fn(|l| {
+                    (cm * v[l] + h[l] * (nl[l] + num[l])) / denominator[l]
+                });
+                denominators[d] = denominator;
             }
             if let Some(t) = trace.as_deref_mut() {
                 t.denominators.extend_from_slice(&lanes.denominators);
@@ -233,6 +237,8 @@ fn activations(synapses: &SynapseRows, p: SynapseParams<'_>, pre: &[Lane], out: 
 }
 
 /// Per lane, `Σ w·s·erev` and `Σ w·s` over the synapses into `destination`.
+/// Whole lanes at a time (each a vector register): written lane by lane
+/// the compiler kept sixteen scalar sums, half of them on the stack.
 #[inline(always)]
 fn sums(
     synapses: &SynapseRows,
@@ -247,11 +253,9 @@ fn sums(
         .zip(&p.erev[row.clone()])
         .zip(&activations[row])
     {
-        for l in 0..LANES {
-            let a = w * s[l];
-            num[l] += a * erev;
-            den[l] += a;
-        }
+        let a: Lane = std::array::from_fn(|l| w * s[l]);
+        num = std::array::from_fn(|l| num[l] + a[l] * erev);
+        den = std::array::from_fn(|l| den[l] + a[l]);
     }
     (num, den)
 }
@@ -381,20 +385,24 @@ vectorized_fn! {
             let denominators = &trace.denominators[unfold * n..(unfold + 1) * n];
             let activations = &trace.activations[unfold * nnz..(unfold + 1) * nnz];
             g.grad_prev.fill([0.0; LANES]);
+            // Whole lanes through plain slices (see `advance`).
             let grad_prev = g.grad_prev.as_mut_slice();
+            let (grad_v, grad_cm) = (&g.grad_v[..], &mut g.cm[..]);
+            let grad_nl = &mut g.grad_numerator_leak[..];
+            let grad_dl = &mut g.grad_denominator_leak[..];
             for d in 0..n {
-                let (mut grad_num, mut grad_den) = ([0.0f32; LANES], [0.0f32; LANES]);
-                let (mut grad_num_h, mut grad_den_h) = ([0.0f32; LANES], [0.0f32; LANES]);
-                for l in 0..LANES {
-                    grad_num[l] = g.grad_v[d][l] / denominators[d][l];
-                    grad_den[l] = -grad_num[l] * v_next[d][l];
-                    grad_prev[d][l] += grad_num[l] * step.cm[d];
-                    g.cm[d][l] += grad_num[l] * v[d][l] + grad_den[l];
-                    grad_num_h[l] = grad_num[l] * h[l];
-                    grad_den_h[l] = grad_den[l] * h[l];
-                    g.grad_numerator_leak[d][l] += grad_num_h[l];
-                    g.grad_denominator_leak[d][l] += grad_den_h[l];
-                }
+                let (cm, gv, den, vn, vd) = (step.cm[d], grad_v[d], denominators[d], v_next[d], v[d]);
+                let grad_num: Lane = std::array::from_fn(|l| gv[l] / den[l]);
+                let grad_den: Lane = std::array::from_fn(|l| -grad_num[l] * vn[l]);
+                let gp = grad_prev[d];
+                grad_prev[d] = std::array::from_fn(|l| gp[l] + grad_num[l] * cm);
+                let gc = grad_cm[d];
+                grad_cm[d] = std::array::from_fn(|l| gc[l] + (grad_num[l] * vd[l] + grad_den[l]));
+                let grad_num_h: Lane = std::array::from_fn(|l| grad_num[l] * h[l]);
+                let grad_den_h: Lane = std::array::from_fn(|l| grad_den[l] * h[l]);
+                let (gn, gd) = (grad_nl[d], grad_dl[d]);
+                grad_nl[d] = std::array::from_fn(|l| gn[l] + grad_num_h[l]);
+                grad_dl[d] = std::array::from_fn(|l| gd[l] + grad_den_h[l]);
                 let (mut synaptic_num, mut synaptic_den) = ([0.0f32; LANES], [0.0f32; LANES]);
                 for k in rec.offsets[d]..rec.offsets[d + 1] {
                     let src = rec.sources[k];
