@@ -29,6 +29,9 @@
 //! eight samples or more runs them in groups of eight instead, one float
 //! per sample in each value ([`lanes`]), so that the loops over synapses
 //! vectorize across samples; the states are the same bit for bit.
+//! [`forward`] and [`backward`] run a batch's step; [`forward_sequences`]
+//! runs whole sequences without a trace (inference), each thread taking
+//! its samples through every step.
 
 /// SynapseRows grouped by destination neuron (compressed sparse rows).
 #[derive(Clone, Debug, PartialEq, Eq)]

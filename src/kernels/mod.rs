@@ -4,7 +4,8 @@
 //! reuses the same arithmetic:
 //!
 //! - [`ltc`]: one LTC time step over the existing synapses only (grouped by
-//!   destination), forward and analytic backward;
+//!   destination), forward and analytic backward, and an inference over
+//!   whole sequences built from the same step;
 //! - [`cfc`]: a dense CfC over a whole sequence (mixed memory included),
 //!   forward and backpropagation through time;
 //! - [`activation`]: vectorizable activations and their derivatives, the
