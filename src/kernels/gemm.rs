@@ -146,6 +146,13 @@ fn small_rows(a: View<'_>, b: View<'_>, c: &mut [f32], c_row_stride: usize, accu
                 let row = &b.data[p * b.row_stride..p * b.row_stride + n];
                 out.iter_mut().zip(row).for_each(|(o, &v)| *o += scale * v);
             }
+        } else if a.col_stride == 1 && b.row_stride == 1 {
+            // Both contiguous along `k` (`b` a transposed weight matrix):
+            // dot products in eight partial sums, which vectorize.
+            let a_row = &a.data[i * a.row_stride..i * a.row_stride + k];
+            for (j, o) in out.iter_mut().enumerate() {
+                *o += dot(a_row, &b.data[j * b.col_stride..j * b.col_stride + k]);
+            }
         } else {
             for (j, o) in out.iter_mut().enumerate() {
                 let mut sum = 0.0f32;
@@ -156,6 +163,26 @@ fn small_rows(a: View<'_>, b: View<'_>, c: &mut [f32], c_row_stride: usize, accu
             }
         }
     }
+}
+
+/// `Σ x·y` in eight partial sums (lane `l` takes every eighth product),
+/// added at the end: a plain running sum is one chain of dependent
+/// additions the compiler may not reorder, so it runs scalar.
+#[inline]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut partial = [0.0f32; LANES];
+    let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let tail: f32 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (xc, yc) in xs.zip(ys) {
+        partial = std::array::from_fn(|l| partial[l] + xc[l] * yc[l]);
+    }
+    partial.iter().sum::<f32>() + tail
 }
 
 /// Adds the column sums of the row-major `[rows, cols]` matrix `m` to `out`
@@ -210,6 +237,28 @@ mod tests {
         let mut sums = vec![0.0f32; k];
         add_column_sums(&a, k, &mut sums);
         assert!((sums[2] - (0..m).map(|i| a[i * k + 2]).sum::<f32>()).abs() < 1e-6);
+    }
+
+    /// A few rows times a transposed matrix (the dot-product branch of
+    /// `small_rows`), long enough for the partial sums and a tail.
+    #[test]
+    fn few_rows_times_a_transpose_match_the_definition() {
+        let (m, k, n) = (3, 21, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.23).cos()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| bt[(i % n) * k + i / n]).collect();
+        let truth = naive(&a, &b, m, k, n);
+        let mut c = vec![0.5f32; m * n];
+        matmul(
+            View::new(&a, m, k),
+            View::new(&bt, n, k).t(),
+            &mut c,
+            n,
+            true,
+        );
+        for (x, y) in c.iter().zip(&truth) {
+            assert!((x - 0.5 - y).abs() < 1e-5, "{x} against {}", y + 0.5);
+        }
     }
 
     #[test]
