@@ -85,17 +85,27 @@ fn check(case: Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
-    #[test]
-    fn fused_step_matches_the_reference_path(
+prop_compose! {
+    /// A generated wiring ([`common::wiring`]: any kind, 3-23 units, 1-3
+    /// motor neurons) and its number of inputs.
+    fn wiring_and_inputs()(
         kind in 0u8..4,
         units in 3usize..24,
         output in 1usize..4,
         sparsity in 0.0f64..0.9,
         seed in 0u64..1000,
         inputs in 1usize..5,
+    ) -> (AnyWiring, usize) {
+        (wiring(kind, units, output, sparsity, seed), inputs)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_step_matches_the_reference_path(
+        (wiring, inputs) in wiring_and_inputs(),
         batch in prop_oneof![Just(1usize), 2usize..8, 16usize..20, Just(64)],
         steps in 1usize..5,
         mapping in prop_oneof![Just(Mapping::Affine), Just(Mapping::Linear), Just(Mapping::Identity)],
@@ -105,7 +115,7 @@ proptest! {
         unfolds in 1usize..8,
     ) {
         check(Case {
-            wiring: wiring(kind, units, output, sparsity, seed),
+            wiring,
             inputs,
             batch,
             steps,
@@ -197,12 +207,7 @@ proptest! {
 
     #[test]
     fn sequence_inference_is_the_fused_steps_bit_for_bit(
-        kind in 0u8..4,
-        units in 3usize..24,
-        output in 1usize..4,
-        sparsity in 0.0f64..0.9,
-        seed in 0u64..1000,
-        inputs in 1usize..5,
+        (wiring, inputs) in wiring_and_inputs(),
         batch in prop_oneof![Just(1usize), 2usize..8, 8usize..24, 30usize..40, Just(64)],
         steps in 1usize..10,
         mapping in prop_oneof![Just(Mapping::Affine), Just(Mapping::Linear), Just(Mapping::Identity)],
@@ -211,7 +216,7 @@ proptest! {
         mixed in prop::bool::weighted(0.2),
     ) {
         sequence_matches_the_steps(
-            wiring(kind, units, output, sparsity, seed),
+            wiring,
             inputs, batch, steps, mapping, implicit, padded, mixed,
         )?;
     }
