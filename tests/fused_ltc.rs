@@ -29,11 +29,9 @@ struct Case {
     unfolds: usize,
 }
 
-fn check(case: Case) -> Result<(), TestCaseError> {
-    assert!(ncps::cells::fused_available::<B>());
-    let device = Default::default();
-    B::seed(&device, case.batch as u64);
-    let fused: Rnn<B, LTCCell<B>> = LTCConfig::new(case.inputs, Units::from(case.wiring))
+/// The case's model, its weights drawn from Burn's generator.
+fn model(case: &Case, device: &Device<B>) -> Rnn<B, LTCCell<B>> {
+    LTCConfig::new(case.inputs, Units::from(case.wiring.clone()))
         .with_cell(
             LTCCellOptions::new()
                 .with_input_mapping(case.mapping)
@@ -42,8 +40,15 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         )
         .with_implicit_param_constraints(case.implicit)
         .with_mixed_memory(case.mixed)
-        .init(&device)
-        .unwrap();
+        .init(device)
+        .unwrap()
+}
+
+fn check(case: Case) -> Result<(), TestCaseError> {
+    assert!(ncps::cells::fused_available::<B>());
+    let device = Default::default();
+    B::seed(&device, case.batch as u64);
+    let fused = model(&case, &device);
     let mut reference = fused.clone();
     reference.cell.fused = false;
     let input = Tensor::<B, 3>::random(
@@ -128,43 +133,28 @@ proptest! {
     }
 }
 
-/// A padded, timed batch from an initial state, through the sequence op
-/// (the plain backend) and through the fused steps (under autodiff, which
-/// keeps the steps): outputs and final states equal bit for bit.
-#[allow(clippy::too_many_arguments)]
-fn sequence_matches_the_steps(
-    wiring: AnyWiring,
-    inputs: usize,
-    batch: usize,
-    steps: usize,
-    mapping: Mapping,
-    implicit: bool,
-    padded: bool,
-    mixed: bool,
-) -> Result<(), TestCaseError> {
+/// A batch (padded when `padded`) from an initial state, through the
+/// sequence op (the plain backend) and through the fused steps (under
+/// autodiff, which keeps the steps): outputs and final states equal bit for
+/// bit.
+fn sequence_matches_the_steps(case: Case, padded: bool) -> Result<(), TestCaseError> {
     let device = Default::default();
     let _turn = common::rng_turn();
+    let (batch, steps) = (case.batch, case.steps);
     B::seed(&device, (batch * 31 + steps) as u64);
-    let stepped: Rnn<B, LTCCell<B>> = LTCConfig::new(inputs, Units::from(wiring))
-        .with_cell(
-            LTCCellOptions::new()
-                .with_input_mapping(mapping)
-                .with_output_mapping(mapping),
-        )
-        .with_implicit_param_constraints(implicit)
-        .with_mixed_memory(mixed)
-        .init(&device)
-        .unwrap();
+    let stepped = model(&case, &device);
     let sequence = stepped.valid();
     let input = Tensor::<B, 3>::random(
-        [batch, steps, inputs],
+        [batch, steps, case.inputs],
         Distribution::Normal(0.0, 1.5),
         &device,
     );
     let elapsed: Vec<f32> = (0..batch * steps)
         .map(|i| (i * 37 % 23) as f32 / 7.0)
         .collect();
-    let elapsed = Tensor::<B, 2>::from_data(TensorData::new(elapsed, [batch, steps]), &device);
+    let elapsed = case
+        .timed
+        .then(|| Tensor::<B, 2>::from_data(TensorData::new(elapsed, [batch, steps]), &device));
     let lengths: Vec<i64> = (0..batch)
         .map(|b| {
             if padded {
@@ -177,7 +167,7 @@ fn sequence_matches_the_steps(
     let lengths = Tensor::<B, 1, Int>::from_data(TensorData::new(lengths, [batch]), &device);
     let units = stepped.state_size();
     let random = || Tensor::<B, 2>::random([batch, units], Distribution::Normal(0.0, 0.5), &device);
-    let initial = match mixed {
+    let initial = match case.mixed {
         true => RnnState::with_memory(random(), random()),
         false => RnnState::new(random()),
     };
@@ -188,11 +178,10 @@ fn sequence_matches_the_steps(
     let (out_seq, state_seq) = sequence.forward_padded(
         input.clone().inner(),
         lengths.clone().inner(),
-        Some(elapsed.clone().inner()),
+        elapsed.clone().map(|e| e.inner()),
         Some(plain),
     );
-    let (out_steps, state_steps) =
-        stepped.forward_padded(input, lengths, Some(elapsed), Some(initial));
+    let (out_steps, state_steps) = stepped.forward_padded(input, lengths, elapsed, Some(initial));
     prop_assert_eq!(values(out_seq), values(out_steps), "outputs differ");
     prop_assert_eq!(
         values(state_seq.hidden),
@@ -212,13 +201,13 @@ proptest! {
         steps in 1usize..10,
         mapping in prop_oneof![Just(Mapping::Affine), Just(Mapping::Linear), Just(Mapping::Identity)],
         implicit in any::<bool>(),
+        timed in any::<bool>(),
         padded in any::<bool>(),
         mixed in prop::bool::weighted(0.2),
+        unfolds in 1usize..8,
     ) {
-        sequence_matches_the_steps(
-            wiring,
-            inputs, batch, steps, mapping, implicit, padded, mixed,
-        )?;
+        let case = Case { wiring, inputs, batch, steps, mapping, implicit, timed, mixed, unfolds };
+        sequence_matches_the_steps(case, padded)?;
     }
 }
 
