@@ -26,7 +26,7 @@
 //! (each unfold's potentials, denominators and synapse activations).
 //!
 //! [`Step::forward`] and [`Step::backward`] run one sample. A thread with
-//! eight samples or more runs them in groups of eight instead, one float
+//! four samples or more runs them in groups of eight instead, one float
 //! per sample in each value ([`lanes`]), so that the loops over synapses
 //! vectorize across samples; the states are the same bit for bit.
 //! [`forward`] and [`backward`] run a batch's step; [`forward_sequences`]
@@ -689,13 +689,20 @@ impl Batch<'_> {
     }
 }
 
+/// Samples of a thread's share from which they run in groups of [`LANES`]
+/// ([`lanes`]) rather than one by one: a group costs what it costs full,
+/// about three samples one by one (one thread, `cargo bench --bench scaling
+/// -- --only ltc_infer_b4_l64,ltc_train_b4_l64`: 2.55 and 15.9 ms one by
+/// one, 1.89 and 12.6 ms as one group of four).
+const MIN_GROUP: usize = 4;
+
 /// Samples per thread below which a batch runs on the calling thread.
 const SAMPLES_PER_THREAD: usize = 8;
 
 /// The forward pass of a batch: returns the next states `[batch · N]` and,
 /// with a pool, the traces for the backward pass (group traces recycled
-/// from the pool where it has some). A thread's chunk of at least [`LANES`]
-/// samples runs in groups of [`LANES`] ([`lanes`]).
+/// from the pool where it has some). A thread's chunk of at least
+/// [`MIN_GROUP`] samples runs in groups of [`LANES`] ([`lanes`]).
 pub fn forward(
     step: &Step<'_>,
     batch: Batch<'_>,
@@ -709,7 +716,7 @@ pub fn forward(
     );
     let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut out = vec![0.0f32; count * n];
-        let mut lanes = (count >= LANES).then(|| Lanes::new(step, s));
+        let mut lanes = (count >= MIN_GROUP).then(|| Lanes::new(step, s));
         let traces = advance(
             step,
             batch,
@@ -810,7 +817,7 @@ pub fn forward_sequences(step: &Step<'_>, sequences: Sequences<'_>) -> Vec<f32> 
     }
     let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let samples = first..first + count;
-        let mut lanes = (count >= LANES).then(|| Lanes::new(step, s));
+        let mut lanes = (count >= MIN_GROUP).then(|| Lanes::new(step, s));
         let mut out = vec![0.0f32; count * steps * n];
         let mut states = sequences.initial[first * n..(first + count) * n].to_vec();
         let mut next = vec![0.0f32; count * n];
@@ -1023,7 +1030,7 @@ mod tests {
                 epsilon: 1e-8,
             };
             // Batches below, at and past the lane count and the thread split.
-            for size in [1, 8, 13, 40] {
+            for size in [1, 3, 5, 8, 13, 40] {
                 let x = draw(size * inputs, -2.0, 2.0);
                 let states = draw(size * n, -1.0, 1.0);
                 let elapsed = draw(size, 0.0, 2.0);
@@ -1055,7 +1062,7 @@ mod tests {
                     continue;
                 }
                 // Backward: each sample on its own, then the batch (lanes
-                // where a thread has 8 samples or more).
+                // where a thread has MIN_GROUP samples or more).
                 let grad_out = draw(size * n, -1.0, 1.0);
                 let mut params = Grads::zeros(&step);
                 let mut sample_grads = (
@@ -1096,7 +1103,7 @@ mod tests {
                 );
                 pool.recycle(stale);
                 let recycled = pool.len();
-                assert_eq!(recycled > 0, size >= LANES, "group traces kept");
+                assert_eq!(recycled > 0, size >= MIN_GROUP, "group traces kept");
                 let (next, traces) = forward(&step, batch, Some(&pool));
                 assert!(recycled == 0 || pool.len() < recycled, "traces reused");
                 assert_eq!(next, expected, "states with traces");
