@@ -89,7 +89,9 @@ pub trait RecurrentCell<B: Backend> {
 
     /// Runs a whole sequence as one fused operation where this cell and
     /// the backend have one (a dense [`CfCCell`] on `NdArray<f32>`, with
-    /// or without autodiff); `None` tells the caller to run the steps.
+    /// or without autodiff; an [`LTCCell`] on `NdArray<f32>` without
+    /// autodiff and without mixed memory); `None` tells the caller to run
+    /// the steps.
     /// Both compute the same numbers to float32 rounding, gradients
     /// included. `memory` is the mixed-memory LSTM run before the cell at
     /// every step.
