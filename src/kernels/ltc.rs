@@ -717,7 +717,7 @@ pub fn forward(
     let parts = super::parallel::for_chunks(size, SAMPLES_PER_THREAD, |first, count| {
         let mut out = vec![0.0f32; count * n];
         let mut lanes = (count >= MIN_GROUP).then(|| Lanes::new(step, s));
-        let traces = advance(
+        let traces = step_samples(
             step,
             batch,
             first..first + count,
@@ -739,7 +739,7 @@ pub fn forward(
 /// Advances the `samples` of `batch` one step, writing their next states
 /// to `out [samples · N]`: in groups of [`LANES`] through `lanes` when
 /// given, else one by one. Returns their traces when given a pool.
-fn advance(
+fn step_samples(
     step: &Step<'_>,
     batch: Batch<'_>,
     samples: std::ops::Range<usize>,
@@ -833,7 +833,7 @@ pub fn forward_sequences(step: &Step<'_>, sequences: Sequences<'_>) -> Vec<f32> 
                 states: &states,
                 elapsed: &elapsed,
             };
-            advance(step, batch, 0..count, &mut next, lanes.as_mut(), None);
+            step_samples(step, batch, 0..count, &mut next, lanes.as_mut(), None);
             for (i, b) in samples.clone().enumerate() {
                 let state = &mut states[i * n..(i + 1) * n];
                 if sequences.lengths.is_none_or(|l| t < l[b]) {

@@ -293,13 +293,13 @@ pub fn fused_ltc_sequence<B: Backend>(
         "the fused LTC sequence runs on NdArray<f32> without autodiff"
     );
     let [batch, steps, _] = inputs.input.dims();
-    let read = |t: FloatTensor<B>| ndarray_primitive::<B>(t);
     let [input, elapsed, initial, vleak] = [
-        read(inputs.input.into_primitive().tensor()),
-        read(inputs.elapsed.into_primitive().tensor()),
-        read(inputs.initial.into_primitive().tensor()),
-        read(inputs.vleak.into_primitive().tensor()),
-    ];
+        inputs.input.into_primitive().tensor(),
+        inputs.elapsed.into_primitive().tensor(),
+        inputs.initial.into_primitive().tensor(),
+        inputs.vleak.into_primitive().tensor(),
+    ]
+    .map(ndarray_primitive::<B>);
     let vleak = values(&vleak);
     let step = step_view(plan, solver, inputs.gathered, &vleak);
     // Inference: no training step will need the trace buffers.
