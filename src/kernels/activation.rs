@@ -52,7 +52,9 @@ pub(crate) fn lecun_tanh_grad(y: f32) -> f32 {
 }
 
 /// A CfC backbone's activation, on slices: `y = f(z)` and the derivative
-/// from what the forward pass kept (`z` and `y`).
+/// from the one of `z` and `y` it is computed from
+/// ([`derives_from_output`](Self::derives_from_output)), so a forward
+/// pass keeps only that one for the backward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backbone {
     /// `1.7159 · tanh(0.666 · z)`.
@@ -82,10 +84,25 @@ impl Backbone {
         }
     }
 
-    /// `grad *= f'(z)`, from the inputs `z` and outputs `y` of
-    /// [`forward`](Self::forward).
+    /// Whether the derivative is computed from the output `y` (`tanh`,
+    /// LeCun's `tanh`) rather than from the input `z` (the others).
+    pub fn derives_from_output(self) -> bool {
+        matches!(self, Backbone::LecunTanh | Backbone::Tanh)
+    }
+
+    /// `grad *= f'(z)`, from what [`forward`](Self::forward) kept: its
+    /// output `y` where the activation
+    /// [`derives_from_output`](Self::derives_from_output), else its input
+    /// `z`.
     #[inline(always)]
-    pub fn backward(self, z: &[f32], y: &[f32], grad: &mut [f32]) {
+    pub fn backward(self, kept: &[f32], grad: &mut [f32]) {
+        assert_eq!(
+            kept.len(),
+            grad.len(),
+            "kept values and gradient differ in length"
+        );
+        // `kept` is `y` for the first two, `z` for the others.
+        let (z, y) = (kept, kept);
         match self {
             Backbone::LecunTanh => Unary::LecunTanh.backward(y, grad),
             Backbone::Tanh => Unary::Tanh.backward(y, grad),

@@ -278,13 +278,13 @@ impl Sequence<'_> {
 
 /// What the backward pass needs from the forward pass, for each chunk of
 /// samples one thread ran.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Trace {
     chunks: Vec<Chunk>,
 }
 
 /// One chunk's saved values, time-major (`[steps, rows, ..]`).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Chunk {
     first: usize,
     rows: usize,
@@ -443,8 +443,15 @@ vectorized_fn! {
         let mut z: Vec<Vec<f32>> = (1..layers)
             .map(|l| vec![0.0; slots * rows * spec.width(l)])
             .collect();
+        // A layer's output is kept for every step where the backward pass
+        // reads it (the derivative, or the next layer's input when there is
+        // no dropout); else one step's room.
+        let y_slot = |l: usize, t: usize| if keep_output(spec, l) { slot(t) } else { 0 };
         let mut y: Vec<Vec<f32>> = (0..layers)
-            .map(|l| vec![0.0; slots * rows * spec.width(l)])
+            .map(|l| {
+                let kept = if keep_output(spec, l) { slots } else { 1 };
+                vec![0.0; kept * rows * spec.width(l)]
+            })
             .collect();
         let mut dropped: Vec<Vec<f32>> = (0..layers)
             .filter(|&l| spec.dropout[l])
@@ -506,6 +513,7 @@ vectorized_fn! {
             let mut d = 0;
             for l in 0..layers {
                 let width = spec.width(l);
+                let ys = y_slot(l, t);
                 if l > 0 {
                     let input = layer_output(spec, &y, &dropped, l - 1, s, rows);
                     let zl = &mut z[l - 1][block(width, s)];
@@ -523,12 +531,12 @@ vectorized_fn! {
                 } else {
                     &z[l - 1][block(width, s)]
                 };
-                spec.activation.forward(zl, &mut y[l][block(width, s)]);
+                spec.activation.forward(zl, &mut y[l][block(width, ys)]);
                 if spec.dropout[l] {
                     let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
                     let out = &mut dropped[d][block(width, s)];
                     out.iter_mut()
-                        .zip(&y[l][block(width, s)])
+                        .zip(&y[l][block(width, ys)])
                         .zip(factors)
                         .for_each(|((o, &v), &m)| *o = v * m);
                     d += 1;
@@ -591,7 +599,17 @@ vectorized_fn! {
     }
 }
 
-/// The output of backbone layer `l` at slot `s`: after dropout if it has it.
+/// Whether the forward pass keeps backbone layer `l`'s output `y` for
+/// every step: where the derivative is computed from it, or where it is
+/// the next layer's input (no dropout). A layer with dropout and a
+/// derivative from `z` (SiLU, ReLU, GELU) needs only `z` and the dropped
+/// output.
+fn keep_output(spec: &Spec, l: usize) -> bool {
+    spec.activation.derives_from_output() || !spec.dropout[l]
+}
+
+/// The output of backbone layer `l` at slot `s`: after dropout if it has
+/// it (without, its `y` is kept for every step: [`keep_output`]).
 fn layer_output<'a>(
     spec: &Spec,
     y: &'a [Vec<f32>],
@@ -814,7 +832,7 @@ pub fn backward(
     spec: &Spec,
     params: &Params<'_>,
     seq: &Sequence<'_>,
-    trace: &Trace,
+    trace: Trace,
     grad_states: &[f32],
 ) -> Grads {
     seq.check(spec);
@@ -824,11 +842,8 @@ pub fn backward(
         seq.batch * seq.steps * sw,
         "grad_states is not [batch, steps, state_width]"
     );
-    let parts = super::parallel::for_chunks(trace.chunks.len(), 1, |first, count| {
-        trace.chunks[first..first + count]
-            .iter()
-            .map(|chunk| backward_chunk(spec, params, seq, chunk, grad_states))
-            .collect::<Vec<_>>()
+    let parts = super::parallel::for_each(trace.chunks, |chunk| {
+        backward_chunk(spec, params, seq, chunk, grad_states)
     });
     let h = spec.hidden;
     let mut grads = Grads {
@@ -842,7 +857,7 @@ pub fn backward(
             0
         }),
     };
-    for part in parts.into_iter().flatten() {
+    for part in parts {
         grads.params.add(&part.params);
         grads.x.extend(part.x);
         grads.elapsed.extend(part.elapsed);
@@ -857,9 +872,10 @@ vectorized_fn! {
         spec: &Spec,
         p: &Params<'_>,
         seq: &Sequence<'_>,
-        c: &Chunk,
+        c: Chunk,
         grad_states: &[f32],
     ) -> Grads {
+        let mut c = c;
         let (steps, ni, h, rows, first) = (seq.steps, spec.inputs, spec.hidden, c.rows, c.first);
         let layers = spec.backbone.len();
         let heads = spec.heads();
@@ -872,10 +888,20 @@ vectorized_fn! {
         let mut grad_elapsed = vec![0.0f32; rows * steps];
         // Gradients of each layer's pre-activations (heads last) and of the
         // LSTM's, for every step: the weights' gradients are products of these
-        // with the layers' inputs after the loop.
-        let mut dz: Vec<Vec<f32>> = (0..=layers)
-            .map(|l| vec![0.0; steps * rows * spec.width(l)])
-            .collect();
+        // with the layers' inputs after the loop. Each step's are written over
+        // what only that step needed: a layer's over its pre-activations, the
+        // heads' over the mix's trace where it has their size (gated) or over
+        // the pre-activations without a backbone.
+        let heads_over_mix = layers > 0 && mt * h == heads;
+        let mut dz: Vec<Vec<f32>> = std::mem::take(&mut c.z);
+        if layers > 0 {
+            dz.push(if heads_over_mix {
+                std::mem::take(&mut c.mix)
+            } else {
+                vec![0.0; steps * rows * heads]
+            });
+        }
+        let mut dg_step = vec![0.0f32; rows * heads];
         let mut dz_lstm = vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }];
         let mut carry_h = vec![0.0f32; rows * h];
         let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
@@ -911,17 +937,21 @@ vectorized_fn! {
                 }
             }
             // The mix.
-            let m = &c.mix[block(mt * h, t)];
-            let dg = &mut dz[layers][block(heads, t)];
+            let m = if heads_over_mix {
+                &dz[layers][block(mt * h, t)]
+            } else {
+                &c.mix[block(mt * h, t)]
+            };
             for r in 0..rows {
                 let b = first + r;
                 let ts = seq.elapsed[b * steps + t];
                 let mr = &m[r * mt * h..(r + 1) * mt * h];
-                let dgr = &mut dg[r * heads..(r + 1) * heads];
+                let dgr = &mut dg_step[r * heads..(r + 1) * heads];
                 let dhr = &dh_step[r * h..(r + 1) * h];
                 grad_elapsed[r * steps + t] =
                     mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut());
             }
+            dz[layers][block(heads, t)].copy_from_slice(&dg_step);
             // Back through the backbone to the cell's input state.
             for l in (0..layers).rev() {
                 let width = spec.width(l);
@@ -939,9 +969,12 @@ vectorized_fn! {
                     let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
                     d_out.iter_mut().zip(factors).for_each(|(g, &f)| *g *= f);
                 }
-                let zl = &c.z[l][block(width, t)];
-                let yl = &c.y[l][block(width, t)];
-                spec.activation.backward(zl, yl, &mut d_out);
+                let kept = if spec.activation.derives_from_output() {
+                    &c.y[l][block(width, t)]
+                } else {
+                    &dz[l][block(width, t)] // still the pre-activations
+                };
+                spec.activation.backward(kept, &mut d_out);
                 dz[l][block(width, t)].copy_from_slice(&d_out);
             }
             let dz0 = View::new(&dz[0][block(w0, t)], rows, w0);
@@ -1035,7 +1068,7 @@ vectorized_fn! {
                     true,
                 );
             } else {
-                let input = layer_output_all(spec, c, l - 1);
+                let input = layer_output_all(spec, &c, l - 1);
                 matmul(
                     View::new(input, n, spec.width(l - 1)).t(),
                     dzl,

@@ -33,6 +33,17 @@ pub(crate) fn for_chunks<R: Send>(
         .collect()
 }
 
+/// Runs `work` on each of `items` (the chunks a batch was split into by
+/// [`for_chunks`], taken by value), in order, one thread each when there
+/// are several.
+pub(crate) fn for_each<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    use rayon::prelude::*;
+    if items.len() == 1 {
+        return items.into_iter().map(work).collect();
+    }
+    items.into_par_iter().map(&work).collect()
+}
+
 /// Runs `work(first_index, chunk)` over contiguous chunks of `out`, in
 /// parallel when every thread gets at least `per_thread` elements: for
 /// elementwise fills whose values depend on the index only, so the

@@ -59,19 +59,23 @@ impl Backward<Nd, 5> for CfcBackward {
 
     fn backward(self, ops: Ops<Saved, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_out = grads.consume::<Nd>(&ops.node);
-        let saved = ops.state;
-        let grad_out = values(&grad_out).into_owned();
-        let spec = &saved.spec;
-        let g = with_sequence(
+        let Saved {
             spec,
-            &saved.extras,
-            &saved.inputs,
-            saved.batch,
-            saved.steps,
-            |flat, seq| cfc::backward(spec, &flat.params(), seq, &saved.trace, &grad_out),
-        );
-        let all = [g.x, g.elapsed, g.h0, g.c0, Flat::gradient(spec, g.params)];
-        for ((parent, grad), input) in ops.parents.iter().zip(all).zip(saved.inputs.iter()) {
+            extras,
+            inputs,
+            trace,
+            batch,
+            steps,
+        } = ops.state;
+        let grad_out = values(&grad_out).into_owned();
+        // The backward pass writes gradients over the trace: it owns it
+        // (a copy only if the state was ever shared).
+        let trace = Arc::try_unwrap(trace).unwrap_or_else(|shared| Trace::clone(&shared));
+        let g = with_sequence(&spec, &extras, &inputs, batch, steps, |flat, seq| {
+            cfc::backward(&spec, &flat.params(), seq, trace, &grad_out)
+        });
+        let all = [g.x, g.elapsed, g.h0, g.c0, Flat::gradient(&spec, g.params)];
+        for ((parent, grad), input) in ops.parents.iter().zip(all).zip(inputs.iter()) {
             if let Some(node) = parent {
                 grads.register::<Nd>(node.id, ndarray_tensor(grad, input.shape().to_vec()));
             }
