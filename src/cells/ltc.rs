@@ -223,14 +223,62 @@ impl<B: Backend> ModuleDisplay for LTCCell<B> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SynapsePlan(Option<Arc<LtcPlan>>);
 
-/// What an [`LTCCell`] derives once per sequence: the dense reference
-/// path's broadcastable tensors, or the fused kernel's synapse vectors.
+/// What an [`LTCCell`] derives once per sequence: the input and output
+/// mappings' weights as `[1, n]` rows, and the dense reference path's
+/// broadcastable tensors or the fused kernel's synapse vectors.
+///
+/// Shaping the mappings' weights once per sequence rather than at every
+/// step matters under autodiff: Burn 0.21 starts a new graph for an
+/// operation whose only tracked parent is a parameter (that `unsqueeze`),
+/// and when the step joins it to the sequence's graph it merges the two
+/// by moving one into the other, about half the time the large one. Done
+/// at every step, that made LTC training time grow with the square of the
+/// sequence length (`cargo bench --bench scaling`).
 #[derive(Clone, Debug)]
-pub enum LTCPrepared<B: Backend> {
+pub struct LTCPrepared<B: Backend> {
+    input: Affine<B>,
+    output: Affine<B>,
+    path: PreparedPath<B>,
+}
+
+/// The tensors of the path a step takes.
+#[derive(Clone, Debug)]
+enum PreparedPath<B: Backend> {
     /// The dense tensor-op path.
     Dense(DensePrepared<B>),
     /// The fused kernel's inputs.
     Fused(FusedPrepared<B>),
+}
+
+/// The elementwise map of a [`Mapping`], `x * w + b` (either part
+/// optional), its parameters as `[1, n]` rows that broadcast over the
+/// batch.
+#[derive(Clone, Debug)]
+struct Affine<B: Backend> {
+    weight: Option<Tensor<B, 2>>,
+    bias: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Affine<B> {
+    fn new(weight: &Option<Param<Tensor<B, 1>>>, bias: &Option<Param<Tensor<B, 1>>>) -> Self {
+        let row = |p: &Option<Param<Tensor<B, 1>>>| p.as_ref().map(|p| p.val().unsqueeze_dim(0));
+        Self {
+            weight: row(weight),
+            bias: row(bias),
+        }
+    }
+
+    /// `x: [batch, n]` mapped.
+    fn apply(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let x = match &self.weight {
+            Some(w) => x * w.clone(),
+            None => x,
+        };
+        match &self.bias {
+            Some(b) => x + b.clone(),
+            None => x,
+        }
+    }
 }
 
 /// The fused kernel's inputs: the parameters (unconstrained, for the
@@ -346,31 +394,18 @@ impl<B: Backend> LTCCell<B> {
         self
     }
 
-    fn map_inputs(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
-        affine(input, &self.input_w, &self.input_b)
+    fn input_map(&self) -> Affine<B> {
+        Affine::new(&self.input_w, &self.input_b)
     }
 
-    fn map_outputs(&self, state: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn output_map(&self) -> Affine<B> {
+        Affine::new(&self.output_w, &self.output_b)
+    }
+
+    /// The motor neurons' potentials of `state: [batch, N]`, mapped.
+    fn map_outputs(&self, map: &Affine<B>, state: Tensor<B, 2>) -> Tensor<B, 2> {
         let [batch, _] = state.dims();
-        let motor = state.slice([0..batch, 0..self.motor_size]);
-        affine(motor, &self.output_w, &self.output_b)
-    }
-}
-
-/// The optional elementwise map of a [`Mapping`]: `x * w + b`, `x * w` or
-/// `x`, with `w` and `b` `[features]`.
-fn affine<B: Backend>(
-    x: Tensor<B, 2>,
-    weight: &Option<Param<Tensor<B, 1>>>,
-    bias: &Option<Param<Tensor<B, 1>>>,
-) -> Tensor<B, 2> {
-    let x = match weight {
-        Some(w) => x * w.val().unsqueeze_dim(0),
-        None => x,
-    };
-    match bias {
-        Some(b) => x + b.val().unsqueeze_dim(0),
-        None => x,
+        map.apply(state.slice([0..batch, 0..self.motor_size]))
     }
 }
 
@@ -417,9 +452,13 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
     }
 
     fn prepare(&self) -> LTCPrepared<B> {
-        match self.fused_plan() {
-            Some(plan) => LTCPrepared::Fused(self.prepare_fused(plan)),
-            None => LTCPrepared::Dense(self.prepare_dense()),
+        LTCPrepared {
+            input: self.input_map(),
+            output: self.output_map(),
+            path: match self.fused_plan() {
+                Some(plan) => PreparedPath::Fused(self.prepare_fused(plan)),
+                None => PreparedPath::Dense(self.prepare_dense()),
+            },
         }
     }
 
@@ -439,7 +478,9 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         let plan = self.fused_plan()?;
         let [batch, steps, features] = inputs.input.dims();
         let (n, m) = (self.state_size(), self.motor_size);
-        let mapped = self.map_inputs(inputs.input.clone().reshape([batch * steps, features]));
+        let mapped = self
+            .input_map()
+            .apply(inputs.input.clone().reshape([batch * steps, features]));
         let prepared = self.prepare_fused(plan);
         let states = ltc_sequence(
             plan,
@@ -453,7 +494,10 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
                 lengths: inputs.lengths.as_deref(),
             },
         )?;
-        let outputs = self.map_outputs(states.clone().reshape([batch * steps, n]));
+        let outputs = self.map_outputs(
+            &self.output_map(),
+            states.clone().reshape([batch * steps, n]),
+        );
         Some(SequenceOutputs {
             outputs: outputs.reshape([batch, steps, m]),
             hidden: states
@@ -470,12 +514,12 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let input = self.map_inputs(input);
-        let v = match prepared {
-            LTCPrepared::Dense(p) => self.step_dense(p, input, state, elapsed),
-            LTCPrepared::Fused(p) => self.step_fused(p, input, state, elapsed),
+        let input = prepared.input.apply(input);
+        let v = match &prepared.path {
+            PreparedPath::Dense(p) => self.step_dense(p, input, state, elapsed),
+            PreparedPath::Fused(p) => self.step_fused(p, input, state, elapsed),
         };
-        (self.map_outputs(v.clone()), v)
+        (self.map_outputs(&prepared.output, v.clone()), v)
     }
 }
 
