@@ -51,6 +51,14 @@ fn cfc<B: Backend>(device: &B::Device, fused: bool) -> Rnn<B, ncps::rnn::AnyCfCC
         .expect("valid config")
 }
 
+/// A CfC on an NCP wiring, `CfC(32, AutoNCP(64, 8))`: always the tensor
+/// ops (the fused CfC is dense only).
+fn wired_cfc<B: Backend>(device: &B::Device) -> Rnn<B, ncps::rnn::AnyCfCCell<B>> {
+    CfCConfig::new(32, Units::from(AutoNCP::new(64, 8).expect("valid wiring")))
+        .init(device)
+        .expect("valid config")
+}
+
 fn ltc<B: Backend>(device: &B::Device, fused: bool) -> Rnn<B, ncps::cells::LTCCell<B>> {
     LTCConfig::new(32, Units::from(AutoNCP::new(64, 8).expect("valid wiring")))
         .with_cell(LTCCellOptions::new().with_fused(fused))
@@ -70,13 +78,15 @@ fn infer<B: Backend, C: RecurrentCell<B>>(model: Rnn<B, C>) -> impl FnMut() {
     }
 }
 
-fn train<B, C>(model: Rnn<B, C>) -> impl FnMut()
+/// One training step (forward, `mean(y²)`, backward, Adam) on batch 32
+/// of `steps` steps.
+fn train<B, C>(model: Rnn<B, C>, steps: usize) -> impl FnMut()
 where
     B: AutodiffBackend,
     C: RecurrentCell<B> + AutodiffModule<B>,
     Rnn<B, C>: AutodiffModule<B>,
 {
-    let x = input::<B>([32, 64, 32], &Default::default());
+    let x = input::<B>([32, steps, 32], &Default::default());
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let mut model = Some(model);
     move || {
@@ -172,8 +182,9 @@ fn sine_epoch<B: AutodiffBackend>(fused: bool) -> impl FnMut() {
 type Workload = (&'static str, Box<dyn Fn() -> Box<dyn FnMut()>>);
 
 /// The eleven workloads of upstream's script on inference backend `I` and
-/// training backend `T`, and the two single steps through `Rnn::step`
-/// (`*_call`). `fused: false` runs both models' tensor-op paths.
+/// training backend `T`, the two single steps through `Rnn::step`
+/// (`*_call`), and a wired CfC's training at 64 and 512 steps (ours only).
+/// `fused: false` runs both models' tensor-op paths.
 fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
     I::seed(&Default::default(), 0);
     T::seed(&Default::default(), 0);
@@ -184,7 +195,7 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
         ),
         (
             "cfc_train_b32_l64",
-            Box::new(move || Box::new(train(cfc::<T>(&Default::default(), fused)))),
+            Box::new(move || Box::new(train(cfc::<T>(&Default::default(), fused), 64))),
         ),
         (
             "ltc_infer_b32_l64",
@@ -192,7 +203,7 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
         ),
         (
             "ltc_train_b32_l64",
-            Box::new(move || Box::new(train(ltc::<T>(&Default::default(), fused)))),
+            Box::new(move || Box::new(train(ltc::<T>(&Default::default(), fused), 64))),
         ),
         (
             "cfc_step_b1",
@@ -264,6 +275,17 @@ fn workloads<I: Backend, T: AutodiffBackend>(fused: bool) -> Vec<Workload> {
         (
             "ltc_step_b1_call",
             Box::new(move || Box::new(single_call(ltc::<I>(&Default::default(), fused)))),
+        ),
+        // Training cost should grow linearly with the length: the wired
+        // CfC's once grew with its square (Burn's graph merges, see
+        // `CfCPrepared`).
+        (
+            "wired_cfc_train_b32_l64",
+            Box::new(move || Box::new(train(wired_cfc::<T>(&Default::default()), 64))),
+        ),
+        (
+            "wired_cfc_train_b32_l512",
+            Box::new(move || Box::new(train(wired_cfc::<T>(&Default::default()), 512))),
         ),
     ]
 }

@@ -18,8 +18,17 @@ pub enum AnyCfCCell<B: Backend> {
     Wired(WiredCfCCell<B>),
 }
 
+/// What an [`AnyCfCCell`] derives once per sequence: its cell's.
+#[derive(Clone, Debug)]
+pub enum AnyCfCPrepared<B: Backend> {
+    /// A dense cell's.
+    Dense(CfCPrepared<B>),
+    /// A wired cell's, one per layer.
+    Wired(Vec<CfCPrepared<B>>),
+}
+
 impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
-    type Prepared = CfCPrepared<B>;
+    type Prepared = AnyCfCPrepared<B>;
 
     fn input_size(&self) -> usize {
         match self {
@@ -42,17 +51,17 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
         }
     }
 
-    fn prepare(&self) -> CfCPrepared<B> {
+    fn prepare(&self) -> AnyCfCPrepared<B> {
         match self {
-            AnyCfCCell::Dense(cell) => cell.prepare(),
-            AnyCfCCell::Wired(_) => CfCPrepared::tensor_ops(),
+            AnyCfCCell::Dense(cell) => AnyCfCPrepared::Dense(cell.prepare()),
+            AnyCfCCell::Wired(cell) => AnyCfCPrepared::Wired(cell.prepare()),
         }
     }
 
-    fn prepare_single_step(&self) -> CfCPrepared<B> {
+    fn prepare_single_step(&self) -> AnyCfCPrepared<B> {
         match self {
-            AnyCfCCell::Dense(cell) => cell.prepare_single_step(),
-            AnyCfCCell::Wired(_) => CfCPrepared::tensor_ops(),
+            AnyCfCCell::Dense(cell) => AnyCfCPrepared::Dense(cell.prepare_single_step()),
+            AnyCfCCell::Wired(cell) => AnyCfCPrepared::Wired(cell.prepare_single_step()),
         }
     }
 
@@ -69,14 +78,19 @@ impl<B: Backend> RecurrentCell<B> for AnyCfCCell<B> {
 
     fn step_unchecked(
         &self,
-        prepared: &CfCPrepared<B>,
+        prepared: &AnyCfCPrepared<B>,
         input: Tensor<B, 2>,
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        match self {
-            AnyCfCCell::Dense(cell) => cell.step_unchecked(prepared, input, state, elapsed),
-            AnyCfCCell::Wired(cell) => cell.step_unchecked(&(), input, state, elapsed),
+        match (self, prepared) {
+            (AnyCfCCell::Dense(cell), AnyCfCPrepared::Dense(p)) => {
+                cell.step_unchecked(p, input, state, elapsed)
+            }
+            (AnyCfCCell::Wired(cell), AnyCfCPrepared::Wired(p)) => {
+                cell.step_unchecked(p, input, state, elapsed)
+            }
+            _ => panic!("prepared is not this cell's (AnyCfCCell::prepare)"),
         }
     }
 }

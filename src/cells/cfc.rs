@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use burn::tensor::Distribution;
 
+use super::anchor::GraphAnchor;
 use super::{
     Initialization, LSTMCell, LstmOutput, Mask, MixedMemory, RecurrentCell, SequenceInputs,
     SequenceOutputs, mask_tensor, materialize, one_line, xavier_linear,
@@ -440,15 +441,41 @@ impl CfCCellConfig {
 }
 
 impl<B: Backend> CfCCell<B> {
-    /// A head, its weight multiplied by the sparsity mask when there is one.
-    fn head(&self, layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        match self.sparsity_mask.get() {
-            Some(mask) => linear(
-                x,
-                layer.weight.val() * mask.clone(),
-                layer.bias.as_ref().map(Param::val),
-            ),
+    /// A head: with a sparsity mask, through its masked weight (`masked`,
+    /// derived once per sequence).
+    fn head(
+        &self,
+        layer: &Linear<B>,
+        masked: Option<&Tensor<B, 2>>,
+        x: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        match masked {
+            Some(weight) => linear(x, weight.clone(), layer.bias.as_ref().map(Param::val)),
             None => layer.forward(x),
+        }
+    }
+
+    /// What the tensor-op steps derive from the parameters once per
+    /// sequence: the weights of `ff1` and `ff2` times the sparsity mask (as
+    /// upstream, the time heads are not masked), pure mode's `|w_tau|` and
+    /// `-A`, all in one graph ([`GraphAnchor`]).
+    pub(crate) fn prepare_tensor_ops(&self) -> CfCPrepared<B> {
+        let anchor = GraphAnchor::new(&self.ff1.weight.device());
+        let masked = self.sparsity_mask.get().map(|mask| {
+            std::iter::once(&self.ff1)
+                .chain(&self.ff2)
+                .map(|head| anchor.join(head.weight.val() * mask.clone()))
+                .collect()
+        });
+        let pure = self
+            .w_tau
+            .as_ref()
+            .zip(self.a.as_ref())
+            .map(|(w_tau, a)| [anchor.join(w_tau.val().abs()), anchor.join(a.val().neg())]);
+        CfCPrepared {
+            fused: None,
+            masked,
+            pure,
         }
     }
 }
@@ -619,17 +646,22 @@ fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
 /// in a [`Stateful`](crate::rnn::Stateful)): on a backend with the fused
 /// kernel and without autodiff, its weights gathered flat, so that each
 /// step is one fused operation (a batch-1 control step runs about ten
-/// tensor operations otherwise); nothing elsewhere.
+/// tensor operations otherwise); for the tensor-op steps, the heads'
+/// masked weights and pure mode's `|w_tau|` and `-A`.
+///
+/// Deriving those once per sequence rather than at every step matters
+/// under autodiff: Burn 0.21 starts a new graph for an operation whose
+/// only tracked parent is a parameter, and the step then merges it into
+/// the sequence's graph, about half the time by moving the large one into
+/// the new one: training time grew with the square of the sequence length
+/// (a wired CfC, 1.25 ms a step at 64 steps, 6.6 ms at 512).
 #[derive(Clone, Debug)]
 pub struct CfCPrepared<B: Backend> {
     fused: Option<(Arc<Spec>, Tensor<B, 1>)>,
-}
-
-impl<B: Backend> CfCPrepared<B> {
-    /// Steps through the tensor operations.
-    pub(crate) fn tensor_ops() -> Self {
-        Self { fused: None }
-    }
+    /// The weights of `ff1` and `ff2` (when gated) times the sparsity mask.
+    masked: Option<Vec<Tensor<B, 2>>>,
+    /// Pure mode: `|w_tau|` and `-A`.
+    pure: Option<[Tensor<B, 2>; 2]>,
 }
 
 impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
@@ -651,19 +683,22 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         // Under autodiff the steps keep the tensor ops (dropout and the
         // graph are theirs); a sequence runs fused through `fused_sequence`.
         if B::ad_enabled(&self.ff1.weight.device()) {
-            return CfCPrepared::tensor_ops();
+            return self.prepare_tensor_ops();
         }
-        CfCPrepared {
-            fused: self
-                .fused_spec(None, false)
-                .map(|spec| (Arc::new(spec), self.flat_weights(None))),
+        match self.fused_spec(None, false) {
+            Some(spec) => CfCPrepared {
+                fused: Some((Arc::new(spec), self.flat_weights(None))),
+                masked: None,
+                pure: None,
+            },
+            None => self.prepare_tensor_ops(),
         }
     }
 
     /// Gathering the weights costs more than the fused kernel saves in
     /// one step: a single step runs the tensor ops.
     fn prepare_single_step(&self) -> CfCPrepared<B> {
-        CfCPrepared::tensor_ops()
+        self.prepare_tensor_ops()
     }
 
     fn fused_sequence(
@@ -733,10 +768,11 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
                 x = self.dropout.forward(x);
             }
         }
-        let ff1 = self.head(&self.ff1, x.clone());
-        let hidden = match (&self.ff2, &self.time_a, &self.time_b, &self.w_tau, &self.a) {
-            (Some(ff2), Some(time_a), Some(time_b), _, _) => {
-                let ff2 = self.head(ff2, x.clone());
+        let masked = |i: usize| prepared.masked.as_ref().map(|m| &m[i]);
+        let ff1 = self.head(&self.ff1, masked(0), x.clone());
+        let hidden = match (&self.ff2, &self.time_a, &self.time_b, &prepared.pure) {
+            (Some(ff2), Some(time_a), Some(time_b), _) => {
+                let ff2 = self.head(ff2, masked(1), x.clone());
                 let mix = GatedMix {
                     gated: self.mode != CfCMode::NoGate,
                 };
@@ -751,12 +787,12 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
                     }
                 }
             }
-            (_, _, _, Some(w_tau), Some(a)) => {
-                let a = a.val();
-                let decay = (elapsed.neg() * (w_tau.val().abs() + ff1.clone().abs())).exp();
-                a.clone().neg() * decay * ff1 + a
+            (_, _, _, Some([w_tau_abs, neg_a])) => {
+                let decay = (elapsed.neg() * (w_tau_abs.clone() + ff1.clone().abs())).exp();
+                let a = self.a.as_ref().expect("pure mode has A").val();
+                neg_a.clone() * decay * ff1 + a
             }
-            _ => unreachable!("init() gives gated heads or pure parameters"),
+            _ => unreachable!("init() gives gated heads, or pure parameters prepared"),
         };
         (hidden.clone(), hidden)
     }

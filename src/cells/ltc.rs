@@ -4,6 +4,7 @@ use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::anchor::GraphAnchor;
 use super::{
     Mask, MixedMemory, RecurrentCell, SequenceInputs, SequenceOutputs, WiringSummary, mask_tensor,
     materialize, one_line, polarity_tensor,
@@ -233,7 +234,8 @@ pub(crate) struct SynapsePlan(Option<Arc<LtcPlan>>);
 /// and when the step joins it to the sequence's graph it merges the two
 /// by moving one into the other, about half the time the large one. Done
 /// at every step, that made LTC training time grow with the square of the
-/// sequence length (`cargo bench --bench scaling`).
+/// sequence length (`cargo bench --bench scaling`). Derived once, they
+/// join one graph ([`GraphAnchor`]) for the same reason.
 #[derive(Clone, Debug)]
 pub struct LTCPrepared<B: Backend> {
     input: Affine<B>,
@@ -260,8 +262,14 @@ struct Affine<B: Backend> {
 }
 
 impl<B: Backend> Affine<B> {
-    fn new(weight: &Option<Param<Tensor<B, 1>>>, bias: &Option<Param<Tensor<B, 1>>>) -> Self {
-        let row = |p: &Option<Param<Tensor<B, 1>>>| p.as_ref().map(|p| p.val().unsqueeze_dim(0));
+    fn new(
+        weight: &Option<Param<Tensor<B, 1>>>,
+        bias: &Option<Param<Tensor<B, 1>>>,
+        anchor: &GraphAnchor<B>,
+    ) -> Self {
+        let row = |p: &Option<Param<Tensor<B, 1>>>| {
+            p.as_ref().map(|p| anchor.join(p.val().unsqueeze_dim(0)))
+        };
         Self {
             weight: row(weight),
             bias: row(bias),
@@ -394,12 +402,12 @@ impl<B: Backend> LTCCell<B> {
         self
     }
 
-    fn input_map(&self) -> Affine<B> {
-        Affine::new(&self.input_w, &self.input_b)
+    fn input_map(&self, anchor: &GraphAnchor<B>) -> Affine<B> {
+        Affine::new(&self.input_w, &self.input_b, anchor)
     }
 
-    fn output_map(&self) -> Affine<B> {
-        Affine::new(&self.output_w, &self.output_b)
+    fn output_map(&self, anchor: &GraphAnchor<B>) -> Affine<B> {
+        Affine::new(&self.output_w, &self.output_b, anchor)
     }
 
     /// The motor neurons' potentials of `state: [batch, N]`, mapped.
@@ -452,12 +460,13 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
     }
 
     fn prepare(&self) -> LTCPrepared<B> {
+        let anchor = GraphAnchor::new(&self.cm.device());
         LTCPrepared {
-            input: self.input_map(),
-            output: self.output_map(),
+            input: self.input_map(&anchor),
+            output: self.output_map(&anchor),
             path: match self.fused_plan() {
                 Some(plan) => PreparedPath::Fused(self.prepare_fused(plan)),
-                None => PreparedPath::Dense(self.prepare_dense()),
+                None => PreparedPath::Dense(self.prepare_dense(&anchor)),
             },
         }
     }
@@ -478,8 +487,9 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         let plan = self.fused_plan()?;
         let [batch, steps, features] = inputs.input.dims();
         let (n, m) = (self.state_size(), self.motor_size);
+        let anchor = GraphAnchor::new(&device);
         let mapped = self
-            .input_map()
+            .input_map(&anchor)
             .apply(inputs.input.clone().reshape([batch * steps, features]));
         let prepared = self.prepare_fused(plan);
         let states = ltc_sequence(
@@ -495,7 +505,7 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
             },
         )?;
         let outputs = self.map_outputs(
-            &self.output_map(),
+            &self.output_map(&anchor),
             states.clone().reshape([batch * steps, n]),
         );
         Some(SequenceOutputs {
@@ -592,23 +602,25 @@ impl<B: Backend> LTCCell<B> {
         }
     }
 
-    fn prepare_dense(&self) -> DensePrepared<B> {
+    /// The dense path's tensors, in the anchor's graph ([`GraphAnchor`]).
+    fn prepare_dense(&self, anchor: &GraphAnchor<B>) -> DensePrepared<B> {
         let w = (self.positive(&self.w) * self.sparsity_mask.val()).unsqueeze_dim::<3>(0);
         let sensory_w = (self.positive(&self.sensory_w) * self.sensory_sparsity_mask.val())
             .unsqueeze_dim::<3>(0);
         let gleak = self.positive(&self.gleak).unsqueeze_dim::<2>(0);
         DensePrepared {
-            w_erev: w.clone() * self.erev.val().unsqueeze_dim(0),
-            w,
-            sigma: self.sigma.val().unsqueeze_dim(0),
-            mu: self.mu.val().unsqueeze_dim(0),
-            sensory_w_erev: sensory_w.clone() * self.sensory_erev.val().unsqueeze_dim(0),
-            sensory_w,
-            sensory_sigma: self.sensory_sigma.val().unsqueeze_dim(0),
-            sensory_mu: self.sensory_mu.val().unsqueeze_dim(0),
-            cm: self.positive(&self.cm).unsqueeze_dim(0),
-            gleak_vleak: gleak.clone() * self.vleak.val().unsqueeze_dim(0),
-            gleak,
+            w_erev: anchor.join(w.clone() * self.erev.val().unsqueeze_dim(0)),
+            w: anchor.join(w),
+            sigma: anchor.join(self.sigma.val().unsqueeze_dim(0)),
+            mu: anchor.join(self.mu.val().unsqueeze_dim(0)),
+            sensory_w_erev: anchor
+                .join(sensory_w.clone() * self.sensory_erev.val().unsqueeze_dim(0)),
+            sensory_w: anchor.join(sensory_w),
+            sensory_sigma: anchor.join(self.sensory_sigma.val().unsqueeze_dim(0)),
+            sensory_mu: anchor.join(self.sensory_mu.val().unsqueeze_dim(0)),
+            cm: anchor.join(self.positive(&self.cm).unsqueeze_dim(0)),
+            gleak_vleak: anchor.join(gleak.clone() * self.vleak.val().unsqueeze_dim(0)),
+            gleak: anchor.join(gleak),
         }
     }
 

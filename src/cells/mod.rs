@@ -13,6 +13,7 @@
 //! state. The sequence modules of [`crate::rnn`] drive any `RecurrentCell`
 //! through time with one shared loop.
 
+mod anchor;
 mod any_cfc;
 mod cfc;
 mod lstm;

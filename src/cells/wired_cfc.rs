@@ -156,7 +156,7 @@ impl WiredCfCCellConfig {
 }
 
 impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
-    type Prepared = ();
+    type Prepared = Vec<CfCPrepared<B>>;
 
     fn input_size(&self) -> usize {
         self.layers[0].input_size
@@ -173,11 +173,18 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
         }
     }
 
-    fn prepare(&self) {}
+    /// Each layer's synapses are a sparsity mask: its tensor-op steps'
+    /// masked weights, derived once per sequence.
+    fn prepare(&self) -> Vec<CfCPrepared<B>> {
+        self.layers
+            .iter()
+            .map(CfCCell::prepare_tensor_ops)
+            .collect()
+    }
 
     fn step_unchecked(
         &self,
-        _: &(),
+        prepared: &Vec<CfCPrepared<B>>,
         input: Tensor<B, 2>,
         state: Tensor<B, 2>,
         elapsed: Tensor<B, 2>,
@@ -185,10 +192,8 @@ impl<B: Backend> RecurrentCell<B> for WiredCfCCell<B> {
         let states = state.split_with_sizes(self.layer_sizes.clone(), 1);
         let mut x = input;
         let mut next = Vec::with_capacity(self.layers.len());
-        // Each layer's synapses are a sparsity mask: the tensor ops.
-        let prepared = CfCPrepared::tensor_ops();
-        for (cell, h) in self.layers.iter().zip(states) {
-            let (out, _) = cell.step_unchecked(&prepared, x, h, elapsed.clone());
+        for ((cell, prepared), h) in self.layers.iter().zip(prepared).zip(states) {
+            let (out, _) = cell.step_unchecked(prepared, x, h, elapsed.clone());
             next.push(out.clone());
             x = out;
         }
