@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use burn::tensor::Distribution;
 
-use super::anchor::GraphAnchor;
 use super::{
     Initialization, LSTMCell, LstmOutput, Mask, MixedMemory, RecurrentCell, SequenceInputs,
     SequenceOutputs, mask_tensor, materialize, one_line, xavier_linear,
@@ -458,20 +457,19 @@ impl<B: Backend> CfCCell<B> {
     /// What the tensor-op steps derive from the parameters once per
     /// sequence: the weights of `ff1` and `ff2` times the sparsity mask (as
     /// upstream, the time heads are not masked), pure mode's `|w_tau|` and
-    /// `-A`, all in one graph ([`GraphAnchor`]).
+    /// `-A`.
     pub(crate) fn prepare_tensor_ops(&self) -> CfCPrepared<B> {
-        let anchor = GraphAnchor::new(&self.ff1.weight.device());
         let masked = self.sparsity_mask.get().map(|mask| {
             std::iter::once(&self.ff1)
                 .chain(&self.ff2)
-                .map(|head| anchor.join(head.weight.val() * mask.clone()))
+                .map(|head| head.weight.val() * mask.clone())
                 .collect()
         });
         let pure = self
             .w_tau
             .as_ref()
             .zip(self.a.as_ref())
-            .map(|(w_tau, a)| [anchor.join(w_tau.val().abs()), anchor.join(a.val().neg())]);
+            .map(|(w_tau, a)| [w_tau.val().abs(), a.val().neg()]);
         CfCPrepared {
             fused: None,
             masked,

@@ -4,7 +4,6 @@ use burn::module::{Content, DisplaySettings, Initializer, ModuleDisplay, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::anchor::GraphAnchor;
 use super::{
     Mask, MixedMemory, RecurrentCell, SequenceInputs, SequenceOutputs, WiringSummary, mask_tensor,
     materialize, one_line, polarity_tensor,
@@ -234,8 +233,7 @@ pub(crate) struct SynapsePlan(Option<Arc<LtcPlan>>);
 /// and when the step joins it to the sequence's graph it merges the two
 /// by moving one into the other, about half the time the large one. Done
 /// at every step, that made LTC training time grow with the square of the
-/// sequence length (`cargo bench --bench scaling`). Derived once, they
-/// join one graph ([`GraphAnchor`]) for the same reason.
+/// sequence length (`cargo bench --bench scaling`).
 #[derive(Clone, Debug)]
 pub struct LTCPrepared<B: Backend> {
     input: Affine<B>,
@@ -262,14 +260,8 @@ struct Affine<B: Backend> {
 }
 
 impl<B: Backend> Affine<B> {
-    fn new(
-        weight: &Option<Param<Tensor<B, 1>>>,
-        bias: &Option<Param<Tensor<B, 1>>>,
-        anchor: &GraphAnchor<B>,
-    ) -> Self {
-        let row = |p: &Option<Param<Tensor<B, 1>>>| {
-            p.as_ref().map(|p| anchor.join(p.val().unsqueeze_dim(0)))
-        };
+    fn new(weight: &Option<Param<Tensor<B, 1>>>, bias: &Option<Param<Tensor<B, 1>>>) -> Self {
+        let row = |p: &Option<Param<Tensor<B, 1>>>| p.as_ref().map(|p| p.val().unsqueeze_dim(0));
         Self {
             weight: row(weight),
             bias: row(bias),
@@ -402,12 +394,12 @@ impl<B: Backend> LTCCell<B> {
         self
     }
 
-    fn input_map(&self, anchor: &GraphAnchor<B>) -> Affine<B> {
-        Affine::new(&self.input_w, &self.input_b, anchor)
+    fn input_map(&self) -> Affine<B> {
+        Affine::new(&self.input_w, &self.input_b)
     }
 
-    fn output_map(&self, anchor: &GraphAnchor<B>) -> Affine<B> {
-        Affine::new(&self.output_w, &self.output_b, anchor)
+    fn output_map(&self) -> Affine<B> {
+        Affine::new(&self.output_w, &self.output_b)
     }
 
     /// The motor neurons' potentials of `state: [batch, N]`, mapped.
@@ -460,13 +452,12 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
     }
 
     fn prepare(&self) -> LTCPrepared<B> {
-        let anchor = GraphAnchor::new(&self.cm.device());
         LTCPrepared {
-            input: self.input_map(&anchor),
-            output: self.output_map(&anchor),
+            input: self.input_map(),
+            output: self.output_map(),
             path: match self.fused_plan() {
                 Some(plan) => PreparedPath::Fused(self.prepare_fused(plan)),
-                None => PreparedPath::Dense(self.prepare_dense(&anchor)),
+                None => PreparedPath::Dense(self.prepare_dense()),
             },
         }
     }
@@ -487,9 +478,8 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
         let plan = self.fused_plan()?;
         let [batch, steps, features] = inputs.input.dims();
         let (n, m) = (self.state_size(), self.motor_size);
-        let anchor = GraphAnchor::new(&device);
         let mapped = self
-            .input_map(&anchor)
+            .input_map()
             .apply(inputs.input.clone().reshape([batch * steps, features]));
         let prepared = self.prepare_fused(plan);
         let states = ltc_sequence(
@@ -505,7 +495,7 @@ impl<B: Backend> RecurrentCell<B> for LTCCell<B> {
             },
         )?;
         let outputs = self.map_outputs(
-            &self.output_map(&anchor),
+            &self.output_map(),
             states.clone().reshape([batch * steps, n]),
         );
         Some(SequenceOutputs {
@@ -602,25 +592,23 @@ impl<B: Backend> LTCCell<B> {
         }
     }
 
-    /// The dense path's tensors, in the anchor's graph ([`GraphAnchor`]).
-    fn prepare_dense(&self, anchor: &GraphAnchor<B>) -> DensePrepared<B> {
+    fn prepare_dense(&self) -> DensePrepared<B> {
         let w = (self.positive(&self.w) * self.sparsity_mask.val()).unsqueeze_dim::<3>(0);
         let sensory_w = (self.positive(&self.sensory_w) * self.sensory_sparsity_mask.val())
             .unsqueeze_dim::<3>(0);
         let gleak = self.positive(&self.gleak).unsqueeze_dim::<2>(0);
         DensePrepared {
-            w_erev: anchor.join(w.clone() * self.erev.val().unsqueeze_dim(0)),
-            w: anchor.join(w),
-            sigma: anchor.join(self.sigma.val().unsqueeze_dim(0)),
-            mu: anchor.join(self.mu.val().unsqueeze_dim(0)),
-            sensory_w_erev: anchor
-                .join(sensory_w.clone() * self.sensory_erev.val().unsqueeze_dim(0)),
-            sensory_w: anchor.join(sensory_w),
-            sensory_sigma: anchor.join(self.sensory_sigma.val().unsqueeze_dim(0)),
-            sensory_mu: anchor.join(self.sensory_mu.val().unsqueeze_dim(0)),
-            cm: anchor.join(self.positive(&self.cm).unsqueeze_dim(0)),
-            gleak_vleak: anchor.join(gleak.clone() * self.vleak.val().unsqueeze_dim(0)),
-            gleak: anchor.join(gleak),
+            w_erev: w.clone() * self.erev.val().unsqueeze_dim(0),
+            w,
+            sigma: self.sigma.val().unsqueeze_dim(0),
+            mu: self.mu.val().unsqueeze_dim(0),
+            sensory_w_erev: sensory_w.clone() * self.sensory_erev.val().unsqueeze_dim(0),
+            sensory_w,
+            sensory_sigma: self.sensory_sigma.val().unsqueeze_dim(0),
+            sensory_mu: self.sensory_mu.val().unsqueeze_dim(0),
+            cm: self.positive(&self.cm).unsqueeze_dim(0),
+            gleak_vleak: gleak.clone() * self.vleak.val().unsqueeze_dim(0),
+            gleak,
         }
     }
 

@@ -13,7 +13,6 @@
 //! state. The sequence modules of [`crate::rnn`] drive any `RecurrentCell`
 //! through time with one shared loop.
 
-mod anchor;
 mod any_cfc;
 mod cfc;
 mod lstm;
@@ -47,7 +46,7 @@ pub use wired_cfc::{WiredCfCCell, WiredCfCCellConfig};
 /// weights), and [`step_unchecked`](Self::step_unchecked), which advances the state by one
 /// observation. [`forward`](Self::forward) is both for a single step, with
 /// its shapes checked.
-pub trait RecurrentCell<B: Backend> {
+pub trait RecurrentCell<B: Backend>: Module<B> {
     /// What [`prepare`](Self::prepare) derives once per sequence.
     type Prepared;
 

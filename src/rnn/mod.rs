@@ -9,6 +9,7 @@
 
 mod bidirectional;
 mod cfc;
+mod graph;
 mod ltc;
 
 use burn::nn::Linear;
@@ -24,6 +25,7 @@ pub use ltc::{LTC, LTCConfig};
 
 use crate::ConfigError;
 use burn::tensor::TensorData;
+use graph::JoinParameters;
 
 pub use crate::cells::{Initialization, LstmOutput};
 use crate::cells::{
@@ -643,7 +645,18 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
                 };
                 (outputs, state)
             }
-            // Projected at every step by `advance`.
+            // Projected at every step by `advance`. Under autodiff the steps
+            // use the parameters joined to one graph (`JoinParameters`).
+            None if B::ad_enabled(&device) => {
+                let mut joiner = JoinParameters::new(&device);
+                let joined = Rnn {
+                    cell: joiner.join(self.cell.clone()),
+                    lstm: self.lstm.clone().map(|lstm| joiner.join(lstm)),
+                    fc: self.fc.clone().map(|fc| joiner.join(fc)),
+                    ..*self
+                };
+                joined.step_through(sequence, every_step)
+            }
             None => self.step_through(sequence, every_step),
         };
         let outputs = match (&reverse, pass.backward_half && every_step) {
