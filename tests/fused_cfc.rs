@@ -3,8 +3,15 @@
 //! activation, LeCun heads, mixed memory (its LSTM output as the cell's
 //! state or as its input), projection, timespans, initial
 //! state, time-major layout, last output only, and dropout drawn from the
-//! same seed. Values within 1e-5, every gradient (weights, inputs, elapsed
-//! times, initial state) within 1e-4 (absolute below 1, relative above).
+//! same seed. Values within 1e-5 (absolute below 1, relative above), every
+//! gradient (weights, inputs, elapsed times, initial state) within 1e-4 of
+//! the larger of 1 and the gradient tensor's largest magnitude: gradients
+//! are sums, rounded in proportion to their terms. A generated case with
+//! heavy dropout (saved in the regressions file) had a bias gradient off
+//! by 1.12e-4 by the entrywise measure, on the code before and after the
+//! steps' parameters were joined to one graph alike: entries near 1.6 of
+//! gradients reaching 70 to 120 off by 1.5e-4, about 2e-6 of their
+//! scale.
 
 mod common;
 
@@ -19,7 +26,7 @@ use ncps::import::StateDict;
 use ncps::rnn::{AnyCfCCell, CfC, CfCConfig, LstmOutput, RnnState, Units};
 use proptest::prelude::*;
 
-use common::{AD as B, rng_turn, values, worst_error};
+use common::{AD as B, rng_turn, values, worst_error, worst_normwise_error};
 
 #[derive(Clone, Debug)]
 struct Case {
@@ -169,7 +176,7 @@ fn check_within(case: Case, nudge: Option<f32>) -> Result<(), TestCaseError> {
         ];
         value_tol = value_tol.max(3.0 * moved.into_iter().fold(0.0, f64::max));
         let moved = names.iter().map(|name| {
-            worst_error(
+            worst_normwise_error(
                 &n.grads.values(name).unwrap(),
                 &r.grads.values(name).unwrap(),
             )
@@ -193,7 +200,7 @@ fn check_within(case: Case, nudge: Option<f32>) -> Result<(), TestCaseError> {
     prop_assert_eq!(f.grads.names().collect::<Vec<_>>(), names.clone());
     for name in names {
         let theirs = r.grads.values(name).unwrap();
-        let err = worst_error(&f.grads.values(name).unwrap(), &theirs);
+        let err = worst_normwise_error(&f.grads.values(name).unwrap(), &theirs);
         prop_assert!(
             err <= grad_tol,
             "gradient of {} differs by {:.2e} (tolerance {:.2e})",
@@ -209,7 +216,7 @@ fn check_within(case: Case, nudge: Option<f32>) -> Result<(), TestCaseError> {
         "initial memory",
     ];
     for ((a, b), what) in f.inputs.iter().zip(&r.inputs).zip(which) {
-        let err = worst_error(a, b);
+        let err = worst_normwise_error(a, b);
         prop_assert!(
             err <= 1e-4,
             "gradient of the {} differs by {:.2e}",

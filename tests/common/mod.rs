@@ -66,6 +66,28 @@ pub fn worst_error(ours: &[f32], theirs: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The largest difference between two equally long slices relative to
+/// the larger of 1 and `theirs`' largest magnitude (normwise): for
+/// gradients, sums whose rounding follows the size of their terms, so
+/// that a small entry of a large gradient is not held to a relative bound
+/// its own size cannot give.
+pub fn worst_normwise_error(ours: &[f32], theirs: &[f32]) -> f64 {
+    assert_eq!(ours.len(), theirs.len(), "element counts differ");
+    let scale = theirs
+        .iter()
+        .fold(1.0f64, |m, &v| m.max(f64::from(v.abs())));
+    ours.iter()
+        .zip(theirs)
+        .map(|(&a, &b)| {
+            if a == b {
+                return 0.0;
+            }
+            let d = (f64::from(a) - f64::from(b)).abs() / scale;
+            if d.is_nan() { f64::INFINITY } else { d }
+        })
+        .fold(0.0, f64::max)
+}
+
 /// Panics unless every value of `ours` is within `tolerance` of `theirs`
 /// (see [`error`]); the message names `what`, where it differs most and how
 /// many values are off.
