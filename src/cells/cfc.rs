@@ -652,7 +652,7 @@ fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
 /// only tracked parent is a parameter, and the step then merges it into
 /// the sequence's graph, about half the time by moving the large one into
 /// the new one: training time grew with the square of the sequence length
-/// (a wired CfC, 1.25 ms a step at 64 steps, 6.6 ms at 512).
+/// (see also `rnn`'s joined parameters, docs/performance.md).
 #[derive(Clone, Debug)]
 pub struct CfCPrepared<B: Backend> {
     fused: Option<(Arc<Spec>, Tensor<B, 1>)>,
