@@ -457,7 +457,7 @@ impl<B: Backend> CfCCell<B> {
     /// What the tensor-op steps derive from the parameters once per
     /// sequence: the weights of `ff1` and `ff2` times the sparsity mask (as
     /// upstream, the time heads are not masked), pure mode's `|w_tau|` and
-    /// `-A`.
+    /// `A`.
     pub(crate) fn prepare_tensor_ops(&self) -> CfCPrepared<B> {
         let masked = self.sparsity_mask.get().map(|mask| {
             std::iter::once(&self.ff1)
@@ -469,7 +469,7 @@ impl<B: Backend> CfCCell<B> {
             .w_tau
             .as_ref()
             .zip(self.a.as_ref())
-            .map(|(w_tau, a)| [w_tau.val().abs(), a.val().neg()]);
+            .map(|(w_tau, a)| [w_tau.val().abs(), a.val()]);
         CfCPrepared {
             fused: None,
             masked,
@@ -645,7 +645,7 @@ fn draw_seed<B: Backend>(device: &B::Device) -> u64 {
 /// kernel and without autodiff, its weights gathered flat, so that each
 /// step is one fused operation (a batch-1 control step runs about ten
 /// tensor operations otherwise); for the tensor-op steps, the heads'
-/// masked weights and pure mode's `|w_tau|` and `-A`.
+/// masked weights and pure mode's `|w_tau|` and `A`.
 ///
 /// Deriving those once per sequence rather than at every step matters
 /// under autodiff: Burn 0.21 starts a new graph for an operation whose
@@ -658,7 +658,7 @@ pub struct CfCPrepared<B: Backend> {
     fused: Option<(Arc<Spec>, Tensor<B, 1>)>,
     /// The weights of `ff1` and `ff2` (when gated) times the sparsity mask.
     masked: Option<Vec<Tensor<B, 2>>>,
-    /// Pure mode: `|w_tau|` and `-A`.
+    /// Pure mode: `|w_tau|` and `A`.
     pure: Option<[Tensor<B, 2>; 2]>,
 }
 
@@ -785,10 +785,11 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
                     }
                 }
             }
-            (_, _, _, Some([w_tau_abs, neg_a])) => {
+            (_, _, _, Some([w_tau_abs, a])) => {
+                // A · (1 - decay · ff1), as upstream's `-A · decay · ff1 + A`
+                // (negating is exact, so the same bits).
                 let decay = (elapsed.neg() * (w_tau_abs.clone() + ff1.clone().abs())).exp();
-                let a = self.a.as_ref().expect("pure mode has A").val();
-                neg_a.clone() * decay * ff1 + a
+                a.clone() - a.clone() * decay * ff1
             }
             _ => unreachable!("init() gives gated heads, or pure parameters prepared"),
         };
