@@ -31,7 +31,7 @@
 //! leave its state unchanged (their gradient passes through untouched).
 
 use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh};
-use super::gemm::{View, add_column_sums, matmul};
+use super::gemm::{View, Weights, add_column_sums, matmul};
 use super::scalar::{exp, lecun_tanh};
 
 /// How the heads become the next state.
@@ -339,8 +339,9 @@ pub fn forward(
     keep_trace: bool,
 ) -> (Vec<f32>, Option<Trace>) {
     seq.check(spec);
+    let weights = StepWeights::new(spec, params, seq.batch, false);
     let parts = super::parallel::for_chunks(seq.batch, SAMPLES_PER_THREAD, |first, rows| {
-        forward_chunk(spec, params, seq, first, rows, keep_trace)
+        forward_chunk(spec, params, &weights, seq, first, rows, keep_trace)
     });
     let mut states = Vec::with_capacity(seq.batch * seq.steps * spec.state_width());
     let mut chunks = Vec::with_capacity(parts.len());
@@ -369,6 +370,7 @@ vectorized_fn! {
     fn forward_chunk(
         spec: &Spec,
         p: &Params<'_>,
+        step_weights: &StepWeights<'_>,
         seq: &Sequence<'_>,
         first: usize,
         rows: usize,
@@ -396,7 +398,6 @@ vectorized_fn! {
         let ci = spec.cell_inputs();
         let first_layer = p.layers[0];
         let w0_in = View::new(&first_layer.weight[..ci * w0], ci, w0);
-        let w0_h = View::new(&first_layer.weight[ci * w0..], h, w0);
         let mut z0 = broadcast_rows(first_layer.bias, steps * rows);
         if !spec.memory_as_input {
             matmul(xs, w0_in, &mut z0, w0, true);
@@ -473,16 +474,12 @@ vectorized_fn! {
             let s = slot(t);
             h_prev[block(h, s)].copy_from_slice(&state);
             // Mixed memory: the LSTM step gives the cell's input state.
-            if let (Some(lstm), Some(fb), Some(lz)) = (p.lstm, spec.forget_bias, lstm_z.as_mut()) {
+            if let (Some(recurrent), Some(fb), Some(lz)) =
+                (&step_weights.lstm, spec.forget_bias, lstm_z.as_mut())
+            {
                 c_prev[block(h, s)].copy_from_slice(&memory);
                 let zt = &mut lz[block(4 * h, t)];
-                matmul(
-                    View::new(&state, rows, h),
-                    View::new(lstm.recurrent, h, 4 * h),
-                    zt,
-                    4 * h,
-                    true,
-                );
+                recurrent.multiply(View::new(&state, rows, h), zt, 4 * h, true);
                 let g = &mut gates[block(5 * h, s)];
                 let hi = &mut h_in[block(h, s)];
                 for r in 0..rows {
@@ -501,14 +498,16 @@ vectorized_fn! {
             // cell's input) plus the state half.
             let zt0 = &mut z0[block(w0, t)];
             let cell_state: &[f32] = if spec.memory_as_input {
-                matmul(View::new(&h_in[block(h, s)], rows, h), w0_in, zt0, w0, true);
+                step_weights
+                    .first_input()
+                    .multiply(View::new(&h_in[block(h, s)], rows, h), zt0, w0, true);
                 &state
             } else if p.lstm.is_some() {
                 &h_in[block(h, s)]
             } else {
                 &state
             };
-            matmul(View::new(cell_state, rows, h), w0_h, zt0, w0, true);
+            step_weights.first_state.multiply(View::new(cell_state, rows, h), zt0, w0, true);
             // Backbone.
             let mut d = 0;
             for l in 0..layers {
@@ -518,13 +517,8 @@ vectorized_fn! {
                     let input = layer_output(spec, &y, &dropped, l - 1, s, rows);
                     let zl = &mut z[l - 1][block(width, s)];
                     fill_rows(zl, p.layers[l].bias);
-                    matmul(
-                        View::new(input, rows, spec.width(l - 1)),
-                        View::new(p.layers[l].weight, spec.width(l - 1), width),
-                        zl,
-                        width,
-                        true,
-                    );
+                    step_weights.layers[l - 1]
+                        .multiply(View::new(input, rows, spec.width(l - 1)), zl, width, true);
                 }
                 let zl: &[f32] = if l == 0 {
                     &z0[block(w0, t)]
@@ -549,13 +543,8 @@ vectorized_fn! {
                 let input = layer_output(spec, &y, &dropped, layers - 1, s, rows);
                 let width = spec.width(layers - 1);
                 fill_rows(&mut head_buf, p.layers[layers].bias);
-                matmul(
-                    View::new(input, rows, width),
-                    View::new(p.layers[layers].weight, width, heads),
-                    &mut head_buf,
-                    heads,
-                    true,
-                );
+                step_weights.layers[layers - 1]
+                    .multiply(View::new(input, rows, width), &mut head_buf, heads, true);
                 &head_buf
             };
             let m = &mut mix[block(spec.mix_trace() * h, s)];
@@ -596,6 +585,52 @@ vectorized_fn! {
             mix,
         });
         (states, chunk)
+    }
+}
+
+/// The weights every step multiplies by, each packed once per sequence
+/// for all threads' chunks of the batch ([`Weights`]: when the batch has
+/// more than four samples): the LSTM's recurrent weights, the first
+/// layer's input half (read at every step when it is the LSTM's output)
+/// and state half, and each later layer's, heads last. The backward pass
+/// multiplies by their transposes.
+struct StepWeights<'a> {
+    lstm: Option<Weights<'a>>,
+    first_input: Option<Weights<'a>>,
+    first_state: Weights<'a>,
+    /// Layers `1..=backbone.len()`.
+    layers: Vec<Weights<'a>>,
+}
+
+impl<'a> StepWeights<'a> {
+    /// For the chunks of a batch of `batch` samples, `transposed` for the
+    /// backward pass.
+    fn new(spec: &Spec, p: &Params<'a>, batch: usize, transposed: bool) -> Self {
+        let (h, ci, w0) = (spec.hidden, spec.cell_inputs(), spec.width(0));
+        let first = p.layers[0].weight;
+        let pack = |view: View<'a>| Weights::new(if transposed { view.t() } else { view }, batch);
+        Self {
+            lstm: p.lstm.map(|lstm| pack(View::new(lstm.recurrent, h, 4 * h))),
+            first_input: spec
+                .memory_as_input
+                .then(|| pack(View::new(&first[..ci * w0], ci, w0))),
+            first_state: pack(View::new(&first[ci * w0..], h, w0)),
+            layers: (1..=spec.backbone.len())
+                .map(|l| {
+                    pack(View::new(
+                        p.layers[l].weight,
+                        spec.width(l - 1),
+                        spec.width(l),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    fn first_input(&self) -> &Weights<'a> {
+        self.first_input
+            .as_ref()
+            .expect("memory as input has the first layer's input half")
     }
 }
 
@@ -842,8 +877,9 @@ pub fn backward(
         seq.batch * seq.steps * sw,
         "grad_states is not [batch, steps, state_width]"
     );
+    let weights = StepWeights::new(spec, params, seq.batch, true);
     let parts = super::parallel::for_each(trace.chunks, |chunk| {
-        backward_chunk(spec, params, seq, chunk, grad_states)
+        backward_chunk(spec, params, &weights, seq, chunk, grad_states)
     });
     let h = spec.hidden;
     let mut grads = Grads {
@@ -871,6 +907,7 @@ vectorized_fn! {
     fn backward_chunk(
         spec: &Spec,
         p: &Params<'_>,
+        step_weights: &StepWeights<'_>,
         seq: &Sequence<'_>,
         c: Chunk,
         grad_states: &[f32],
@@ -957,9 +994,8 @@ vectorized_fn! {
                 let width = spec.width(l);
                 let out_width = spec.width(l + 1);
                 d_out.resize(rows * width, 0.0);
-                matmul(
+                step_weights.layers[l].multiply(
                     View::new(&dz[l + 1][block(out_width, t)], rows, out_width),
-                    View::new(p.layers[l + 1].weight, width, out_width).t(),
                     &mut d_out,
                     width,
                     false,
@@ -978,24 +1014,12 @@ vectorized_fn! {
                 dz[l][block(width, t)].copy_from_slice(&d_out);
             }
             let dz0 = View::new(&dz[0][block(w0, t)], rows, w0);
-            matmul(
-                dz0,
-                View::new(&first_layer.weight[ci * w0..], h, w0).t(),
-                &mut d_cell,
-                h,
-                false,
-            );
+            step_weights.first_state.multiply(dz0, &mut d_cell, h, false);
             if spec.memory_as_input {
-                matmul(
-                    dz0,
-                    View::new(&first_layer.weight[..ci * w0], ci, w0).t(),
-                    &mut d_lstm_out,
-                    h,
-                    false,
-                );
+                step_weights.first_input().multiply(dz0, &mut d_lstm_out, h, false);
             }
             // Mixed memory: back through the LSTM to the previous state.
-            let mut dh_prev = if let Some(lstm) = p.lstm {
+            let mut dh_prev = if let Some(recurrent) = &step_weights.lstm {
                 let gates = &c.gates[block(5 * h, t)];
                 let c_prev = &c.c_prev[block(h, t)];
                 let dzl = &mut dz_lstm[block(4 * h, t)];
@@ -1021,9 +1045,8 @@ vectorized_fn! {
                 } else {
                     vec![0.0f32; rows * h]
                 };
-                matmul(
+                recurrent.multiply(
                     View::new(dzl, rows, 4 * h),
-                    View::new(lstm.recurrent, h, 4 * h).t(),
                     &mut dh_prev,
                     h,
                     spec.memory_as_input,

@@ -6,6 +6,13 @@
 //! cost nothing. It runs on the calling thread: the fused kernels split a
 //! batch over threads themselves ([`super::parallel`]), each thread
 //! running whole sequences, which beats splitting every small product.
+//!
+//! The products a sequence repeats at every step with the same weights
+//! go through [`Weights`] instead: packed once per sequence for the AVX2
+//! kernel of [`panels`] where the CPU has one.
+
+#[cfg(target_arch = "x86_64")]
+mod panels;
 
 /// A matrix of `rows x cols` over a slice: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`.
@@ -120,6 +127,57 @@ pub(crate) fn matmul(
             stride(c_row_stride),
             1,
         );
+    }
+}
+
+/// The right-hand side of a product repeated at every time step (a
+/// layer's weights, or their transpose): packed once into [`panels`]
+/// where the CPU runs AVX2 and FMA and the products have more than
+/// [`SMALL_ROWS`] rows, else the view itself ([`matmul`] at each step).
+#[derive(Clone, Debug)]
+pub(crate) enum Weights<'a> {
+    View(View<'a>),
+    #[cfg(target_arch = "x86_64")]
+    Packed(panels::Panels),
+}
+
+impl<'a> Weights<'a> {
+    /// `b`, to be multiplied from the left by products of `rows` rows.
+    pub(crate) fn new(b: View<'a>, rows: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if rows > SMALL_ROWS && b.rows > 0 && b.cols > 0 && super::has_avx2_fma() {
+            return Self::Packed(panels::Panels::new(b));
+        }
+        let _ = rows;
+        Self::View(b)
+    }
+
+    /// `c = a · self`, or `c += a · self` when `accumulate`, as [`matmul`]
+    /// (`a` row-major when the weights are packed).
+    pub(crate) fn multiply(
+        &self,
+        a: View<'_>,
+        c: &mut [f32],
+        c_row_stride: usize,
+        accumulate: bool,
+    ) {
+        match self {
+            Self::View(b) => matmul(a, *b, c, c_row_stride, accumulate),
+            #[cfg(target_arch = "x86_64")]
+            Self::Packed(b) => {
+                let (k, n) = b.shape();
+                assert_eq!(
+                    a.cols, k,
+                    "inner dimensions: {}x{} times {}x{}",
+                    a.rows, a.cols, k, n
+                );
+                if a.rows == 0 {
+                    return;
+                }
+                View::strided(c, a.rows, n, c_row_stride).check();
+                b.multiply(a, c, c_row_stride, accumulate);
+            }
+        }
     }
 }
 
@@ -259,6 +317,54 @@ mod tests {
         for (x, y) in c.iter().zip(&truth) {
             assert!((x - 0.5 - y).abs() < 1e-5, "{x} against {}", y + 0.5);
         }
+    }
+
+    /// Weights multiplied at every step, packed or not, against the
+    /// definition: every row count up to two kernel calls and a tail,
+    /// panels with and without missing columns, a transposed view, and
+    /// accumulation into a wider `c`.
+    #[test]
+    fn repeated_weights_match_the_definition() {
+        for (k, n) in [(1, 1), (7, 16), (21, 17), (40, 35), (300, 48)] {
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.23).cos()).collect();
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            for m in 1..=13 {
+                let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+                let truth = naive(&a, &b, m, k, n);
+                for weights in [
+                    Weights::new(View::new(&b, k, n), m),
+                    Weights::new(View::new(&bt, n, k).t(), m),
+                ] {
+                    let mut c = vec![0.0f32; m * n];
+                    weights.multiply(View::new(&a, m, k), &mut c, n, false);
+                    let mut wide = vec![1.0f32; m * (n + 3)];
+                    weights.multiply(View::new(&a, m, k), &mut wide, n + 3, true);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let want = truth[i * n + j];
+                            let tol = 1e-5 * (1.0 + want.abs());
+                            assert!((c[i * n + j] - want).abs() < tol, "{m}x{k}x{n}");
+                            assert!((wide[i * (n + 3) + j] - 1.0 - want).abs() < tol);
+                        }
+                        assert_eq!(wide[i * (n + 3) + n..(i + 1) * (n + 3)], [1.0; 3]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where the CPU runs AVX2 and FMA, weights for more than a few rows
+    /// are packed (so the test above covers the kernel there).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn weights_for_many_rows_are_packed_where_the_cpu_allows() {
+        let b = [0.5f32; 12];
+        let packed = matches!(Weights::new(View::new(&b, 3, 4), 5), Weights::Packed(_));
+        assert_eq!(packed, crate::kernels::has_avx2_fma());
+        assert!(matches!(
+            Weights::new(View::new(&b, 3, 4), 4),
+            Weights::View(_)
+        ));
     }
 
     #[test]
