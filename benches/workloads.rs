@@ -10,7 +10,8 @@
 //! cargo bench --features wgpu --bench workloads -- --backend wgpu
 //! ```
 //!
-//! Options: `--only NAME`, `--path fused|reference` (the LTC step and
+//! Options: `--only NAME[,NAME..]` (those workloads, in the bench's
+//! order, in one process), `--path fused|reference` (the LTC step and
 //! the CfC sequence; default fused), `--backend ndarray|wgpu` (default ndarray; wgpu needs the
 //! feature). `benches/compare.sh` runs upstream's reference script and this
 //! bench in one go and prints the ratios. `--peak NAME [--steps N]` builds
@@ -329,7 +330,10 @@ fn main() {
         return;
     }
     for (name, make) in workloads {
-        if only.as_deref().is_some_and(|o| o != name) {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|o| o == name))
+        {
             continue;
         }
         let mut run = make();

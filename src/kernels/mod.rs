@@ -15,8 +15,9 @@
 //!   this file into generated code);
 //! - [`dropout`]: dropout factors from a counter-based generator, drawn
 //!   in parallel from one seed;
-//! - [`gemm`]: the matrix product; [`parallel`]: how work is split over
-//!   threads.
+//! - [`gemm`]: the matrix product (weights a sequence multiplies by at
+//!   every step packed once, for an AVX2 kernel); [`parallel`]: how work
+//!   is split over threads.
 //!
 //! Their binding to Burn:
 //!
