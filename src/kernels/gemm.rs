@@ -1,15 +1,16 @@
 //! Matrix products on `f32` slices: the one GEMM the fused kernels call.
 //!
-//! It is `matrixmultiply`'s `sgemm` (the crate Burn's ndarray backend uses
-//! for its own matmul): cache-blocked, vectorized kernels chosen at run time
-//! (AVX2 and FMA where the CPU has them), any strides, so transposed views
-//! cost nothing. It runs on the calling thread: the fused kernels split a
-//! batch over threads themselves ([`super::parallel`]), each thread
-//! running whole sequences, which beats splitting every small product.
+//! Where the CPU runs AVX2 and FMA it is the crate's own kernel
+//! ([`panels`]); elsewhere `matrixmultiply`'s `sgemm` (the crate Burn's
+//! ndarray backend uses for its own matmul). Both take any strides, so
+//! transposed views cost nothing (a right-hand side whose rows are not
+//! contiguous is packed for the kernel first). A product runs on the
+//! calling thread: the fused kernels split a batch over threads themselves
+//! ([`super::parallel`]), each thread running whole sequences, which beats
+//! splitting every small product.
 //!
 //! The products a sequence repeats at every step with the same weights
-//! go through [`Weights`] instead: packed once per sequence for the AVX2
-//! kernel of [`panels`] where the CPU has one.
+//! go through [`Weights`]: packed once per sequence.
 
 #[cfg(target_arch = "x86_64")]
 mod panels;
@@ -105,6 +106,27 @@ pub(crate) fn matmul(
         small_rows(a, b, c, c_row_stride, accumulate);
         return;
     }
+    // The kernel reads `a` in place. A transposed `a` (the weights'
+    // gradients, `x^T · dz` over all steps) stays with `sgemm`, which packs
+    // both sides block by block: read in place it touched a cache line per
+    // value of `k`, and copied block by block (with `b` read in place) it
+    // still ran `cfc_train_b32_l64` at 7.8 ms against 5.5.
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() && a.col_stride == 1 {
+        if b.col_stride == 1 {
+            panels::multiply(a, panels::Right::Rows(b), c, c_row_stride, accumulate);
+        } else {
+            let packed = panels::Panels::new(b);
+            panels::multiply(
+                a,
+                panels::Right::Packed(&packed),
+                c,
+                c_row_stride,
+                accumulate,
+            );
+        }
+        return;
+    }
     let beta = if accumulate { 1.0 } else { 0.0 };
     let stride = |s: usize| isize::try_from(s).expect("stride fits isize");
     // SAFETY: the three views were checked to lie inside their slices, `c`
@@ -174,8 +196,8 @@ impl<'a> Weights<'a> {
                 if a.rows == 0 {
                     return;
                 }
-                View::strided(c, a.rows, n, c_row_stride).check();
-                b.multiply(a, c, c_row_stride, accumulate);
+                View::strided(c, a.rows, n, c_row_stride);
+                panels::multiply(a, panels::Right::Packed(b), c, c_row_stride, accumulate);
             }
         }
     }
@@ -319,34 +341,43 @@ mod tests {
         }
     }
 
-    /// Weights multiplied at every step, packed or not, against the
-    /// definition: every row count up to two kernel calls and a tail,
-    /// panels with and without missing columns, a transposed view, and
-    /// accumulation into a wider `c`.
+    /// Every way a product runs, against the definition: `matmul` and
+    /// [`Weights`] (packed or not), right-hand sides with contiguous rows
+    /// (read in place, last panel masked) and transposed (packed), left-hand
+    /// sides row-major and transposed, every row count up to two kernel
+    /// calls and a tail, `k` over one block of 256, and accumulation into
+    /// a wider `c`.
     #[test]
-    fn repeated_weights_match_the_definition() {
-        for (k, n) in [(1, 1), (7, 16), (21, 17), (40, 35), (300, 48)] {
+    fn every_product_path_matches_the_definition() {
+        for (k, n) in [(1, 1), (7, 16), (21, 17), (40, 35), (300, 48), (513, 5)] {
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.23).cos()).collect();
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             for m in 1..=13 {
                 let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+                let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
                 let truth = naive(&a, &b, m, k, n);
-                for weights in [
-                    Weights::new(View::new(&b, k, n), m),
-                    Weights::new(View::new(&bt, n, k).t(), m),
-                ] {
-                    let mut c = vec![0.0f32; m * n];
-                    weights.multiply(View::new(&a, m, k), &mut c, n, false);
-                    let mut wide = vec![1.0f32; m * (n + 3)];
-                    weights.multiply(View::new(&a, m, k), &mut wide, n + 3, true);
-                    for i in 0..m {
-                        for j in 0..n {
-                            let want = truth[i * n + j];
-                            let tol = 1e-5 * (1.0 + want.abs());
-                            assert!((c[i * n + j] - want).abs() < tol, "{m}x{k}x{n}");
-                            assert!((wide[i * (n + 3) + j] - 1.0 - want).abs() < tol);
+                let rights = [View::new(&b, k, n), View::new(&bt, n, k).t()];
+                let lefts = [View::new(&a, m, k), View::new(&at, k, m).t()];
+                for (right, left) in rights.into_iter().flat_map(|r| lefts.map(|l| (r, l))) {
+                    let weights = Weights::new(right, m);
+                    let products: [&dyn Fn(&mut [f32], usize, bool); 2] = [
+                        &|c, stride, acc| matmul(left, right, c, stride, acc),
+                        &|c, stride, acc| weights.multiply(left, c, stride, acc),
+                    ];
+                    for product in products {
+                        let mut c = vec![0.0f32; m * n];
+                        product(&mut c, n, false);
+                        let mut wide = vec![1.0f32; m * (n + 3)];
+                        product(&mut wide, n + 3, true);
+                        for i in 0..m {
+                            for j in 0..n {
+                                let want = truth[i * n + j];
+                                let tol = 1e-5 * (1.0 + want.abs());
+                                assert!((c[i * n + j] - want).abs() < tol, "{m}x{k}x{n}");
+                                assert!((wide[i * (n + 3) + j] - 1.0 - want).abs() < tol);
+                            }
+                            assert_eq!(wide[i * (n + 3) + n..(i + 1) * (n + 3)], [1.0; 3]);
                         }
-                        assert_eq!(wide[i * (n + 3) + n..(i + 1) * (n + 3)], [1.0; 3]);
                     }
                 }
             }
