@@ -341,6 +341,9 @@ mod tests {
         }
     }
 
+    /// A product into `c` with rows `stride` apart, accumulating or not.
+    type Product<'a> = dyn Fn(&mut [f32], usize, bool) + 'a;
+
     /// Every way a product runs, against the definition: `matmul` and
     /// [`Weights`] (packed or not), right-hand sides with contiguous rows
     /// (read in place, last panel masked) and transposed (packed), left-hand
@@ -360,7 +363,7 @@ mod tests {
                 let lefts = [View::new(&a, m, k), View::new(&at, k, m).t()];
                 for (right, left) in rights.into_iter().flat_map(|r| lefts.map(|l| (r, l))) {
                     let weights = Weights::new(right, m);
-                    let products: [&dyn Fn(&mut [f32], usize, bool); 2] = [
+                    let products: [&Product; 2] = [
                         &|c, stride, acc| matmul(left, right, c, stride, acc),
                         &|c, stride, acc| weights.multiply(left, c, stride, acc),
                     ];
