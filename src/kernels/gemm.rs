@@ -196,7 +196,6 @@ impl<'a> Weights<'a> {
                 if a.rows == 0 {
                     return;
                 }
-                View::strided(c, a.rows, n, c_row_stride);
                 panels::multiply(a, panels::Right::Packed(b), c, c_row_stride, accumulate);
             }
         }
@@ -399,6 +398,14 @@ mod tests {
             Weights::new(View::new(&b, 3, 4), 4),
             Weights::View(_)
         ));
+    }
+
+    #[test]
+    #[should_panic(expected = "needs")]
+    fn a_product_into_too_small_a_slice_is_refused() {
+        let (a, b) = ([1.0f32; 6 * 3], [1.0f32; 3 * 17]);
+        let weights = Weights::new(View::new(&b, 3, 17), 6);
+        weights.multiply(View::new(&a, 6, 3), &mut [0.0; 6 * 17 - 1], 17, false);
     }
 
     #[test]

@@ -69,10 +69,10 @@ pub(crate) enum Right<'a> {
     Rows(View<'a>),
 }
 
-/// `c = a · b`, or `c += a · b` when `accumulate`. The caller checked the
-/// shapes (`a.cols` equals `b`'s rows, at least one row and one column
-/// each) and that `c` holds `a.rows` rows of `b`'s columns, `c_row_stride`
-/// apart.
+/// `c = a · b`, or `c += a · b` when `accumulate`, with `c` row-major
+/// `[a.rows, b's columns]` whose rows are `c_row_stride` apart. Panics
+/// unless the CPU runs AVX2 and FMA, `a.cols` equals `b`'s rows, each has
+/// at least one row and one column, and `c` holds the product.
 pub(crate) fn multiply(
     a: View<'_>,
     b: Right<'_>,
@@ -100,10 +100,10 @@ pub(crate) fn multiply(
         a.rows,
         a.cols
     );
+    View::strided(c, a.rows, n, c_row_stride);
     // SAFETY: the CPU runs AVX2 and FMA (asserted); `a` and a `Rows`
     // right-hand side were checked to lie in their slices when their views
-    // were made, panels hold `k · 16` values each, and the caller checked
-    // `c`.
+    // were made, `c` just above, and panels hold `k · 16` values each.
     unsafe { multiply_avx2(a, b, k, n, c, c_row_stride, accumulate) }
 }
 
