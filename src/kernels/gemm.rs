@@ -1,10 +1,13 @@
 //! Matrix products on `f32` slices: the one GEMM the fused kernels call.
 //!
-//! Where the CPU runs AVX2 and FMA it is the crate's own kernel
-//! ([`panels`]); elsewhere `matrixmultiply`'s `sgemm` (the crate Burn's
-//! ndarray backend uses for its own matmul). Both take any strides, so
-//! transposed views cost nothing (a right-hand side whose rows are not
-//! contiguous is packed for the kernel first). A product runs on the
+//! Where the CPU runs AVX2 and FMA, a product whose left-hand side has
+//! contiguous rows runs the crate's own kernel ([`panels`]; a right-hand
+//! side whose rows are not contiguous is packed for it first); the
+//! others (a transposed left-hand side: the weights' gradients) and every
+//! product on other CPUs run `matrixmultiply`'s `sgemm` (the crate Burn's
+//! ndarray backend uses for its own matmul), and products of at most four
+//! rows plain loops. All take any strides, so transposed views need no
+//! copy by the caller. A product runs on the
 //! calling thread: the fused kernels split a batch over threads themselves
 //! ([`super::parallel`]), each thread running whole sequences, which beats
 //! splitting every small product.
