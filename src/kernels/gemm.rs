@@ -190,16 +190,7 @@ impl<'a> Weights<'a> {
             Self::View(b) => matmul(a, *b, c, c_row_stride, accumulate),
             #[cfg(target_arch = "x86_64")]
             Self::Packed(b) => {
-                let (k, n) = b.shape();
-                assert_eq!(
-                    a.cols, k,
-                    "inner dimensions: {}x{} times {}x{}",
-                    a.rows, a.cols, k, n
-                );
-                if a.rows == 0 {
-                    return;
-                }
-                panels::multiply(a, panels::Right::Packed(b), c, c_row_stride, accumulate);
+                panels::multiply(a, panels::Right::Packed(b), c, c_row_stride, accumulate)
             }
         }
     }

@@ -70,9 +70,10 @@ pub(crate) enum Right<'a> {
 }
 
 /// `c = a · b`, or `c += a · b` when `accumulate`, with `c` row-major
-/// `[a.rows, b's columns]` whose rows are `c_row_stride` apart. Panics
-/// unless the CPU runs AVX2 and FMA, `a.cols` equals `b`'s rows, each has
-/// at least one row and one column, and `c` holds the product.
+/// `[a.rows, b's columns]` whose rows are `c_row_stride` apart (nothing
+/// when `a` has no rows). Panics unless the CPU runs AVX2 and FMA,
+/// `a.cols` equals `b`'s rows, `b` has at least one row and one column,
+/// and `c` holds the product.
 pub(crate) fn multiply(
     a: View<'_>,
     b: Right<'_>,
@@ -94,12 +95,15 @@ pub(crate) fn multiply(
             (v.rows, v.cols)
         }
     };
-    assert!(
-        a.cols == k && a.rows > 0 && k > 0 && n > 0,
-        "a {}x{} times a {k}x{n} matrix",
-        a.rows,
-        a.cols
+    assert_eq!(
+        a.cols, k,
+        "inner dimensions: {}x{} times {k}x{n}",
+        a.rows, a.cols
     );
+    assert!(k > 0 && n > 0, "a {k}x{n} right-hand side is empty");
+    if a.rows == 0 {
+        return;
+    }
     View::strided(c, a.rows, n, c_row_stride);
     // SAFETY: the CPU runs AVX2 and FMA (asserted); `a` and a `Rows`
     // right-hand side were checked to lie in their slices when their views
