@@ -191,20 +191,32 @@ vectorized_fn! {
             if unfold > 0 {
                 std::mem::swap(&mut lanes.potentials, &mut lanes.next);
             }
-            // A trace's activations are the only copy: no 3 GB memcpy per
-            // training step of FullyConnected(128).
-            let act: &mut [Lane] = match trace.as_deref_mut() {
-                Some(t) => &mut t.activations[unfold * nnz..(unfold + 1) * nnz],
-                None => &mut lanes.activations,
+            // Without a trace, all sigmoids first (one flat loop), then the
+            // sums. With one, each destination's sigmoids go from the
+            // registers into the sums and, past the caches, into the trace
+            // (the only copy: 3 GB a training step of FullyConnected(128),
+            // read again only by the backward pass).
+            let p = step.recurrent_params;
+            let mut kept = match trace.as_deref_mut() {
+                Some(t) => {
+                    let kept = &mut t.activations[unfold * nnz..(unfold + 1) * nnz];
+                    Some(Streamed::new(kept))
+                }
+                None => {
+                    activations(rec, p, &lanes.potentials, &mut lanes.activations);
+                    None
+                }
             };
-            activations(rec, step.recurrent_params, &lanes.potentials, act);
             // Whole lanes in and out of plain slices: stores through the
             // struct's vectors would make the compiler reload them per lane.
             let (v, next) = (&lanes.potentials[..], &mut lanes.next[..]);
             let denominators = &mut lanes.denominators[..];
             let leak = lanes.numerator_leak.iter().zip(&lanes.denominator_leak);
             for (d, (nl, dl)) in leak.enumerate() {
-                let (num, den) = sums(rec, step.recurrent_params, act, d);
+                let (num, den) = match kept.as_mut() {
+                    Some(out) => activations_and_sums(rec, p, v, d, out),
+                    None => sums(rec, p, &lanes.activations, d),
+                };
                 let (cm, v) = (step.cm[d], v[d]);
                 let denominator: Lane = std::array::from_fn(|l| cm + h[l] * (dl[l] + den[l]));
                 next[d] = std::array::from_fn(|l| {
@@ -216,6 +228,9 @@ vectorized_fn! {
                 t.denominators.extend_from_slice(&lanes.denominators);
                 t.potentials.extend_from_slice(&lanes.next);
             }
+        }
+        if trace.is_some() {
+            Streamed::fence();
         }
     }
 }
@@ -247,17 +262,95 @@ fn sums(
     destination: usize,
 ) -> (Lane, Lane) {
     let row = synapses.offsets[destination]..synapses.offsets[destination + 1];
-    let (mut num, mut den) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let mut sums = ([0.0f32; LANES], [0.0f32; LANES]);
     for ((&w, &erev), s) in p.w[row.clone()]
         .iter()
         .zip(&p.erev[row.clone()])
         .zip(&activations[row])
     {
-        let a: Lane = std::array::from_fn(|l| w * s[l]);
-        num = std::array::from_fn(|l| num[l] + a[l] * erev);
-        den = std::array::from_fn(|l| den[l] + a[l]);
+        add_synapse(&mut sums, w, erev, s);
     }
-    (num, den)
+    sums
+}
+
+/// [`activations`] and [`sums`] of one destination in one pass, each
+/// sigmoid stored to `out` (the trace) as it is added: the same
+/// operations in the same order, so the same bits.
+#[inline(always)]
+fn activations_and_sums(
+    synapses: &SynapseRows,
+    p: SynapseParams<'_>,
+    pre: &[Lane],
+    destination: usize,
+    out: &mut Streamed<'_>,
+) -> (Lane, Lane) {
+    let row = synapses.offsets[destination]..synapses.offsets[destination + 1];
+    let mut sums = ([0.0f32; LANES], [0.0f32; LANES]);
+    // Slices of one length: no bounds checks in the loop.
+    let sources = &synapses.sources[row.clone()];
+    let (sigma, mu) = (&p.sigma[row.clone()], &p.mu[row.clone()]);
+    let (w, erev) = (&p.w[row.clone()], &p.erev[row.clone()]);
+    for k in 0..sources.len() {
+        let v = &pre[sources[k]];
+        let s: Lane = std::array::from_fn(|l| sigmoid(sigma[k] * (v[l] - mu[k])));
+        out.store(row.start + k, &s);
+        add_synapse(&mut sums, w[k], erev[k], &s);
+    }
+    sums
+}
+
+/// `num += w·s·erev`, `den += w·s`, lane by lane.
+#[inline(always)]
+fn add_synapse((num, den): &mut (Lane, Lane), w: f32, erev: f32, s: &Lane) {
+    let a: Lane = std::array::from_fn(|l| w * s[l]);
+    *num = std::array::from_fn(|l| num[l] + a[l] * erev);
+    *den = std::array::from_fn(|l| den[l] + a[l]);
+}
+
+/// Lanes written past the caches ("non-temporal" stores) where the CPU
+/// has them and the memory is aligned for them, plainly elsewhere: a
+/// trace is read again only by the backward pass, after the whole
+/// sequence, and would otherwise first be read into the caches to be
+/// overwritten (docs/performance.md, "One pass, past the caches").
+struct Streamed<'a> {
+    lanes: &'a mut [Lane],
+    aligned: bool,
+}
+
+impl<'a> Streamed<'a> {
+    fn new(lanes: &'a mut [Lane]) -> Self {
+        let aligned = cfg!(target_arch = "x86_64") && lanes.as_ptr().addr() % 16 == 0;
+        Self { lanes, aligned }
+    }
+
+    #[inline(always)]
+    fn store(&mut self, k: usize, lane: &Lane) {
+        let to = &mut self.lanes[k];
+        #[cfg(target_arch = "x86_64")]
+        if self.aligned {
+            use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
+            let (to, from) = (to.as_mut_ptr(), lane.as_ptr());
+            // SAFETY: `to` is a whole lane (8 floats) of a slice whose
+            // start, and so every lane's (32 bytes each), is 16-byte
+            // aligned, as `_mm_stream_ps` needs; SSE is part of x86_64.
+            unsafe {
+                _mm_stream_ps(to, _mm_loadu_ps(from));
+                _mm_stream_ps(to.add(4), _mm_loadu_ps(from.add(4)));
+            }
+            return;
+        }
+        *to = *lane;
+    }
+
+    /// Orders the streamed stores before whatever this thread writes next
+    /// (the hand-off to the thread that reads the trace).
+    fn fence() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE is part of x86_64.
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        };
+    }
 }
 
 /// Gradients of one synapse group's `w, mu, sigma, erev`, per lane.
@@ -404,9 +497,17 @@ vectorized_fn! {
                 grad_nl[d] = std::array::from_fn(|l| gn[l] + grad_num_h[l]);
                 grad_dl[d] = std::array::from_fn(|l| gd[l] + grad_den_h[l]);
                 let (mut synaptic_num, mut synaptic_den) = ([0.0f32; LANES], [0.0f32; LANES]);
-                for k in rec.offsets[d]..rec.offsets[d + 1] {
-                    let src = rec.sources[k];
-                    let (w, erev, mu, sigma) = (p.w[k], p.erev[k], p.mu[k], p.sigma[k]);
+                // Slices of one length: no bounds checks in the loop.
+                let row = rec.offsets[d]..rec.offsets[d + 1];
+                let sources = &rec.sources[row.clone()];
+                let (pw, perev) = (&p.w[row.clone()], &p.erev[row.clone()]);
+                let (pmu, psigma) = (&p.mu[row.clone()], &p.sigma[row.clone()]);
+                let activations = &activations[row.clone()];
+                let (gerev, gw) = (&mut gerev[row.clone()], &mut gw[row.clone()]);
+                let (gsigma, gmu) = (&mut gsigma[row.clone()], &mut gmu[row]);
+                for k in 0..sources.len() {
+                    let src = sources[k];
+                    let (w, erev, mu, sigma) = (pw[k], perev[k], pmu[k], psigma[k]);
                     let (s, pre) = (activations[k], v[src]);
                     // Each lane array in registers, written back once.
                     let (mut ge, mut gws) = (gerev[k], gw[k]);
@@ -468,5 +569,37 @@ vectorized_fn! {
             }
         }
         grad_h.map(|gh| gh / step.unfolds as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_lanes_land_where_plain_stores_would() {
+        // At every offset of a float: 16-byte aligned (streamed) or not.
+        let lanes: Vec<Lane> = (0..37)
+            .map(|k| std::array::from_fn(|l| (k * LANES + l) as f32))
+            .collect();
+        let mut streamed_at = Vec::new();
+        for offset in 0..4 {
+            let mut floats = vec![-1.0f32; offset + lanes.len() * LANES];
+            let (out, rest) = floats[offset..].as_chunks_mut::<LANES>();
+            assert!(rest.is_empty());
+            let mut streamed = Streamed::new(out);
+            if streamed.aligned {
+                streamed_at.push(offset);
+            }
+            for (k, lane) in lanes.iter().enumerate().rev() {
+                streamed.store(k, lane);
+            }
+            Streamed::fence();
+            assert_eq!(out, &lanes[..], "offset {offset}");
+            assert!(floats[..offset].iter().all(|&x| x == -1.0));
+        }
+        // Exactly one of four offsets is 16-byte aligned.
+        let expected = usize::from(cfg!(target_arch = "x86_64"));
+        assert_eq!(streamed_at.len(), expected, "streamed at {streamed_at:?}");
     }
 }
