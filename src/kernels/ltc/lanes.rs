@@ -319,7 +319,7 @@ struct Streamed<'a> {
 
 impl<'a> Streamed<'a> {
     fn new(lanes: &'a mut [Lane]) -> Self {
-        let aligned = cfg!(target_arch = "x86_64") && lanes.as_ptr().addr() % 16 == 0;
+        let aligned = cfg!(target_arch = "x86_64") && lanes.as_ptr().addr().is_multiple_of(16);
         Self { lanes, aligned }
     }
 
