@@ -32,6 +32,7 @@
 
 use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh};
 use super::gemm::{View, Weights, add_column_sums, matmul};
+use super::memory::huge_pages;
 use super::scalar::{exp, lecun_tanh};
 
 /// How the heads become the next state.
@@ -354,7 +355,7 @@ pub fn forward(
 
 /// `rows` copies of `bias`: the start of a layer's product.
 fn broadcast_rows(bias: &[f32], rows: usize) -> Vec<f32> {
-    let mut out = vec![0.0; rows * bias.len()];
+    let mut out = huge_pages(vec![0.0; rows * bias.len()]);
     fill_rows(&mut out, bias);
     out
 }
@@ -414,35 +415,15 @@ vectorized_fn! {
             z
         });
 
-        let mut h_prev = vec![0.0f32; slots * rows * h];
-        let mut c_prev = vec![
-            0.0f32;
-            if p.lstm.is_some() {
-                slots * rows * h
-            } else {
-                0
-            }
-        ];
-        let mut gates = vec![
-            0.0f32;
-            if p.lstm.is_some() {
-                slots * rows * 5 * h
-            } else {
-                0
-            }
-        ];
-        let mut h_in = vec![
-            0.0f32;
-            if p.lstm.is_some() {
-                slots * rows * h
-            } else {
-                0
-            }
-        ];
+        let mixed = p.lstm.is_some();
+        let mut h_prev = huge_pages(vec![0.0f32; slots * rows * h]);
+        let mut c_prev = huge_pages(vec![0.0f32; if mixed { slots * rows * h } else { 0 }]);
+        let mut gates = huge_pages(vec![0.0f32; if mixed { slots * rows * 5 * h } else { 0 }]);
+        let mut h_in = huge_pages(vec![0.0f32; if mixed { slots * rows * h } else { 0 }]);
         // Layers after the first keep their pre-activations here (the first's
         // are `z0`).
         let mut z: Vec<Vec<f32>> = (1..layers)
-            .map(|l| vec![0.0; slots * rows * spec.width(l)])
+            .map(|l| huge_pages(vec![0.0; slots * rows * spec.width(l)]))
             .collect();
         // A layer's output is kept for every step where the backward pass
         // reads it (the derivative, or the next layer's input when there is
@@ -451,16 +432,16 @@ vectorized_fn! {
         let mut y: Vec<Vec<f32>> = (0..layers)
             .map(|l| {
                 let kept = if keep_output(spec, l) { slots } else { 1 };
-                vec![0.0; kept * rows * spec.width(l)]
+                huge_pages(vec![0.0; kept * rows * spec.width(l)])
             })
             .collect();
         let mut dropped: Vec<Vec<f32>> = (0..layers)
             .filter(|&l| spec.dropout[l])
-            .map(|l| vec![0.0; slots * rows * spec.width(l)])
+            .map(|l| huge_pages(vec![0.0; slots * rows * spec.width(l)]))
             .collect();
-        let mut mix = vec![0.0f32; slots * rows * spec.mix_trace() * h];
+        let mut mix = huge_pages(vec![0.0f32; slots * rows * spec.mix_trace() * h]);
         let mut head_buf = vec![0.0f32; rows * heads];
-        let mut states = vec![0.0f32; rows * steps * sw];
+        let mut states = huge_pages(vec![0.0f32; rows * steps * sw]);
 
         let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
         let mut memory: Vec<f32> = if p.lstm.is_some() {
@@ -939,7 +920,7 @@ vectorized_fn! {
             });
         }
         let mut dg_step = vec![0.0f32; rows * heads];
-        let mut dz_lstm = vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }];
+        let mut dz_lstm = huge_pages(vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }]);
         let mut carry_h = vec![0.0f32; rows * h];
         let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
         let mut dh = vec![0.0f32; rows * h];

@@ -69,6 +69,7 @@ pub(crate) mod cfc;
 pub(crate) mod dropout;
 pub(crate) mod gemm;
 pub(crate) mod ltc;
+pub(crate) mod memory;
 #[cfg(feature = "ndarray")]
 pub(crate) mod ndarray;
 pub(crate) mod parallel;

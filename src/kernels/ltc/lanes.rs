@@ -15,6 +15,7 @@
 //! gives them a zero gradient, so they add nothing.
 
 use super::{Batch, Grads, Step, SynapseParams, SynapseRows, TracePool};
+use crate::kernels::memory::huge_pages;
 use crate::kernels::scalar::sigmoid;
 
 /// Samples one group advances together.
@@ -139,7 +140,7 @@ impl Lanes {
                 potentials: Vec::with_capacity((step.unfolds + 1) * n),
                 denominators: Vec::with_capacity(step.unfolds * n),
                 // Zeroed pages from the system, written once.
-                activations: zeros(step.unfolds * step.recurrent.len()),
+                activations: huge_pages(zeros(step.unfolds * step.recurrent.len())),
                 sensory_activations: Vec::new(),
                 numerator_leak: Vec::new(),
                 denominator_leak: Vec::new(),
