@@ -1,7 +1,10 @@
 //! The crate's own product kernel for AVX2 with FMA, in the layout of
 //! BLIS's Haswell `sgemm`: six rows of the left-hand side times a panel
 //! of sixteen columns of the right-hand side per call, twelve
-//! accumulators, `k` in blocks of 256.
+//! accumulators, `k` in blocks of 256. Where the CPU has AVX-512, twelve
+//! rows per call, one 512-bit accumulator each, over the same panels:
+//! each entry the same fused multiply-adds in the same order, so the same
+//! bits on both (`both_tiles_give_the_same_bits`).
 //!
 //! The right-hand side is read either from [`Panels`] (packed once: the
 //! weights a sequence multiplies by at every step, which `sgemm` packed
@@ -16,15 +19,42 @@
 
 use std::arch::x86_64::{
     __m256, __m256i, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
-    _mm256_maskload_ps, _mm256_set_epi32, _mm256_setzero_ps, _mm256_storeu_ps,
+    _mm256_maskload_ps, _mm256_set_epi32, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_add_ps,
+    _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps,
+    _mm512_setzero_ps,
 };
 
 use super::View;
 
 /// Columns of a panel: two AVX registers.
 const PANEL: usize = 16;
-/// Rows of the left-hand side one call of the kernel multiplies.
-const ROWS: usize = 6;
+/// The vector instructions a product runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// AVX2 with FMA: six rows per call, two registers a row.
+    Avx2,
+    /// AVX-512: twelve rows per call, one register a row.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest the CPU runs (AVX2 and FMA asserted by the caller).
+    fn detect() -> Self {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            Isa::Avx512
+        } else {
+            Isa::Avx2
+        }
+    }
+
+    /// Rows of the left-hand side one call of the kernel multiplies.
+    fn rows(self) -> usize {
+        match self {
+            Isa::Avx2 => 6,
+            Isa::Avx512 => 12,
+        }
+    }
+}
 /// Length of a block of `k`: a block of a panel (16 KB) stays in L1.
 const DEPTH: usize = 256;
 
@@ -105,14 +135,21 @@ pub(crate) fn multiply(
         return;
     }
     View::strided(c, a.rows, n, c_row_stride);
-    // SAFETY: the CPU runs AVX2 and FMA (asserted); `a` and a `Rows`
-    // right-hand side were checked to lie in their slices when their views
-    // were made, `c` just above, and panels hold `k · 16` values each.
-    unsafe { multiply_avx2(a, b, k, n, c, c_row_stride, accumulate) }
+    // SAFETY: the CPU runs AVX2 and FMA (asserted), and AVX-512 where
+    // `detect` says so; `a` and a `Rows` right-hand side were checked to
+    // lie in their slices when their views were made, `c` just above, and
+    // panels hold `k · 16` values each.
+    unsafe { multiply_on(Isa::detect(), a, b, k, n, c, c_row_stride, accumulate) }
 }
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn multiply_avx2(
+/// [`multiply`] on `isa`, once checked.
+///
+/// # Safety
+/// The CPU runs `isa`; `a`, `b` and `c` (rows `ldc` apart) hold the
+/// `a.rows x k`, `k x n` and `a.rows x n` matrices.
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply_on(
+    isa: Isa,
     a: View<'_>,
     b: Right<'_>,
     k: usize,
@@ -142,7 +179,7 @@ unsafe fn multiply_avx2(
             };
             let mut i = 0;
             while i < a.rows {
-                let rows = ROWS.min(a.rows - i);
+                let rows = isa.rows().min(a.rows - i);
                 let tile = Tile {
                     depth,
                     a: unsafe { a.data.as_ptr().add(i * a.row_stride + k0 * a.col_stride) },
@@ -157,21 +194,15 @@ unsafe fn multiply_avx2(
                 let accumulate = accumulate || k0 > 0;
                 // SAFETY: `rows` rows of `depth` values from `tile.a`,
                 // `depth` rows of the panel (`cols` of them read when
-                // `masked`, else 16) and `rows x cols` entries of `c`.
+                // `masked`, else 16) and `rows x cols` entries of `c`; the
+                // CPU runs `isa`.
                 unsafe {
-                    match (rows, masked) {
-                        (6, false) => tile.run::<6, false>(accumulate),
-                        (5, false) => tile.run::<5, false>(accumulate),
-                        (4, false) => tile.run::<4, false>(accumulate),
-                        (3, false) => tile.run::<3, false>(accumulate),
-                        (2, false) => tile.run::<2, false>(accumulate),
-                        (_, false) => tile.run::<1, false>(accumulate),
-                        (6, true) => tile.run::<6, true>(accumulate),
-                        (5, true) => tile.run::<5, true>(accumulate),
-                        (4, true) => tile.run::<4, true>(accumulate),
-                        (3, true) => tile.run::<3, true>(accumulate),
-                        (2, true) => tile.run::<2, true>(accumulate),
-                        (_, true) => tile.run::<1, true>(accumulate),
+                    match isa {
+                        Isa::Avx2 => by_rows!(tile, run, rows, masked, accumulate; 1 2 3 4 5 6),
+                        Isa::Avx512 => by_rows!(
+                            tile, run_avx512, rows, masked, accumulate;
+                            1 2 3 4 5 6 7 8 9 10 11 12
+                        ),
                     }
                 }
                 i += rows;
@@ -179,6 +210,21 @@ unsafe fn multiply_avx2(
         }
     }
 }
+
+/// `tile.method::<R, MASKED>(accumulate)` for the `R` and `MASKED` given
+/// at run time, `R` one of the listed row counts.
+macro_rules! by_rows {
+    ($tile:ident, $method:ident, $rows:expr, $masked:expr, $accumulate:expr; $($r:literal)+) => {
+        match ($rows, $masked) {
+            $(
+                ($r, false) => $tile.$method::<$r, false>($accumulate),
+                ($r, true) => $tile.$method::<$r, true>($accumulate),
+            )+
+            (rows, _) => unreachable!("no kernel for {rows} rows"),
+        }
+    };
+}
+use by_rows;
 
 /// One kernel call: `R` rows of `a` (`depth` values each) times `depth`
 /// rows of a panel (`ldb` apart), into `R x cols` entries of `c` (rows
@@ -253,6 +299,48 @@ impl Tile {
     }
 }
 
+impl Tile {
+    /// [`Tile::run`] on AVX-512: one 16-wide register per row, so twelve
+    /// rows fill as many accumulators as six do on AVX2; the same fused
+    /// multiply-adds per entry in the same order. Masked loads and stores
+    /// touch only the first `cols` columns.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512<const R: usize, const MASKED: bool>(&self, accumulate: bool) {
+        let mut sums = [_mm512_setzero_ps(); R];
+        let mask = if self.cols >= PANEL {
+            u16::MAX
+        } else {
+            (1u16 << self.cols) - 1
+        };
+        // SAFETY: as in `run`; masked-off lanes are neither read nor
+        // written.
+        unsafe {
+            for p in 0..self.depth {
+                let row = self.b.add(p * self.ldb);
+                let b = if MASKED {
+                    _mm512_maskz_loadu_ps(mask, row)
+                } else {
+                    _mm512_loadu_ps(row)
+                };
+                let column = self.a.add(p * self.a_col_stride);
+                for (r, sum) in sums.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*column.add(r * self.a_row_stride));
+                    *sum = _mm512_fmadd_ps(x, b, *sum);
+                }
+            }
+            for (r, &sum) in sums.iter().enumerate() {
+                let c = self.c.add(r * self.ldc);
+                let value = if accumulate {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c), sum)
+                } else {
+                    sum
+                };
+                _mm512_mask_storeu_ps(c, mask, value);
+            }
+        }
+    }
+}
+
 /// Load masks for the first `cols` of 16 columns (all set from 16 on).
 #[target_feature(enable = "avx2")]
 fn masks(cols: usize) -> [__m256i; 2] {
@@ -279,4 +367,54 @@ fn masks(cols: usize) -> [__m256i; 2] {
             lane(8),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the CPU has AVX-512, its tiles and AVX2's give the same bits:
+    /// packed and in place, last panel narrower than 16, every row count
+    /// up to two twelve-row calls and a tail, `k` over a block of 256,
+    /// written and accumulated into a wider `c`. (The products' tests in
+    /// `gemm` compare whichever runs with the definition.)
+    #[test]
+    fn both_tiles_give_the_same_bits() {
+        if Isa::detect() != Isa::Avx512 || !crate::kernels::has_avx2_fma() {
+            return;
+        }
+        for (k, n) in [(1, 1), (7, 16), (21, 17), (300, 35), (513, 5)] {
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.23).cos()).collect();
+            let packed = Panels::new(View::new(&b, k, n));
+            for m in 1..=25 {
+                let a: Vec<f32> = (1..=m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+                let left = View::new(&a, m, k);
+                for right in [Right::Packed(&packed), Right::Rows(View::new(&b, k, n))] {
+                    for accumulate in [false, true] {
+                        let ldc = n + 3;
+                        let start: Vec<f32> = (0..m * ldc).map(|i| (i as f32).sqrt()).collect();
+                        let [mut avx2, mut avx512] = [start.clone(), start.clone()];
+                        // SAFETY: the CPU runs both (checked above); the
+                        // matrices are the sizes given.
+                        unsafe {
+                            multiply_on(Isa::Avx2, left, right, k, n, &mut avx2, ldc, accumulate);
+                            multiply_on(
+                                Isa::Avx512,
+                                left,
+                                right,
+                                k,
+                                n,
+                                &mut avx512,
+                                ldc,
+                                accumulate,
+                            );
+                        }
+                        let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&avx2), bits(&avx512), "{m}x{k}x{n} {accumulate}");
+                        assert_ne!(avx2, start, "{m}x{k}x{n}: nothing written");
+                    }
+                }
+            }
+        }
+    }
 }
