@@ -16,8 +16,9 @@
 //! - [`dropout`]: dropout factors from a counter-based generator, drawn
 //!   in parallel from one seed;
 //! - [`gemm`]: the matrix product (weights a sequence multiplies by at
-//!   every step packed once, for an AVX2 kernel); [`parallel`]: how work
-//!   is split over threads.
+//!   every step packed once, for an AVX2 or AVX-512 kernel); [`memory`]:
+//!   large buffers on huge pages; [`parallel`]: how work is split over
+//!   threads.
 //!
 //! Their binding to Burn:
 //!
