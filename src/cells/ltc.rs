@@ -119,7 +119,7 @@ pub struct LTCCellConfig {
 /// sensory synapses `[S, N]`; `input_w [S]` = 1, `input_b [S]` = 0,
 /// `output_w [M]` = 1, `output_b [M]` = 0. The sparsity masks come from the
 /// wiring and are constants (not trained, not counted as parameters), but
-/// part of the record ([`Mask`](super::Mask)): a record saved with one
+/// part of the record ([`Mask`]): a record saved with one
 /// wiring does not load into a model of another.
 ///
 /// ```

@@ -36,7 +36,7 @@ impl Backward<Nd, 1> for UnaryBackward {
 /// (with its backward under autodiff).
 ///
 /// # Panics
-/// Unless [`available::<B>()`](fused_ltc_available).
+/// Unless [`available::<B>()`](available).
 pub fn unary<B: Backend, const D: usize>(tensor: Tensor<B, D>, op: Unary) -> Tensor<B, D> {
     assert!(
         available::<B>(),
@@ -93,7 +93,7 @@ impl Backward<Nd, 5> for MixBackward {
 /// `ff1`, `ff2`, `time_a`, `time_b` `[batch, hidden]`, `elapsed [batch, 1]`.
 ///
 /// # Panics
-/// Unless [`available::<B>()`](fused_ltc_available).
+/// Unless [`available::<B>()`](available).
 pub fn gated_mix<B: Backend>(
     heads: [Tensor<B, 2>; 4],
     elapsed: Tensor<B, 2>,

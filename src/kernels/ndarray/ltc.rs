@@ -63,7 +63,7 @@ mod at {
 /// Gathers and constrains a cell's synapse parameters for a sequence.
 ///
 /// # Panics
-/// Unless [`available::<B>()`](fused_ltc_available).
+/// Unless [`available::<B>()`](available).
 pub fn gather_params<B: Backend>(
     plan: &LtcPlan,
     implicit_constraints: bool,
@@ -228,7 +228,7 @@ impl Backward<Nd, INPUTS> for LtcStepBackward {
 /// One LTC step through the fused kernel: the next state `[batch, N]`.
 ///
 /// # Panics
-/// Unless [`available::<B>()`](fused_ltc_available).
+/// Unless [`available::<B>()`](available).
 pub fn fused_ltc_step<B: Backend>(
     plan: &Arc<LtcPlan>,
     solver: Solver,
