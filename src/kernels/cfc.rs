@@ -444,7 +444,7 @@ vectorized_fn! {
         let mut states = huge_pages(vec![0.0f32; rows * steps * sw]);
 
         let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
-        let mut memory: Vec<f32> = if p.lstm.is_some() {
+        let mut memory: Vec<f32> = if mixed {
             seq.c0[first * h..(first + rows) * h].to_vec()
         } else {
             Vec::new()
@@ -483,7 +483,7 @@ vectorized_fn! {
                     .first_input()
                     .multiply(View::new(&h_in[block(h, s)], rows, h), zt0, w0, true);
                 &state
-            } else if p.lstm.is_some() {
+            } else if mixed {
                 &h_in[block(h, s)]
             } else {
                 &state
@@ -541,13 +541,13 @@ vectorized_fn! {
                 let b = first + r;
                 if !seq.padded(b, t) {
                     state[r * h..(r + 1) * h].copy_from_slice(&next[r * h..(r + 1) * h]);
-                } else if p.lstm.is_some() {
+                } else if mixed {
                     memory[r * h..(r + 1) * h]
                         .copy_from_slice(&c_prev[block(h, s)][r * h..(r + 1) * h]);
                 }
                 let out = &mut states[(r * steps + t) * sw..(r * steps + t + 1) * sw];
                 out[..h].copy_from_slice(&state[r * h..(r + 1) * h]);
-                if p.lstm.is_some() {
+                if mixed {
                     out[h..].copy_from_slice(&memory[r * h..(r + 1) * h]);
                 }
             }

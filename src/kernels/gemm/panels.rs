@@ -28,6 +28,9 @@ use super::View;
 
 /// Columns of a panel: two AVX registers.
 const PANEL: usize = 16;
+/// Length of a block of `k`: a block of a panel (16 KB) stays in L1.
+const DEPTH: usize = 256;
+
 /// The vector instructions a product runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
@@ -55,8 +58,6 @@ impl Isa {
         }
     }
 }
-/// Length of a block of `k`: a block of a panel (16 KB) stays in L1.
-const DEPTH: usize = 256;
 
 /// A `k x n` matrix as `ceil(n / 16)` panels of 16 columns, each `k` rows
 /// of 16 contiguous values (the last panel's missing columns are zeros).

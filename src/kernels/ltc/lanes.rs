@@ -327,18 +327,21 @@ impl<'a> Streamed<'a> {
     #[inline(always)]
     fn store(&mut self, k: usize, lane: &Lane) {
         let to = &mut self.lanes[k];
-        #[cfg(target_arch = "x86_64")]
+        // `aligned` is never set elsewhere than on x86_64.
         if self.aligned {
-            use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
-            let (to, from) = (to.as_mut_ptr(), lane.as_ptr());
-            // SAFETY: `to` is a whole lane (8 floats) of a slice whose
-            // start, and so every lane's (32 bytes each), is 16-byte
-            // aligned, as `_mm_stream_ps` needs; SSE is part of x86_64.
-            unsafe {
-                _mm_stream_ps(to, _mm_loadu_ps(from));
-                _mm_stream_ps(to.add(4), _mm_loadu_ps(from.add(4)));
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
+                let (to, from) = (to.as_mut_ptr(), lane.as_ptr());
+                // SAFETY: `to` is a whole lane (8 floats) of a slice whose
+                // start, and so every lane's (32 bytes each), is 16-byte
+                // aligned, as `_mm_stream_ps` needs; SSE is part of x86_64.
+                unsafe {
+                    _mm_stream_ps(to, _mm_loadu_ps(from));
+                    _mm_stream_ps(to.add(4), _mm_loadu_ps(from.add(4)));
+                }
+                return;
             }
-            return;
         }
         *to = *lane;
     }
