@@ -110,6 +110,14 @@ pub struct SynapseParams<'a> {
     pub erev: &'a [f32],
 }
 
+impl SynapseParams<'_> {
+    /// `[w, mu, sigma, erev]` of synapse `k`.
+    #[inline(always)]
+    fn at(&self, k: usize) -> [f32; 4] {
+        [self.w[k], self.mu[k], self.sigma[k], self.erev[k]]
+    }
+}
+
 /// The synapse plans of one cell, built once from its wiring, and the
 /// trace buffers its training steps recycle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -389,6 +397,32 @@ fn weighted_sums(
     (num, den)
 }
 
+/// One synapse's part of the backward pass into a destination whose sums
+/// `Σ a·erev` and `Σ a` (`a = w·s`, `s = sigmoid(sigma·(pre - mu))`) have
+/// the gradients `grad_num` and `grad_den`: adds the synapse's parameter
+/// gradients to `grads = [w, mu, sigma, erev]` and returns `grad_pre` plus
+/// the gradient of its presynaptic value `pre`. Recurrent and sensory
+/// synapses, a sample ([`Step::backward`]) and a lane of a group run this
+/// one function, so a sample's gradients have the same bits either way.
+#[inline(always)]
+fn back_synapse(
+    [w, mu, sigma, erev]: [f32; 4],
+    s: f32,
+    pre: f32,
+    (grad_num, grad_den): (f32, f32),
+    grads: &mut [f32; 4],
+    grad_pre: f32,
+) -> f32 {
+    let a = w * s;
+    let grad_a = grad_num * erev + grad_den;
+    grads[3] += grad_num * a;
+    grads[0] += grad_a * s;
+    let grad_z = grad_a * w * s * (1.0 - s);
+    grads[2] += grad_z * (pre - mu);
+    grads[1] -= grad_z * sigma;
+    grad_pre + grad_z * sigma
+}
+
 impl Step<'_> {
     fn neurons(&self) -> usize {
         self.cm.len()
@@ -494,12 +528,12 @@ impl Step<'_> {
         }
     }
 
-    // The synapse index `k` addresses six parallel arrays: a range loop reads best.
-    #[allow(clippy::needless_range_loop)]
     /// Back-propagates `grad_out [N]` (the gradient of the loss with
     /// respect to the step's output state) through one sample's step.
     /// Adds the parameters' gradients to `grads` and writes the sample's
     /// input, state and elapsed-time gradients.
+    // The synapse index `k` addresses parallel arrays: a range loop reads best.
+    #[allow(clippy::needless_range_loop)]
     pub fn backward(
         &self,
         input: &[f32],
@@ -537,18 +571,21 @@ impl Step<'_> {
                 grad_denominator_leak[d] += grad_den_h;
                 let (mut synaptic_num, mut synaptic_den) = (0.0f32, 0.0f32);
                 for k in rec.offsets[d]..rec.offsets[d + 1] {
-                    let src = rec.sources[k];
-                    let s = activations[k];
+                    let (src, s) = (rec.sources[k], activations[k]);
                     let a = p.w[k] * s;
                     synaptic_num += a * p.erev[k];
                     synaptic_den += a;
-                    let grad_a = grad_num_h * p.erev[k] + grad_den_h;
-                    grads.recurrent.erev[k] += grad_num_h * a;
-                    grads.recurrent.w[k] += grad_a * s;
-                    let grad_z = grad_a * p.w[k] * s * (1.0 - s);
-                    grads.recurrent.sigma[k] += grad_z * (v[src] - p.mu[k]);
-                    grads.recurrent.mu[k] -= grad_z * p.sigma[k];
-                    grad_prev[src] += grad_z * p.sigma[k];
+                    let g = &mut grads.recurrent;
+                    let mut sums = [g.w[k], g.mu[k], g.sigma[k], g.erev[k]];
+                    grad_prev[src] = back_synapse(
+                        p.at(k),
+                        s,
+                        v[src],
+                        (grad_num_h, grad_den_h),
+                        &mut sums,
+                        grad_prev[src],
+                    );
+                    [g.w[k], g.mu[k], g.sigma[k], g.erev[k]] = sums;
                 }
                 grad_h += grad_num * (trace.numerator_leak[d] + synaptic_num)
                     + grad_den * (trace.denominator_leak[d] + synaptic_den);
@@ -561,23 +598,27 @@ impl Step<'_> {
         for d in 0..n {
             // numerator_leak = gleak·vleak + Σ a_s·erev_s
             // denominator_leak = gleak + Σ a_s + epsilon
-            grads.gleak[d] += grad_numerator_leak[d] * self.vleak[d] + grad_denominator_leak[d];
-            grads.vleak[d] += grad_numerator_leak[d] * self.gleak[d];
+            let (gnl, gdl) = (grad_numerator_leak[d], grad_denominator_leak[d]);
+            grads.gleak[d] += gnl * self.vleak[d] + gdl;
+            grads.vleak[d] += gnl * self.gleak[d];
         }
 
         sample.input.fill(0.0);
         for d in 0..n {
+            let grad_sums = (grad_numerator_leak[d], grad_denominator_leak[d]);
             for k in sen.offsets[d]..sen.offsets[d + 1] {
-                let src = sen.sources[k];
-                let s = trace.sensory_activations[k];
-                let a = ps.w[k] * s;
-                let grad_a = grad_numerator_leak[d] * ps.erev[k] + grad_denominator_leak[d];
-                grads.sensory.erev[k] += grad_numerator_leak[d] * a;
-                grads.sensory.w[k] += grad_a * s;
-                let grad_z = grad_a * ps.w[k] * s * (1.0 - s);
-                grads.sensory.sigma[k] += grad_z * (input[src] - ps.mu[k]);
-                grads.sensory.mu[k] -= grad_z * ps.sigma[k];
-                sample.input[src] += grad_z * ps.sigma[k];
+                let (src, s) = (sen.sources[k], trace.sensory_activations[k]);
+                let g = &mut grads.sensory;
+                let mut sums = [g.w[k], g.mu[k], g.sigma[k], g.erev[k]];
+                sample.input[src] = back_synapse(
+                    ps.at(k),
+                    s,
+                    input[src],
+                    grad_sums,
+                    &mut sums,
+                    sample.input[src],
+                );
+                [g.w[k], g.mu[k], g.sigma[k], g.erev[k]] = sums;
             }
         }
     }

@@ -14,7 +14,7 @@
 //! A group of fewer samples repeats its last sample in the free lanes and
 //! gives them a zero gradient, so they add nothing.
 
-use super::{Batch, Grads, Step, SynapseParams, SynapseRows, TracePool};
+use super::{Batch, Grads, Step, SynapseParams, SynapseRows, TracePool, back_synapse};
 use crate::kernels::memory::huge_pages;
 use crate::kernels::scalar::sigmoid;
 
@@ -511,25 +511,23 @@ vectorized_fn! {
                 let (gsigma, gmu) = (&mut gsigma[row.clone()], &mut gmu[row]);
                 for k in 0..sources.len() {
                     let src = sources[k];
-                    let (w, erev, mu, sigma) = (pw[k], perev[k], pmu[k], psigma[k]);
+                    let params = [pw[k], pmu[k], psigma[k], perev[k]];
                     let (s, pre) = (activations[k], v[src]);
                     // Each lane array in registers, written back once.
-                    let (mut ge, mut gws) = (gerev[k], gw[k]);
-                    let (mut gs, mut gm) = (gsigma[k], gmu[k]);
+                    let (mut gws, mut gm) = (gw[k], gmu[k]);
+                    let (mut gs, mut ge) = (gsigma[k], gerev[k]);
                     let mut grad_pre = grad_prev[src];
                     for l in 0..LANES {
-                        let a = w * s[l];
-                        synaptic_num[l] += a * erev;
+                        let a = params[0] * s[l];
+                        synaptic_num[l] += a * params[3];
                         synaptic_den[l] += a;
-                        let grad_a = grad_num_h[l] * erev + grad_den_h[l];
-                        ge[l] += grad_num_h[l] * a;
-                        gws[l] += grad_a * s[l];
-                        let grad_z = grad_a * w * s[l] * (1.0 - s[l]);
-                        gs[l] += grad_z * (pre[l] - mu);
-                        gm[l] -= grad_z * sigma;
-                        grad_pre[l] += grad_z * sigma;
+                        let grad_sums = (grad_num_h[l], grad_den_h[l]);
+                        let mut sums = [gws[l], gm[l], gs[l], ge[l]];
+                        grad_pre[l] =
+                            back_synapse(params, s[l], pre[l], grad_sums, &mut sums, grad_pre[l]);
+                        [gws[l], gm[l], gs[l], ge[l]] = sums;
                     }
-                    (gerev[k], gw[k], gsigma[k], gmu[k]) = (ge, gws, gs, gm);
+                    (gw[k], gmu[k], gsigma[k], gerev[k]) = (gws, gm, gs, ge);
                     grad_prev[src] = grad_pre;
                 }
                 for l in 0..LANES {
@@ -552,23 +550,18 @@ vectorized_fn! {
         for d in 0..n {
             let (gnl, gdl) = (g.grad_numerator_leak[d], g.grad_denominator_leak[d]);
             for k in sen.offsets[d]..sen.offsets[d + 1] {
-                let src = sen.sources[k];
-                let (w, erev, mu, sigma) = (ps.w[k], ps.erev[k], ps.mu[k], ps.sigma[k]);
+                let (src, params) = (sen.sources[k], ps.at(k));
                 let (s, x) = (trace.sensory_activations[k], g.inputs[src]);
-                let (mut ge, mut gws) = (gerev[k], gw[k]);
-                let (mut gs, mut gm) = (gsigma[k], gmu[k]);
+                let (mut gws, mut gm) = (gw[k], gmu[k]);
+                let (mut gs, mut ge) = (gsigma[k], gerev[k]);
                 let mut grad_x = grad_inputs[src];
                 for l in 0..LANES {
-                    let a = w * s[l];
-                    let grad_a = gnl[l] * erev + gdl[l];
-                    ge[l] += gnl[l] * a;
-                    gws[l] += grad_a * s[l];
-                    let grad_z = grad_a * w * s[l] * (1.0 - s[l]);
-                    gs[l] += grad_z * (x[l] - mu);
-                    gm[l] -= grad_z * sigma;
-                    grad_x[l] += grad_z * sigma;
+                    let mut sums = [gws[l], gm[l], gs[l], ge[l]];
+                    let grad_sums = (gnl[l], gdl[l]);
+                    grad_x[l] = back_synapse(params, s[l], x[l], grad_sums, &mut sums, grad_x[l]);
+                    [gws[l], gm[l], gs[l], ge[l]] = sums;
                 }
-                (gerev[k], gw[k], gsigma[k], gmu[k]) = (ge, gws, gs, gm);
+                (gw[k], gmu[k], gsigma[k], gerev[k]) = (gws, gm, gs, ge);
                 grad_inputs[src] = grad_x;
             }
         }
