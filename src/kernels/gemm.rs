@@ -202,37 +202,72 @@ impl<'a> Weights<'a> {
 /// plain loops).
 const SMALL_ROWS: usize = 4;
 
-/// `c (+)= a · b` for a few rows of `a`, as loops over contiguous rows:
-/// `axpy` over the rows of `b` when they are contiguous, dot products with
-/// its columns when those are.
-fn small_rows(a: View<'_>, b: View<'_>, c: &mut [f32], c_row_stride: usize, accumulate: bool) {
-    let (k, n) = (a.cols, b.cols);
-    for i in 0..a.rows {
-        let out = &mut c[i * c_row_stride..i * c_row_stride + n];
-        if !accumulate {
-            out.fill(0.0);
-        }
-        let a_row = |p: usize| a.data[i * a.row_stride + p * a.col_stride];
-        if b.col_stride == 1 {
-            for p in 0..k {
-                let scale = a_row(p);
-                let row = &b.data[p * b.row_stride..p * b.row_stride + n];
-                out.iter_mut().zip(row).for_each(|(o, &v)| *o += scale * v);
+/// Columns of `c` [`small_rows`] keeps in registers at once: eight AVX2
+/// registers.
+const BLOCK: usize = 64;
+
+vectorized_fn! {
+    /// `c (+)= a · b` for a few rows of `a`, as loops over contiguous rows:
+    /// `axpy` over the rows of `b` when they are contiguous, dot products with
+    /// its columns when those are. Eight lanes where the CPU has AVX2 (the
+    /// same operations in the same order, so the same bits): a control
+    /// loop's step is mostly these products (`cfc_step_b1`: 10.7 us a step
+    /// before, docs/performance.md).
+    fn small_rows(
+        a: View<'_>,
+        b: View<'_>,
+        c: &mut [f32],
+        c_row_stride: usize,
+        accumulate: bool,
+    ) -> () {
+        let (k, n) = (a.cols, b.cols);
+        for i in 0..a.rows {
+            let out = &mut c[i * c_row_stride..i * c_row_stride + n];
+            if !accumulate {
+                out.fill(0.0);
             }
-        } else if a.col_stride == 1 && b.row_stride == 1 {
-            // Both contiguous along `k` (`b` a transposed weight matrix):
-            // dot products in eight partial sums, which vectorize.
-            let a_row = &a.data[i * a.row_stride..i * a.row_stride + k];
-            for (j, o) in out.iter_mut().enumerate() {
-                *o += dot(a_row, &b.data[j * b.col_stride..j * b.col_stride + k]);
-            }
-        } else {
-            for (j, o) in out.iter_mut().enumerate() {
-                let mut sum = 0.0f32;
-                for p in 0..k {
-                    sum += a_row(p) * b.data[p * b.row_stride + j * b.col_stride];
+            let a_row = |p: usize| a.data[i * a.row_stride + p * a.col_stride];
+            if b.col_stride == 1 {
+                // Blocks of columns summed in registers over all of `k`,
+                // each entry still in the order of `p`: through memory,
+                // every `p` reloaded and stored the whole row of `c`.
+                let blocks = n / BLOCK * BLOCK;
+                for start in (0..blocks).step_by(BLOCK) {
+                    let sums: &mut [f32; BLOCK] =
+                        (&mut out[start..start + BLOCK]).try_into().expect("one block");
+                    let mut block = *sums;
+                    for p in 0..k {
+                        let scale = a_row(p);
+                        let at = p * b.row_stride + start;
+                        let row: &[f32; BLOCK] =
+                            b.data[at..at + BLOCK].try_into().expect("one block");
+                        for l in 0..BLOCK {
+                            block[l] += scale * row[l];
+                        }
+                    }
+                    *sums = block;
                 }
-                *o += sum;
+                let out = &mut out[blocks..];
+                for p in 0..k {
+                    let scale = a_row(p);
+                    let row = &b.data[p * b.row_stride + blocks..p * b.row_stride + n];
+                    out.iter_mut().zip(row).for_each(|(o, &v)| *o += scale * v);
+                }
+            } else if a.col_stride == 1 && b.row_stride == 1 {
+                // Both contiguous along `k` (`b` a transposed weight matrix):
+                // dot products in eight partial sums, which vectorize.
+                let a_row = &a.data[i * a.row_stride..i * a.row_stride + k];
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o += dot(a_row, &b.data[j * b.col_stride..j * b.col_stride + k]);
+                }
+            } else {
+                for (j, o) in out.iter_mut().enumerate() {
+                    let mut sum = 0.0f32;
+                    for p in 0..k {
+                        sum += a_row(p) * b.data[p * b.row_stride + j * b.col_stride];
+                    }
+                    *o += sum;
+                }
             }
         }
     }
@@ -241,7 +276,7 @@ fn small_rows(a: View<'_>, b: View<'_>, c: &mut [f32], c_row_stride: usize, accu
 /// `Σ x·y` in eight partial sums (lane `l` takes every eighth product),
 /// added at the end: a plain running sum is one chain of dependent
 /// additions the compiler may not reorder, so it runs scalar.
-#[inline]
+#[inline(always)]
 fn dot(x: &[f32], y: &[f32]) -> f32 {
     const LANES: usize = 8;
     let mut partial = [0.0f32; LANES];
@@ -342,10 +377,21 @@ mod tests {
     /// (read in place, last panel masked) and transposed (packed), left-hand
     /// sides row-major and transposed, every row count up to two kernel
     /// calls and a tail (twelve rows a call on AVX-512, six on AVX2), `k`
-    /// over one block of 256, and accumulation into a wider `c`.
+    /// over one block of 256, `n` over one and two of [`BLOCK`] columns
+    /// and a tail, and accumulation into a wider `c`.
     #[test]
     fn every_product_path_matches_the_definition() {
-        for (k, n) in [(1, 1), (7, 16), (21, 17), (40, 35), (300, 48), (513, 5)] {
+        let shapes = [
+            (1, 1),
+            (7, 16),
+            (21, 17),
+            (40, 35),
+            (300, 48),
+            (513, 5),
+            (33, 64),
+            (9, 150),
+        ];
+        for (k, n) in shapes {
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.23).cos()).collect();
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             for m in 1..=25 {

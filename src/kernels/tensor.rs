@@ -136,6 +136,21 @@ pub(crate) fn cfc_sequence<B: Backend>(
     None
 }
 
+/// `tensor` with a buffer of its own where the backend is `NdArray<f32>`
+/// (a copy of its values), `tensor` itself elsewhere: what a stepped model
+/// returns while it keeps the same values as its state, so that the
+/// caller's `into_data` takes the buffer instead of reading a shared one
+/// value by value (`cfc_step_b1`, docs/performance.md).
+pub(crate) fn own_buffer<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        let primitive = tensor.into_primitive().tensor();
+        let owned = super::ndarray::own_buffer::<B>(primitive).unwrap_or_else(|same| same);
+        return Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(owned));
+    }
+    tensor
+}
+
 /// A cell's synapse parameters gathered and constrained once for a
 /// sequence of fused LTC steps ([`super::ltc::GatheredParams`]); `None`
 /// where the backend has no fused kernel.
@@ -192,4 +207,48 @@ pub(crate) fn ltc_sequence<B: Backend>(
     }
     let _ = (plan, solver, inputs);
     None
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use burn::backend::{Autodiff, NdArray};
+    use burn::prelude::*;
+
+    use super::own_buffer;
+
+    /// The values of a plain ndarray tensor, and where they live.
+    fn buffer(tensor: &Tensor<NdArray<f32>, 2>) -> (Vec<f32>, *const f32) {
+        let primitive = tensor.clone().into_primitive().tensor();
+        let values = crate::kernels::ndarray::values(&primitive);
+        (values.to_vec(), values.as_ptr())
+    }
+
+    #[test]
+    fn a_shared_tensor_gets_a_copy_of_its_own() {
+        let device = Default::default();
+        let state = Tensor::<NdArray<f32>, 2>::from_floats([[1.0, -2.5, 3.0]], &device);
+        let output = own_buffer(state.clone());
+        let (ours, at) = buffer(&output);
+        let (theirs, shared) = buffer(&state);
+        assert_eq!(ours, theirs);
+        assert_ne!(at, shared, "the output still shares the state's buffer");
+        let data: Vec<f32> = output.into_data().to_vec().unwrap();
+        assert_eq!(data, theirs);
+    }
+
+    #[test]
+    fn a_tracked_tensor_stays_tracked() {
+        type B = Autodiff<NdArray<f32>>;
+        let device = Default::default();
+        let x = Tensor::<B, 2>::from_floats([[1.0, 2.0]], &device).require_grad();
+        let y = own_buffer(x.clone() * 3.0);
+        let grads = y.sum().backward();
+        let grad: Vec<f32> = x
+            .grad(&grads)
+            .expect("a gradient")
+            .to_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(grad, [3.0, 3.0]);
+    }
 }

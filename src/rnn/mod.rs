@@ -1027,7 +1027,9 @@ impl<B: Backend, C: RecurrentCell<B>> Stateful<'_, B, C> {
         match padded {
             None => {
                 self.state = Some(next);
-                output
+                // The output may share the state's buffer (a CfC's is its
+                // state): one of its own makes the caller's `into_data` a move.
+                crate::kernels::tensor::own_buffer(output)
             }
             Some(padded) => {
                 self.state = Some(hold(next, before, padded.clone()));
