@@ -211,8 +211,8 @@ vectorized_fn! {
     /// `axpy` over the rows of `b` when they are contiguous, dot products with
     /// its columns when those are. Eight lanes where the CPU has AVX2 (the
     /// same operations in the same order, so the same bits): a control
-    /// loop's step is mostly these products (`cfc_step_b1`: 10.7 us a step
-    /// before, docs/performance.md).
+    /// loop's step is mostly these products (docs/performance.md, "A
+    /// control loop's step").
     fn small_rows(
         a: View<'_>,
         b: View<'_>,

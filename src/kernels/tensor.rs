@@ -236,6 +236,19 @@ mod tests {
         assert_eq!(data, theirs);
     }
 
+    /// Built as a primitive: a `Tensor<NdArray<f64>>` in this process
+    /// would change the device's default float type for the other tests.
+    #[test]
+    fn a_float64_primitive_keeps_its_own_type() {
+        use burn::backend::ndarray::NdArrayTensor;
+        use burn::tensor::{DType, TensorData, TensorMetadata};
+        let wide = NdArrayTensor::from_data(TensorData::new(vec![0.1f64, 2.0], [1, 2]));
+        let kept = crate::kernels::ndarray::own_buffer::<NdArray<f32>>(wide)
+            .expect_err("only float32 tensors are copied");
+        assert_eq!(kept.dtype(), DType::F64);
+        assert_eq!(kept.shape().to_vec(), [1, 2]);
+    }
+
     #[test]
     fn a_tracked_tensor_stays_tracked() {
         type B = Autodiff<NdArray<f32>>;

@@ -87,6 +87,10 @@ pub(crate) fn own_buffer<B: Backend>(
     tensor: FloatTensor<B>,
 ) -> Result<FloatTensor<B>, FloatTensor<B>> {
     let plain = cast::<_, NdArrayTensor>(tensor)?;
+    if !matches!(plain, NdArrayTensor::F32(_)) {
+        // `values` would hand back f32s: the tensor's own type stays.
+        return Err(into_type(plain));
+    }
     let shape = plain.shape().to_vec();
     let copy = ndarray_tensor(values(&plain).into_owned(), shape);
     Ok(into_type(copy))
