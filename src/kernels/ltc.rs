@@ -26,9 +26,9 @@
 //! (each unfold's potentials, denominators and synapse activations).
 //!
 //! [`Step::forward`] and [`Step::backward`] run one sample. A thread with
-//! four samples or more runs them in groups of eight instead, one float
-//! per sample in each value ([`lanes`]), so that the loops over synapses
-//! vectorize across samples; the states are the same bit for bit.
+//! [`MIN_GROUP`] samples or more runs them in groups of sixteen instead,
+//! one float per sample in each value ([`lanes`]), so that the loops over
+//! synapses vectorize across samples; the states are the same bit for bit.
 //! [`forward`] and [`backward`] run a batch's step; [`forward_sequences`]
 //! runs whole sequences without a trace (inference), each thread taking
 //! its samples through every step.
@@ -625,7 +625,7 @@ impl Step<'_> {
 }
 
 /// Gradients of one synapse group's parameters.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SynapseGrads {
     /// Of the conductances.
     pub w: Vec<f32>,
@@ -660,7 +660,7 @@ impl SynapseGrads {
 }
 
 /// Gradients of a step's parameters, summed over the samples.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Grads {
     /// Recurrent synapses.
     pub recurrent: SynapseGrads,
@@ -732,10 +732,13 @@ impl Batch<'_> {
 
 /// Samples of a thread's share from which they run in groups of [`LANES`]
 /// ([`lanes`]) rather than one by one: a group costs what it costs full,
-/// about three samples one by one (one thread, `cargo bench --bench scaling
-/// -- --only ltc_infer_b4_l64,ltc_train_b4_l64`: 2.55 and 15.9 ms one by
-/// one, 1.89 and 12.6 ms as one group of four).
-const MIN_GROUP: usize = 4;
+/// about five samples one by one (one thread, `RAYON_NUM_THREADS=1 cargo
+/// bench --bench scaling -- --only
+/// ltc_infer_b4_l64,ltc_train_b4_l64,ltc_infer_b16_l64,ltc_train_b16_l64`,
+/// two rounds, 2026-12-05: one by one 2.09-2.15 and 11.3-11.5 ms at batch
+/// 4, 8.4-8.6 and 35.1-35.2 ms at batch 16; as one group 2.77 and 11.9-12.0
+/// ms at batch 4, 2.87 and 12.5-12.7 ms at batch 16).
+const MIN_GROUP: usize = 6;
 
 /// Samples per thread below which a batch runs on the calling thread.
 const SAMPLES_PER_THREAD: usize = 8;
@@ -889,7 +892,7 @@ pub fn forward_sequences(step: &Step<'_>, sequences: Sequences<'_>) -> Vec<f32> 
 }
 
 /// Gradients of a batch's step.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BatchGrads {
     /// Parameters, summed over the batch.
     pub params: Grads,
@@ -1160,6 +1163,18 @@ mod tests {
                         assert!((a - b).abs() <= 1e-5 * scale, "{what}: {a} vs {b}");
                     }
                 };
+                // The AVX2 lanes give the AVX-512 lanes' bits (where the CPU
+                // has AVX-512; elsewhere both runs take the same path).
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    crate::kernels::NARROWER.store(true, Relaxed);
+                    let (narrower, traces) = forward(&step, batch, Some(&TracePool::default()));
+                    let narrower_grads = backward(&step, batch, &traces, &grad_out);
+                    crate::kernels::NARROWER.store(false, Relaxed);
+                    assert_eq!(narrower, next, "AVX2 states, batch {size}");
+                    assert_eq!(narrower_grads, grads, "AVX2 gradients, batch {size}");
+                }
                 for (ours, theirs, what) in [
                     (&grads.params.recurrent.w, &params.recurrent.w, "w"),
                     (&grads.params.recurrent.mu, &params.recurrent.mu, "mu"),

@@ -40,7 +40,43 @@
 /// for large bodies: a kernel's whole chunk of work is defined with this
 /// instead. The results are the same on both paths (no operation is
 /// contracted into an FMA).
+///
+/// Written `vectorized_fn! { avx512; fn .. }`, the body is compiled a
+/// third time, for AVX-512, which runs where the CPU has it: for bodies
+/// whose arithmetic is on whole arrays of sixteen floats (the LTC's
+/// groups of samples, [`ltc`]), not on slices of any length, whose
+/// remainders AVX-512 leaves to scalar loops (see [`vectorized`]).
 macro_rules! vectorized_fn {
+    (
+        avx512;
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
+    ) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            // Not `body`: that is the name `narrower` gives its own.
+            #[inline(always)]
+            fn kernel($($arg: $ty),*) -> $ret $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) -> $ret {
+                    kernel($($arg),*)
+                }
+                if $crate::kernels::has_avx512() {
+                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA,
+                    // checked just above.
+                    return unsafe { avx512($($arg),*) };
+                }
+            }
+            vectorized_fn! {
+                fn narrower($($arg: $ty),*) -> $ret {
+                    kernel($($arg),*)
+                }
+            }
+            narrower($($arg),*)
+        }
+    };
     (
         $(#[$attr:meta])*
         $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
@@ -189,7 +225,9 @@ pub(crate) fn softplus_grad(x: f32) -> f32 {
 /// its sixteen lanes, unrolled four times, leave slices shorter than 64
 /// (the LTC kernel maps a neuron's synapses, a CfC's hidden units) to the
 /// scalar remainder loop; `ltc_infer_b32_l64` ran 30 % slower with it, and
-/// the walker CfC no faster within the noise of the shared machine.
+/// the walker CfC no faster within the noise of the shared machine. (The
+/// LTC's groups of samples, whose values are whole sixteen-float arrays,
+/// opt in: `vectorized_fn! { avx512; .. }`.)
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -207,6 +245,27 @@ pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
+
+/// Whether the CPU runs AVX-512F as well as AVX2 and FMA: the check behind
+/// `vectorized_fn! { avx512; .. }` and the matrix product's AVX-512 tile.
+/// Unit tests make it answer no with [`NARROWER`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(test)]
+    if NARROWER.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    has_avx2_fma() && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Set by a unit test to run the AVX2 paths on a CPU with AVX-512 and
+/// compare them with the AVX-512 ones (the same operations, so the same
+/// bits). Process-wide: tests that run meanwhile take the AVX2 paths,
+/// which give what they would have given.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) static NARROWER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]

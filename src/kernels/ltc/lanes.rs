@@ -11,6 +11,13 @@
 //! the lanes at the end, another order than the per-sample pass (whose
 //! gradients it matches to rounding).
 //!
+//! Each synapse parameter's gradient is summed in [`SUMS`] lanes, half
+//! of [`LANES`]: the backward pass reads and writes those sums at every
+//! synapse of every unfold, and in sixteen lanes FullyConnected(128)'s
+//! would have taken 4 MB a thread, twice the L2 cache of the machine
+//! they were measured on (docs/performance.md, "Sixteen samples at
+//! once").
+//!
 //! A group of fewer samples repeats its last sample in the free lanes and
 //! gives them a zero gradient, so they add nothing.
 
@@ -18,11 +25,19 @@ use super::{Batch, Grads, Step, SynapseParams, SynapseRows, TracePool, back_syna
 use crate::kernels::memory::huge_pages;
 use crate::kernels::scalar::sigmoid;
 
-/// Samples one group advances together.
-pub(super) const LANES: usize = 8;
+/// Samples one group advances together: one AVX-512 register per value
+/// (two AVX2 ones).
+pub(super) const LANES: usize = 16;
 
 /// One value per lane.
 pub(super) type Lane = [f32; LANES];
+
+/// Lanes in which a synapse parameter's gradient is summed: lane `l`
+/// holds the sum of lanes `l` and `l + SUMS` of every contribution.
+const SUMS: usize = LANES / 2;
+
+/// A synapse parameter's gradient, [`SUMS`] partial sums.
+type Sums = [f32; SUMS];
 
 fn zeros(len: usize) -> Vec<Lane> {
     vec![[0.0; LANES]; len]
@@ -158,6 +173,7 @@ impl Lanes {
 }
 
 vectorized_fn! {
+    avx512;
     /// [`Step::forward`] over lanes, from `lanes.inputs` and
     /// `lanes.potentials` to `lanes.next`, recording into `trace`.
     fn advance(
@@ -333,12 +349,14 @@ impl<'a> Streamed<'a> {
             {
                 use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
                 let (to, from) = (to.as_mut_ptr(), lane.as_ptr());
-                // SAFETY: `to` is a whole lane (8 floats) of a slice whose
-                // start, and so every lane's (32 bytes each), is 16-byte
-                // aligned, as `_mm_stream_ps` needs; SSE is part of x86_64.
+                // SAFETY: `to` is a whole lane (LANES floats, a multiple
+                // of four) of a slice whose start, and so every lane's
+                // and every fourth float's after it, is 16-byte aligned,
+                // as `_mm_stream_ps` needs; SSE is part of x86_64.
                 unsafe {
-                    _mm_stream_ps(to, _mm_loadu_ps(from));
-                    _mm_stream_ps(to.add(4), _mm_loadu_ps(from.add(4)));
+                    for i in (0..LANES).step_by(4) {
+                        _mm_stream_ps(to.add(i), _mm_loadu_ps(from.add(i)));
+                    }
                 }
                 return;
             }
@@ -357,12 +375,22 @@ impl<'a> Streamed<'a> {
     }
 }
 
-/// Gradients of one synapse group's `w, mu, sigma, erev`, per lane.
-struct LaneSynapseGrads([Vec<Lane>; 4]);
+/// Gradients of one synapse group's `w, mu, sigma, erev`, in [`SUMS`]
+/// partial sums each.
+struct LaneSynapseGrads([Vec<Sums>; 4]);
 
 impl LaneSynapseGrads {
     fn zeros(len: usize) -> Self {
-        Self(std::array::from_fn(|_| zeros(len)))
+        Self(std::array::from_fn(|_| vec![[0.0; SUMS]; len]))
+    }
+}
+
+/// Adds a synapse's contributions of all lanes to its partial sums, lane
+/// `l` and lane `l + SUMS` to sum `l`.
+#[inline(always)]
+fn fold(sums: &mut Sums, contributions: &Lane) {
+    for l in 0..SUMS {
+        sums[l] += contributions[l] + contributions[l + SUMS];
     }
 }
 
@@ -438,13 +466,13 @@ impl LaneGrads {
     /// Adds the lanes of every parameter's gradient, in lane order, to
     /// `grads`.
     pub(super) fn add_to(&self, grads: &mut Grads) {
-        let add = |sum: &mut [f32], lanes: &[Lane]| {
+        fn add<const L: usize>(sum: &mut [f32], lanes: &[[f32; L]]) {
             for (s, lane) in sum.iter_mut().zip(lanes) {
                 for g in lane {
                     *s += g;
                 }
             }
-        };
+        }
         for (ours, theirs) in [
             (&self.recurrent, &mut grads.recurrent),
             (&self.sensory, &mut grads.sensory),
@@ -462,6 +490,7 @@ impl LaneGrads {
 }
 
 vectorized_fn! {
+    avx512;
     /// [`Step::backward`] over lanes: from `g.grad_v` (the gradient of the
     /// next states) and `g.inputs`, leaves the states' gradient in
     /// `g.grad_v` and the inputs' in `g.grad_inputs`, adds the parameters'
@@ -517,16 +546,21 @@ vectorized_fn! {
                     let (mut gws, mut gm) = (gw[k], gmu[k]);
                     let (mut gs, mut ge) = (gsigma[k], gerev[k]);
                     let mut grad_pre = grad_prev[src];
+                    let mut c = [[0.0f32; LANES]; 4];
                     for l in 0..LANES {
                         let a = params[0] * s[l];
                         synaptic_num[l] += a * params[3];
                         synaptic_den[l] += a;
                         let grad_sums = (grad_num_h[l], grad_den_h[l]);
-                        let mut sums = [gws[l], gm[l], gs[l], ge[l]];
+                        let mut own = [0.0; 4];
                         grad_pre[l] =
-                            back_synapse(params, s[l], pre[l], grad_sums, &mut sums, grad_pre[l]);
-                        [gws[l], gm[l], gs[l], ge[l]] = sums;
+                            back_synapse(params, s[l], pre[l], grad_sums, &mut own, grad_pre[l]);
+                        [c[0][l], c[1][l], c[2][l], c[3][l]] = own;
                     }
+                    fold(&mut gws, &c[0]);
+                    fold(&mut gm, &c[1]);
+                    fold(&mut gs, &c[2]);
+                    fold(&mut ge, &c[3]);
                     (gw[k], gmu[k], gsigma[k], gerev[k]) = (gws, gm, gs, ge);
                     grad_prev[src] = grad_pre;
                 }
@@ -555,12 +589,17 @@ vectorized_fn! {
                 let (mut gws, mut gm) = (gw[k], gmu[k]);
                 let (mut gs, mut ge) = (gsigma[k], gerev[k]);
                 let mut grad_x = grad_inputs[src];
+                let mut c = [[0.0f32; LANES]; 4];
                 for l in 0..LANES {
-                    let mut sums = [gws[l], gm[l], gs[l], ge[l]];
+                    let mut own = [0.0; 4];
                     let grad_sums = (gnl[l], gdl[l]);
-                    grad_x[l] = back_synapse(params, s[l], x[l], grad_sums, &mut sums, grad_x[l]);
-                    [gws[l], gm[l], gs[l], ge[l]] = sums;
+                    grad_x[l] = back_synapse(params, s[l], x[l], grad_sums, &mut own, grad_x[l]);
+                    [c[0][l], c[1][l], c[2][l], c[3][l]] = own;
                 }
+                fold(&mut gws, &c[0]);
+                fold(&mut gm, &c[1]);
+                fold(&mut gs, &c[2]);
+                fold(&mut ge, &c[3]);
                 (gw[k], gmu[k], gsigma[k], gerev[k]) = (gws, gm, gs, ge);
                 grad_inputs[src] = grad_x;
             }
