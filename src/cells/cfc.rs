@@ -724,7 +724,13 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
             },
         )?;
         let h = self.hidden_size;
-        let outputs = states.clone().slice([0..batch, 0..steps, 0..h]);
+        // Without mixed memory the states are the outputs: no slice (whose
+        // backward pass would build a zero gradient of their whole size
+        // and copy this one into it).
+        let outputs = match lstm {
+            Some(_) => states.clone().slice([0..batch, 0..steps, 0..h]),
+            None => states.clone(),
+        };
         let last = |range: std::ops::Range<usize>| {
             states
                 .clone()
