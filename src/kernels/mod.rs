@@ -15,6 +15,8 @@
 //!   this file into generated code);
 //! - [`dropout`]: dropout factors from a counter-based generator, drawn
 //!   in parallel from one seed;
+//! - [`linear`]: a linear layer over rows, split over the threads (the
+//!   sequence modules' projection);
 //! - [`gemm`]: the matrix product (weights a sequence multiplies by at
 //!   every step packed once, for an AVX2 or AVX-512 kernel); [`memory`]:
 //!   large buffers on huge pages; [`parallel`]: how work is split over
@@ -105,6 +107,7 @@ pub(crate) mod activation;
 pub(crate) mod cfc;
 pub(crate) mod dropout;
 pub(crate) mod gemm;
+pub(crate) mod linear;
 pub(crate) mod ltc;
 pub(crate) mod memory;
 #[cfg(feature = "ndarray")]

@@ -44,6 +44,20 @@ pub(crate) fn activate<B: Backend, const D: usize>(
     }
 }
 
+/// `layer` applied to `x [.., inputs]`: one fused operation over all rows
+/// on `NdArray<f32>` (and its autodiff), `Linear::forward` elsewhere.
+pub(crate) fn linear<B: Backend, const D: usize>(
+    layer: &burn::nn::Linear<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        let bias = layer.bias.as_ref().map(|b| b.val());
+        return super::ndarray::linear::linear(x, layer.weight.val(), bias);
+    }
+    layer.forward(x)
+}
+
 /// A CfC step's gated mix: one fused operation on `NdArray<f32>` (and its
 /// autodiff), Burn's tensor ops elsewhere. Heads `[batch, hidden]`,
 /// `elapsed [batch, 1]`.

@@ -579,7 +579,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
         };
         let (output, hidden) = self.cell.step_unchecked(prepared, input, hidden, elapsed);
         let output = match &self.fc {
-            Some(fc) => fc.forward(output),
+            Some(fc) => crate::kernels::tensor::linear(fc, output),
             None => output,
         };
         (output, RnnState { hidden, memory })
@@ -640,7 +640,7 @@ impl<B: Backend, C: RecurrentCell<B>> Rnn<B, C> {
                     memory: run.memory,
                 };
                 let outputs = match &self.fc {
-                    Some(fc) => fc.forward(outputs),
+                    Some(fc) => crate::kernels::tensor::linear(fc, outputs),
                     None => outputs,
                 };
                 (outputs, state)

@@ -14,10 +14,12 @@
 //!   [`custom_op`]);
 //! - [`ltc`]: one LTC step;
 //! - [`cfc`]: a dense CfC over a whole sequence;
-//! - [`activation`]: the CfC/LSTM activations and the gated mix.
+//! - [`activation`]: the CfC/LSTM activations and the gated mix;
+//! - [`linear`]: a linear layer over rows (the sequences' projection).
 
 pub(crate) mod activation;
 pub(crate) mod cfc;
+pub(crate) mod linear;
 pub(crate) mod ltc;
 
 use std::any::{Any, TypeId};
