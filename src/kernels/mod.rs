@@ -251,7 +251,7 @@ pub(crate) fn has_avx2_fma() -> bool {
 
 /// Whether the CPU runs AVX-512F as well as AVX2 and FMA: the check behind
 /// `vectorized_fn! { avx512; .. }` and the matrix product's AVX-512 tile.
-/// Unit tests make it answer no with [`NARROWER`].
+/// Unit tests make it answer no with `NARROWER` (defined for tests only).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn has_avx512() -> bool {
