@@ -53,11 +53,7 @@ impl Shape {
 /// `x [rows, inputs] · weight [inputs, outputs] + bias`: `[rows, outputs]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: Shape) -> Vec<f32> {
     shape.check(x, weight, bias);
-    let Shape {
-        rows,
-        inputs,
-        outputs,
-    } = shape;
+    let (rows, inputs, outputs) = (shape.rows, shape.inputs, shape.outputs);
     let parts = for_chunks(rows, ROWS_PER_THREAD, |first, count| {
         let mut y = vec![0.0f32; count * outputs];
         let x = View::new(&x[first * inputs..(first + count) * inputs], count, inputs);
@@ -93,11 +89,7 @@ pub struct Grads {
 /// outputs]`.
 pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grads {
     shape.check(x, weight, None);
-    let Shape {
-        rows,
-        inputs,
-        outputs,
-    } = shape;
+    let (rows, inputs, outputs) = (shape.rows, shape.inputs, shape.outputs);
     assert_eq!(
         grad_y.len(),
         rows * outputs,

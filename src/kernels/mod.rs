@@ -49,37 +49,15 @@
 /// groups of samples, [`ltc`]), not on slices of any length, whose
 /// remainders AVX-512 leaves to scalar loops (see [`vectorized`]).
 macro_rules! vectorized_fn {
-    (
-        avx512;
-        $(#[$attr:meta])*
-        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
-    ) => {
-        $(#[$attr])*
-        $vis fn $name($($arg: $ty),*) -> $ret {
-            // Not `body`: that is the name `narrower` gives its own.
-            #[inline(always)]
-            fn kernel($($arg: $ty),*) -> $ret $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                fn avx512($($arg: $ty),*) -> $ret {
-                    kernel($($arg),*)
-                }
-                if $crate::kernels::has_avx512() {
-                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA,
-                    // checked just above.
-                    return unsafe { avx512($($arg),*) };
-                }
-            }
-            vectorized_fn! {
-                fn narrower($($arg: $ty),*) -> $ret {
-                    kernel($($arg),*)
-                }
-            }
-            narrower($($arg),*)
-        }
+    (avx512; $($function:tt)*) => {
+        vectorized_fn!(
+            @define ["avx512f,avx2,fma" has_avx512, "avx2,fma" has_avx2_fma] $($function)*
+        );
     };
+    // Internal: the function, trying each instruction set of the list in
+    // turn, the baseline last.
     (
+        @define [$($features:literal $check:ident),*]
         $(#[$attr:meta])*
         $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block
     ) => {
@@ -87,19 +65,34 @@ macro_rules! vectorized_fn {
         $vis fn $name($($arg: $ty),*) -> $ret {
             #[inline(always)]
             fn body($($arg: $ty),*) -> $ret $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) -> $ret {
-                    body($($arg),*)
-                }
-                if $crate::kernels::has_avx2_fma() {
-                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
+            vectorized_fn!(@try [$($features $check),*] body($($arg: $ty),*) -> $ret);
             body($($arg),*)
         }
+    };
+    // Internal: returns from the enclosing function through `$kernel`
+    // compiled with the first `$features` whose `kernels::$check()` says
+    // the CPU has them.
+    (@try [] $kernel:ident $args:tt -> $ret:ty) => {};
+    (
+        @try [$features:literal $check:ident $(, $more:literal $more_check:ident)*]
+        $kernel:ident($($arg:ident: $ty:ty),*) -> $ret:ty
+    ) => {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = $features)]
+            fn wide($($arg: $ty),*) -> $ret {
+                $kernel($($arg),*)
+            }
+            if $crate::kernels::$check() {
+                // SAFETY: the CPU supports the features `wide` is compiled
+                // for, checked just above.
+                return unsafe { wide($($arg),*) };
+            }
+        }
+        vectorized_fn!(@try [$($more $more_check),*] $kernel($($arg: $ty),*) -> $ret);
+    };
+    ($($function:tt)*) => {
+        vectorized_fn!(@define ["avx2,fma" has_avx2_fma] $($function)*);
     };
 }
 
