@@ -2,9 +2,10 @@
 //! BLIS's Haswell `sgemm`: six rows of the left-hand side times a panel
 //! of sixteen columns of the right-hand side per call, twelve
 //! accumulators, `k` in blocks of 256. Where the CPU has AVX-512, twelve
-//! rows per call, one 512-bit accumulator each, over the same panels:
-//! each entry the same fused multiply-adds in the same order, so the same
-//! bits on both (`both_tiles_give_the_same_bits`).
+//! rows times two panels per call, one 512-bit accumulator per row and
+//! panel (24; a last odd panel alone): each entry the same fused
+//! multiply-adds in the same order, so the same bits on both
+//! (`both_tiles_give_the_same_bits`).
 //!
 //! The right-hand side is read either from [`Panels`] (packed once: the
 //! weights a sequence multiplies by at every step, which `sgemm` packed
@@ -21,7 +22,7 @@ use std::arch::x86_64::{
     __m256, __m256i, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
     _mm256_maskload_ps, _mm256_set_epi32, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_add_ps,
     _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps,
-    _mm512_setzero_ps,
+    _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
 use super::View;
@@ -161,21 +162,27 @@ unsafe fn multiply_on(
 ) {
     for k0 in (0..k).step_by(DEPTH) {
         let depth = DEPTH.min(k - k0);
-        for p in 0..n.div_ceil(PANEL) {
-            let cols = PANEL.min(n - p * PANEL);
+        let panels = n.div_ceil(PANEL);
+        let mut p = 0;
+        while p < panels {
+            // AVX-512 takes two panels a call where two are left.
+            let pair = isa == Isa::Avx512 && p + 1 < panels;
+            let cols = (if pair { 2 * PANEL } else { PANEL }).min(n - p * PANEL);
             // SAFETY (the offsets below): row `k0` and column `p · 16` lie
             // in the right-hand side, row `i` and column `k0` in `a`, entry
             // `(i, p · 16)` in `c`.
-            let (panel, ldb, masked) = match b {
+            let (panel, ldb, next, masked) = match b {
                 Right::Packed(panels) => (
                     unsafe { panels.data.as_ptr().add((p * k + k0) * PANEL) },
                     PANEL,
+                    k * PANEL,
                     false,
                 ),
                 Right::Rows(v) => (
                     unsafe { v.data.as_ptr().add(k0 * v.row_stride + p * PANEL) },
                     v.row_stride,
-                    cols < PANEL,
+                    PANEL,
+                    cols < if pair { 2 * PANEL } else { PANEL },
                 ),
             };
             let mut i = 0;
@@ -195,31 +202,37 @@ unsafe fn multiply_on(
                 let accumulate = accumulate || k0 > 0;
                 // SAFETY: `rows` rows of `depth` values from `tile.a`,
                 // `depth` rows of the panel (`cols` of them read when
-                // `masked`, else 16) and `rows x cols` entries of `c`; the
-                // CPU runs `isa`.
+                // `masked`, else 16), and of the next one `next` values on
+                // when `pair`, and `rows x cols` entries of `c`; the CPU
+                // runs `isa`.
                 unsafe {
                     match isa {
-                        Isa::Avx2 => by_rows!(tile, run, rows, masked, accumulate; 1 2 3 4 5 6),
+                        Isa::Avx2 => by_rows!(tile, run, rows, masked, (accumulate); 1 2 3 4 5 6),
+                        Isa::Avx512 if pair => by_rows!(
+                            tile, run_avx512_pair, rows, masked, (next, accumulate);
+                            1 2 3 4 5 6 7 8 9 10 11 12
+                        ),
                         Isa::Avx512 => by_rows!(
-                            tile, run_avx512, rows, masked, accumulate;
+                            tile, run_avx512, rows, masked, (accumulate);
                             1 2 3 4 5 6 7 8 9 10 11 12
                         ),
                     }
                 }
                 i += rows;
             }
+            p += if pair { 2 } else { 1 };
         }
     }
 }
 
-/// `tile.method::<R, MASKED>(accumulate)` for the `R` and `MASKED` given
-/// at run time, `R` one of the listed row counts.
+/// `tile.method::<R, MASKED>(args)` for the `R` and `MASKED` given at run
+/// time, `R` one of the listed row counts.
 macro_rules! by_rows {
-    ($tile:ident, $method:ident, $rows:expr, $masked:expr, $accumulate:expr; $($r:literal)+) => {
+    ($tile:ident, $method:ident, $rows:expr, $masked:expr, $args:tt; $($r:literal)+) => {
         match ($rows, $masked) {
             $(
-                ($r, false) => $tile.$method::<$r, false>($accumulate),
-                ($r, true) => $tile.$method::<$r, true>($accumulate),
+                ($r, false) => $tile.$method::<$r, false> $args,
+                ($r, true) => $tile.$method::<$r, true> $args,
             )+
             (rows, _) => unreachable!("no kernel for {rows} rows"),
         }
@@ -342,6 +355,59 @@ impl Tile {
     }
 }
 
+impl Tile {
+    /// [`Tile::run_avx512`] over two panels at once, the second `next`
+    /// values after the first, `cols` from 17 to 32: each broadcast of
+    /// `a` feeds two accumulators, so a step of `k` loads 14 registers for
+    /// 24 multiply-adds rather than 13 for 12 (the load ports, not the
+    /// FMA units, bounded the single panel). The same multiply-adds per
+    /// entry in the same order. `MASKED` reads only the second panel's
+    /// first `cols - 16` columns; stores beyond `cols` are masked off.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512_pair<const R: usize, const MASKED: bool>(
+        &self,
+        next: usize,
+        accumulate: bool,
+    ) {
+        let mut left = [_mm512_setzero_ps(); R];
+        let mut right = [_mm512_setzero_ps(); R];
+        let mask = if self.cols >= 2 * PANEL {
+            u16::MAX
+        } else {
+            (1u16 << (self.cols - PANEL)) - 1
+        };
+        // SAFETY: as in `run`, the second panel's rows `next` values after
+        // the first's; masked-off lanes are neither read nor written.
+        unsafe {
+            for p in 0..self.depth {
+                let row = self.b.add(p * self.ldb);
+                let b0 = _mm512_loadu_ps(row);
+                let b1 = if MASKED {
+                    _mm512_maskz_loadu_ps(mask, row.add(next))
+                } else {
+                    _mm512_loadu_ps(row.add(next))
+                };
+                let column = self.a.add(p * self.a_col_stride);
+                for r in 0..R {
+                    let x = _mm512_set1_ps(*column.add(r * self.a_row_stride));
+                    left[r] = _mm512_fmadd_ps(x, b0, left[r]);
+                    right[r] = _mm512_fmadd_ps(x, b1, right[r]);
+                }
+            }
+            for r in 0..R {
+                let c = self.c.add(r * self.ldc);
+                let (mut l, mut h) = (left[r], right[r]);
+                if accumulate {
+                    l = _mm512_add_ps(_mm512_loadu_ps(c), l);
+                    h = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c.add(PANEL)), h);
+                }
+                _mm512_storeu_ps(c, l);
+                _mm512_mask_storeu_ps(c.add(PANEL), mask, h);
+            }
+        }
+    }
+}
+
 /// Load masks for the first `cols` of 16 columns (all set from 16 on).
 #[target_feature(enable = "avx2")]
 fn masks(cols: usize) -> [__m256i; 2] {
@@ -384,7 +450,15 @@ mod tests {
         if !crate::kernels::has_avx512() {
             return;
         }
-        for (k, n) in [(1, 1), (7, 16), (21, 17), (300, 35), (513, 5)] {
+        for (k, n) in [
+            (1, 1),
+            (7, 16),
+            (21, 17),
+            (300, 35),
+            (513, 5),
+            (40, 64),
+            (9, 47),
+        ] {
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.23).cos()).collect();
             let packed = Panels::new(View::new(&b, k, n));
             for m in 1..=25 {
