@@ -19,6 +19,7 @@ use crate::ConfigError;
 use crate::kernels::activation::{Backbone, GatedMix, Unary};
 use crate::kernels::cfc::{Mix, Spec};
 use crate::kernels::dropout;
+use crate::kernels::memory::Recycled;
 use crate::kernels::scalar::{LECUN_SCALE, LECUN_SLOPE};
 use crate::kernels::tensor::{activate, cfc_sequence, gated_mix, sigmoid};
 use crate::kernels::{CfcInputs, Extras};
@@ -326,6 +327,10 @@ pub struct CfCCell<B: Backend> {
     pub hidden_size: usize,
     /// Run whole sequences fused where the backend has the kernel.
     pub fused: bool,
+    /// The fused kernel's trace buffers, from one training step's backward
+    /// pass to the next step's forward pass (shared by clones).
+    #[module(skip)]
+    pub(crate) trace_buffers: Arc<Recycled<Vec<f32>>>,
 }
 
 impl<B: Backend> ModuleDisplay for CfCCell<B> {
@@ -435,6 +440,7 @@ impl CfCCellConfig {
             input_size: self.input_size,
             hidden_size: self.hidden_size,
             fused: options.fused,
+            trace_buffers: Arc::default(),
         }))
     }
 }
@@ -711,6 +717,7 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
         let extras = Extras {
             lengths: inputs.lengths.clone(),
             dropout: self.dropout_factors(&spec, batch, steps, &device),
+            buffers: Arc::clone(&self.trace_buffers),
         };
         let states = cfc_sequence(
             &spec,
@@ -806,8 +813,49 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
 #[cfg(all(test, feature = "ndarray"))]
 mod tests {
     use burn::backend::{Autodiff, NdArray};
+    use burn::module::AutodiffModule;
+    use burn::tensor::Distribution;
 
     use super::*;
+    use crate::cells::AnyCfCCell;
+    use crate::rnn::{CfC, CfCConfig, Units};
+
+    /// A training step leaves its large trace buffers in the cell for the
+    /// next one, which takes them and computes the same gradients bit for
+    /// bit (in debug builds over NaN-poisoned buffers: a value read before
+    /// it is written would show); inference frees them.
+    #[test]
+    fn training_steps_recycle_their_trace_buffers_and_inference_frees_them() {
+        type AD = Autodiff<NdArray<f32>>;
+        let device = Default::default();
+        // 2,048 units over 16 samples (one thread) and 32 steps: 4 MiB per
+        // backbone buffer, the size from which buffers are kept.
+        let model: CfC<AD> = CfCConfig::new(3, Units::from(4))
+            .with_cell(CfCCellOptions::new().with_backbone_units(2048))
+            .init(&device)
+            .unwrap();
+        let AnyCfCCell::Dense(cell) = &model.cell else {
+            panic!("a dense CfC");
+        };
+        let kept = || cell.trace_buffers.len();
+        let x = Tensor::<AD, 3>::random([16, 32, 3], Distribution::Normal(0.0, 1.0), &device);
+        // The gradient of the first layer's weight, and the buffers kept
+        // after the forward pass and after the backward pass.
+        let step = || {
+            let (y, _) = model.forward(x.clone(), None);
+            let during = kept();
+            let grads = y.sum().backward();
+            let weight = &cell.backbone[0].weight;
+            (weight.grad(&grads).unwrap().into_data(), during, kept())
+        };
+        let (first, _, recycled) = step();
+        assert!(recycled > 0, "a backward pass hands its buffers back");
+        let (second, during, _) = step();
+        assert!(during < recycled, "the next step takes them");
+        assert_eq!(first, second, "the same gradients from recycled buffers");
+        let _ = model.valid().forward(x.inner(), None);
+        assert_eq!(kept(), 0, "inference frees them");
+    }
 
     /// A prepared step is fused exactly where a whole sequence would be:
     /// a dense cell on `NdArray<f32>` without autodiff, `fused` on; one

@@ -32,7 +32,7 @@
 
 use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh};
 use super::gemm::{View, Weights, add_column_sums, matmul};
-use super::memory::huge_pages;
+use super::memory::Recycled;
 use super::scalar::{exp, lecun_tanh};
 
 /// How the heads become the next state.
@@ -338,24 +338,37 @@ pub fn forward(
     params: &Params<'_>,
     seq: &Sequence<'_>,
     keep_trace: bool,
+    buffers: &Recycled<Vec<f32>>,
 ) -> (Vec<f32>, Option<Trace>) {
     seq.check(spec);
     let weights = StepWeights::new(spec, params, seq.batch, false);
     let parts = super::parallel::for_chunks(seq.batch, SAMPLES_PER_THREAD, |first, rows| {
-        forward_chunk(spec, params, &weights, seq, first, rows, keep_trace)
+        forward_chunk(
+            spec,
+            params,
+            &weights,
+            seq,
+            first..first + rows,
+            keep_trace,
+            buffers,
+        )
     });
+    // What this pass did not reuse is freed (a pool holds one step's
+    // buffers at most).
+    buffers.clear();
     let mut states = Vec::with_capacity(seq.batch * seq.steps * spec.state_width());
     let mut chunks = Vec::with_capacity(parts.len());
     for (s, chunk) in parts {
-        states.extend(s);
+        states.extend_from_slice(&s);
+        buffers.keep_large([s]);
         chunks.extend(chunk);
     }
     (states, keep_trace.then_some(Trace { chunks }))
 }
 
 /// `rows` copies of `bias`: the start of a layer's product.
-fn broadcast_rows(bias: &[f32], rows: usize) -> Vec<f32> {
-    let mut out = huge_pages(vec![0.0; rows * bias.len()]);
+fn broadcast_rows(bias: &[f32], rows: usize, buffers: &Recycled<Vec<f32>>) -> Vec<f32> {
+    let mut out = buffers.buffer(rows * bias.len());
     fill_rows(&mut out, bias);
     out
 }
@@ -373,10 +386,11 @@ vectorized_fn! {
         p: &Params<'_>,
         step_weights: &StepWeights<'_>,
         seq: &Sequence<'_>,
-        first: usize,
-        rows: usize,
+        samples: std::ops::Range<usize>,
         keep: bool,
+        buffers: &Recycled<Vec<f32>>,
     ) -> (Vec<f32>, Option<Chunk>) {
+        let (first, rows) = (samples.start, samples.len());
         let (steps, ni, h) = (seq.steps, spec.inputs, spec.hidden);
         let layers = spec.backbone.len();
         let heads = spec.heads();
@@ -387,7 +401,7 @@ vectorized_fn! {
 
         // Time-major inputs, then the input halves of the first layer and of
         // the LSTM for every step at once.
-        let mut x = vec![0.0f32; steps * rows * ni];
+        let mut x = buffers.buffer(steps * rows * ni);
         for r in 0..rows {
             for t in 0..steps {
                 let src = ((first + r) * steps + t) * ni;
@@ -399,12 +413,12 @@ vectorized_fn! {
         let ci = spec.cell_inputs();
         let first_layer = p.layers[0];
         let w0_in = View::new(&first_layer.weight[..ci * w0], ci, w0);
-        let mut z0 = broadcast_rows(first_layer.bias, steps * rows);
+        let mut z0 = broadcast_rows(first_layer.bias, steps * rows, buffers);
         if !spec.memory_as_input {
             matmul(xs, w0_in, &mut z0, w0, true);
         }
         let mut lstm_z = p.lstm.map(|lstm| {
-            let mut z = broadcast_rows(lstm.input.bias, steps * rows);
+            let mut z = broadcast_rows(lstm.input.bias, steps * rows, buffers);
             matmul(
                 xs,
                 View::new(lstm.input.weight, ni, 4 * h),
@@ -416,14 +430,14 @@ vectorized_fn! {
         });
 
         let mixed = p.lstm.is_some();
-        let mut h_prev = huge_pages(vec![0.0f32; slots * rows * h]);
-        let mut c_prev = huge_pages(vec![0.0f32; if mixed { slots * rows * h } else { 0 }]);
-        let mut gates = huge_pages(vec![0.0f32; if mixed { slots * rows * 5 * h } else { 0 }]);
-        let mut h_in = huge_pages(vec![0.0f32; if mixed { slots * rows * h } else { 0 }]);
+        let mut h_prev = buffers.buffer(slots * rows * h);
+        let mut c_prev = buffers.buffer(if mixed { slots * rows * h } else { 0 });
+        let mut gates = buffers.buffer(if mixed { slots * rows * 5 * h } else { 0 });
+        let mut h_in = buffers.buffer(if mixed { slots * rows * h } else { 0 });
         // Layers after the first keep their pre-activations here (the first's
         // are `z0`).
         let mut z: Vec<Vec<f32>> = (1..layers)
-            .map(|l| huge_pages(vec![0.0; slots * rows * spec.width(l)]))
+            .map(|l| buffers.buffer(slots * rows * spec.width(l)))
             .collect();
         // A layer's output is kept for every step where the backward pass
         // reads it (the derivative, or the next layer's input when there is
@@ -432,16 +446,16 @@ vectorized_fn! {
         let mut y: Vec<Vec<f32>> = (0..layers)
             .map(|l| {
                 let kept = if keep_output(spec, l) { slots } else { 1 };
-                huge_pages(vec![0.0; kept * rows * spec.width(l)])
+                buffers.buffer(kept * rows * spec.width(l))
             })
             .collect();
         let mut dropped: Vec<Vec<f32>> = (0..layers)
             .filter(|&l| spec.dropout[l])
-            .map(|l| huge_pages(vec![0.0; slots * rows * spec.width(l)]))
+            .map(|l| buffers.buffer(slots * rows * spec.width(l)))
             .collect();
-        let mut mix = huge_pages(vec![0.0f32; slots * rows * spec.mix_trace() * h]);
+        let mut mix = buffers.buffer(slots * rows * spec.mix_trace() * h);
         let mut head_buf = vec![0.0f32; rows * heads];
-        let mut states = huge_pages(vec![0.0f32; rows * steps * sw]);
+        let mut states = buffers.buffer(rows * steps * sw);
 
         let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
         let mut memory: Vec<f32> = if mixed {
@@ -552,6 +566,7 @@ vectorized_fn! {
                 }
             }
         }
+        buffers.keep_large(lstm_z);
         let chunk = keep.then(|| Chunk {
             first,
             rows,
@@ -850,6 +865,7 @@ pub fn backward(
     seq: &Sequence<'_>,
     trace: Trace,
     grad_states: &[f32],
+    buffers: &Recycled<Vec<f32>>,
 ) -> Grads {
     seq.check(spec);
     let sw = spec.state_width();
@@ -860,7 +876,7 @@ pub fn backward(
     );
     let weights = StepWeights::new(spec, params, seq.batch, true);
     let parts = super::parallel::for_each(trace.chunks, |chunk| {
-        backward_chunk(spec, params, &weights, seq, chunk, grad_states)
+        backward_chunk(spec, params, &weights, seq, chunk, grad_states, buffers)
     });
     let h = spec.hidden;
     let mut grads = Grads {
@@ -892,6 +908,7 @@ vectorized_fn! {
         seq: &Sequence<'_>,
         c: Chunk,
         grad_states: &[f32],
+        buffers: &Recycled<Vec<f32>>,
     ) -> Grads {
         let mut c = c;
         let (steps, ni, h, rows, first) = (seq.steps, spec.inputs, spec.hidden, c.rows, c.first);
@@ -916,11 +933,11 @@ vectorized_fn! {
             dz.push(if heads_over_mix {
                 std::mem::take(&mut c.mix)
             } else {
-                vec![0.0; steps * rows * heads]
+                buffers.buffer(steps * rows * heads)
             });
         }
         let mut dg_step = vec![0.0f32; rows * heads];
-        let mut dz_lstm = huge_pages(vec![0.0f32; if mixed { steps * rows * 4 * h } else { 0 }]);
+        let mut dz_lstm = buffers.buffer(if mixed { steps * rows * 4 * h } else { 0 });
         let mut carry_h = vec![0.0f32; rows * h];
         let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
         let mut dh = vec![0.0f32; rows * h];
@@ -1113,6 +1130,9 @@ vectorized_fn! {
                 dx[(r * steps + t) * ni..][..ni].copy_from_slice(&dx_t[(t * rows + r) * ni..][..ni]);
             }
         }
+        // The trace's buffers, for the next step's forward pass.
+        buffers.keep_large([c.x, c.h_prev, c.c_prev, c.gates, c.h_in, c.mix, dz_lstm]);
+        buffers.keep_large(dz.into_iter().chain(c.y).chain(c.dropped));
         Grads {
             params: grads,
             x: dx,

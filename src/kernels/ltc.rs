@@ -155,70 +155,22 @@ impl LtcPlan {
 }
 
 /// Group traces ([`lanes`]) a backward pass is done with, kept for the next
-/// training step's forward pass to fill again.
+/// training step's forward pass to fill again ([`Recycled`]).
 ///
 /// A training step of a large dense wiring keeps gigabytes of traces
-/// (FullyConnected(128) at batch 128 and 64 steps: 3.3 GB). Freed after
-/// each backward pass, part of them went back to the system and the next
-/// step faulted them in again, the kernel clearing every page, two threads
-/// contending for it (`walker_ltc_train_b128`: docs/performance.md). The
-/// pool holds at most one step's traces (memory the step needs anyway)
-/// from one training step to the next; a forward pass that keeps no traces
-/// (inference, validation) empties it.
-///
-/// A cache, not part of the plan: a clone starts empty and equality
-/// ignores it.
-#[derive(Default)]
-pub struct TracePool(std::sync::Mutex<Vec<lanes::LaneTrace>>);
+/// (FullyConnected(128) at batch 128 and 64 steps: 3.3 GB), which the
+/// next step faulted in again when freed (`walker_ltc_train_b128`:
+/// docs/performance.md); a forward pass that keeps no traces (inference,
+/// validation) empties the pool.
+pub type TracePool = Recycled<lanes::LaneTrace>;
 
 impl TracePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<lanes::LaneTrace>> {
-        // A panic elsewhere cannot leave a list of buffers inconsistent.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A recycled group trace, if any.
-    fn take(&self) -> Option<lanes::LaneTrace> {
-        self.lock().pop()
-    }
-
     /// Keeps the group traces of a finished backward pass.
     pub fn recycle(&self, traces: Vec<Trace>) {
-        let groups = traces.into_iter().filter_map(|trace| match trace {
+        self.keep(traces.into_iter().filter_map(|trace| match trace {
             Trace::Lanes(group) => Some(*group),
             Trace::Sample(_) => None,
-        });
-        self.lock().extend(groups);
-    }
-
-    /// Frees every kept buffer.
-    pub fn clear(&self) {
-        *self.lock() = Vec::new();
-    }
-
-    /// Group traces kept.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-impl Clone for TracePool {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl PartialEq for TracePool {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for TracePool {}
-
-impl std::fmt::Debug for TracePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TracePool({} group traces)", self.len())
+        }));
     }
 }
 
@@ -361,6 +313,7 @@ pub struct SampleTrace {
 
 mod lanes;
 
+use super::memory::Recycled;
 use super::scalar::sigmoid;
 use crate::wirings::SynapseMatrix;
 use lanes::{GroupGrads, LANES, LaneGrads, Lanes};

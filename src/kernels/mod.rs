@@ -143,6 +143,9 @@ pub struct Extras {
     pub lengths: Option<Vec<usize>>,
     /// Dropout factors, one vector per layer with dropout.
     pub dropout: Vec<Vec<f32>>,
+    /// The model's pool of trace buffers: the backward pass leaves them
+    /// there, the next forward pass fills them again.
+    pub buffers: std::sync::Arc<memory::Recycled<Vec<f32>>>,
 }
 
 /// The tensors of the operation, in its input order.

@@ -37,7 +37,8 @@ const DEPTH: usize = 256;
 enum Isa {
     /// AVX2 with FMA: six rows per call, two registers a row.
     Avx2,
-    /// AVX-512: twelve rows per call, one register a row.
+    /// AVX-512: twelve rows per call, one register a row per panel, two
+    /// panels a call where two are left.
     Avx512,
 }
 

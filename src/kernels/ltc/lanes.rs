@@ -143,7 +143,7 @@ impl Lanes {
         gather(batch.inputs, inputs, &of, &mut self.inputs);
         gather(batch.states, n, &of, &mut self.potentials);
         let elapsed = of.map(|b| batch.elapsed[b]);
-        let mut trace = keep_trace.map(|pool| match pool.take() {
+        let mut trace = keep_trace.map(|pool| match pool.take_best(|_| Some(0)) {
             Some(mut recycled) => {
                 recycled.count = count;
                 recycled.potentials.clear();

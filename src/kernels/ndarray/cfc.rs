@@ -72,7 +72,14 @@ impl Backward<Nd, 5> for CfcBackward {
         // (a copy only if the state was ever shared).
         let trace = Arc::try_unwrap(trace).unwrap_or_else(|shared| Trace::clone(&shared));
         let g = with_sequence(&spec, &extras, &inputs, batch, steps, |flat, seq| {
-            cfc::backward(&spec, &flat.params(), seq, trace, &grad_out)
+            cfc::backward(
+                &spec,
+                &flat.params(),
+                seq,
+                trace,
+                &grad_out,
+                &extras.buffers,
+            )
         });
         let all = [g.x, g.elapsed, g.h0, g.c0, Flat::gradient(&spec, g.params)];
         for ((parent, grad), input) in ops.parents.iter().zip(all).zip(inputs.iter()) {
@@ -110,7 +117,7 @@ pub fn fused_cfc_sequence<B: Backend>(
     let shape = vec![batch, steps, spec.state_width()];
     let output = custom_op::<B, _, _>(primitives, CfcBackward, |inner, tracked| {
         let (states, trace) = with_sequence(spec, &extras, &inner, batch, steps, |flat, seq| {
-            cfc::forward(spec, &flat.params(), seq, tracked)
+            cfc::forward(spec, &flat.params(), seq, tracked, &extras.buffers)
         });
         let saved = trace.map(|trace| Saved {
             spec: Arc::clone(spec),
