@@ -21,7 +21,7 @@ use crate::kernels::cfc::{Mix, Spec};
 use crate::kernels::dropout;
 use crate::kernels::memory::Recycled;
 use crate::kernels::scalar::{LECUN_SCALE, LECUN_SLOPE};
-use crate::kernels::tensor::{activate, cfc_sequence, gated_mix, sigmoid};
+use crate::kernels::tensor::{activate, cfc_sequence, gated_mix, leading_columns, sigmoid};
 use crate::kernels::{CfcInputs, Extras};
 use crate::wirings::SynapseMatrix;
 
@@ -731,11 +731,12 @@ impl<B: Backend> RecurrentCell<B> for CfCCell<B> {
             },
         )?;
         let h = self.hidden_size;
-        // Without mixed memory the states are the outputs: no slice (whose
-        // backward pass would build a zero gradient of their whole size
-        // and copy this one into it).
+        // Without mixed memory the states are the outputs: no copy. With
+        // it, the `h` halves as a tensor of their own (Burn's slice copied
+        // them value by value and built a zero gradient of all the states,
+        // on the calling thread).
         let outputs = match lstm {
-            Some(_) => states.clone().slice([0..batch, 0..steps, 0..h]),
+            Some(_) => leading_columns(states.clone(), h),
             None => states.clone(),
         };
         let last = |range: std::ops::Range<usize>| {

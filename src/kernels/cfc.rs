@@ -344,13 +344,7 @@ pub fn forward(
     let weights = StepWeights::new(spec, params, seq.batch, false);
     let parts = super::parallel::for_chunks(seq.batch, SAMPLES_PER_THREAD, |first, rows| {
         forward_chunk(
-            spec,
-            params,
-            &weights,
-            seq,
-            first..first + rows,
-            keep_trace,
-            buffers,
+            spec, params, &weights, seq, first, rows, keep_trace, buffers,
         )
     });
     // What this pass did not reuse is freed (a pool holds one step's
@@ -381,16 +375,17 @@ fn fill_rows(out: &mut [f32], bias: &[f32]) {
 }
 
 vectorized_fn! {
+    #[allow(clippy::too_many_arguments)]
     fn forward_chunk(
         spec: &Spec,
         p: &Params<'_>,
         step_weights: &StepWeights<'_>,
         seq: &Sequence<'_>,
-        samples: std::ops::Range<usize>,
+        first: usize,
+        rows: usize,
         keep: bool,
         buffers: &Recycled<Vec<f32>>,
     ) -> (Vec<f32>, Option<Chunk>) {
-        let (first, rows) = (samples.start, samples.len());
         let (steps, ni, h) = (seq.steps, spec.inputs, spec.hidden);
         let layers = spec.backbone.len();
         let heads = spec.heads();

@@ -63,7 +63,10 @@ macro_rules! vectorized_fn {
     ) => {
         $(#[$attr])*
         $vis fn $name($($arg: $ty),*) -> $ret {
+            // The inner functions repeat the signature, which the outer one
+            // answers for (lints included).
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             fn body($($arg: $ty),*) -> $ret $body
             vectorized_fn!(@try [$($features $check),*] body($($arg: $ty),*) -> $ret);
             body($($arg),*)
@@ -80,6 +83,7 @@ macro_rules! vectorized_fn {
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
             fn wide($($arg: $ty),*) -> $ret {
                 $kernel($($arg),*)
             }
@@ -98,6 +102,7 @@ macro_rules! vectorized_fn {
 
 pub(crate) mod activation;
 pub(crate) mod cfc;
+pub(crate) mod columns;
 pub(crate) mod dropout;
 pub(crate) mod gemm;
 pub(crate) mod linear;

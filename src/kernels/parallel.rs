@@ -53,13 +53,25 @@ pub(crate) fn fill<T: Send>(
     per_thread: usize,
     work: impl Fn(usize, &mut [T]) + Sync,
 ) {
+    fill_rows(out, 1, per_thread, work);
+}
+
+/// [`fill`] over whole rows of `row_len` elements: `work(first_row,
+/// rows)`, at least `per_thread` rows a thread.
+pub(crate) fn fill_rows<T: Send>(
+    out: &mut [T],
+    row_len: usize,
+    per_thread: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
     use rayon::prelude::*;
-    let threads = threads_for(out.len(), per_thread);
+    let rows = out.len() / row_len.max(1);
+    let threads = threads_for(rows, per_thread);
     if threads == 1 {
         return work(0, out);
     }
-    let chunk = out.len().div_ceil(threads);
-    out.par_chunks_mut(chunk)
+    let chunk = rows.div_ceil(threads);
+    out.par_chunks_mut(chunk * row_len)
         .enumerate()
         .for_each(|(i, part)| work(i * chunk, part));
 }

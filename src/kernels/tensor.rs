@@ -58,6 +58,23 @@ pub(crate) fn linear<B: Backend, const D: usize>(
     layer.forward(x)
 }
 
+/// The first `keep` values of `x`'s last dimension (a mixed-memory CfC's
+/// outputs, the `h` half of its states): one operation on `NdArray<f32>`
+/// (and its autodiff) whose result has its own buffer, Burn's slice
+/// elsewhere.
+pub(crate) fn leading_columns<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    keep: usize,
+) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    if super::fused_available::<B>() {
+        return super::ndarray::columns::leading_columns(x, keep);
+    }
+    let mut ranges = x.dims().map(|d| 0..d);
+    ranges[D - 1] = 0..keep;
+    x.slice(ranges)
+}
+
 /// A CfC step's gated mix: one fused operation on `NdArray<f32>` (and its
 /// autodiff), Burn's tensor ops elsewhere. Heads `[batch, hidden]`,
 /// `elapsed [batch, 1]`.

@@ -15,10 +15,13 @@
 //! - [`ltc`]: one LTC step;
 //! - [`cfc`]: a dense CfC over a whole sequence;
 //! - [`activation`]: the CfC/LSTM activations and the gated mix;
-//! - [`linear`]: a linear layer over rows (the sequences' projection).
+//! - [`linear`]: a linear layer over rows (the sequences' projection);
+//! - [`columns`]: the leading columns of a tensor (a mixed-memory CfC's
+//!   outputs).
 
 pub(crate) mod activation;
 pub(crate) mod cfc;
+pub(crate) mod columns;
 pub(crate) mod linear;
 pub(crate) mod ltc;
 
