@@ -342,21 +342,32 @@ pub fn forward(
 ) -> (Vec<f32>, Option<Trace>) {
     seq.check(spec);
     let weights = StepWeights::new(spec, params, seq.batch, false);
-    let parts = super::parallel::for_chunks(seq.batch, SAMPLES_PER_THREAD, |first, rows| {
-        forward_chunk(
-            spec, params, &weights, seq, first, rows, keep_trace, buffers,
-        )
-    });
+    // Each chunk writes its samples' states in place (no copy joining
+    // them on the calling thread).
+    let mut states = vec![0.0f32; seq.batch * seq.steps * spec.state_width()];
+    let chunks = std::sync::Mutex::new(Vec::new());
+    let sample_len = seq.steps * spec.state_width();
+    let run = |first: usize, rows: usize, out: &mut [f32]| {
+        let chunk = forward_chunk(
+            spec, params, &weights, seq, first, rows, keep_trace, buffers, out,
+        );
+        if let Some(chunk) = chunk {
+            chunks.lock().unwrap_or_else(|e| e.into_inner()).push(chunk);
+        }
+    };
+    if sample_len == 0 {
+        // No states to split by: every sample on this thread.
+        run(0, seq.batch, &mut states);
+    } else {
+        super::parallel::fill_rows(&mut states, sample_len, SAMPLES_PER_THREAD, |first, out| {
+            run(first, out.len() / sample_len, out)
+        });
+    }
     // What this pass did not reuse is freed (a pool holds one step's
     // buffers at most).
     buffers.clear();
-    let mut states = Vec::with_capacity(seq.batch * seq.steps * spec.state_width());
-    let mut chunks = Vec::with_capacity(parts.len());
-    for (s, chunk) in parts {
-        states.extend_from_slice(&s);
-        buffers.keep_large([s]);
-        chunks.extend(chunk);
-    }
+    let mut chunks = chunks.into_inner().unwrap_or_else(|e| e.into_inner());
+    chunks.sort_by_key(|c| c.first);
     (states, keep_trace.then_some(Trace { chunks }))
 }
 
@@ -385,7 +396,8 @@ vectorized_fn! {
         rows: usize,
         keep: bool,
         buffers: &Recycled<Vec<f32>>,
-    ) -> (Vec<f32>, Option<Chunk>) {
+        states: &mut [f32],
+    ) -> Option<Chunk> {
         let (steps, ni, h) = (seq.steps, spec.inputs, spec.hidden);
         let layers = spec.backbone.len();
         let heads = spec.heads();
@@ -450,7 +462,6 @@ vectorized_fn! {
             .collect();
         let mut mix = buffers.buffer(slots * rows * spec.mix_trace() * h);
         let mut head_buf = vec![0.0f32; rows * heads];
-        let mut states = buffers.buffer(rows * steps * sw);
 
         let mut state: Vec<f32> = seq.h0[first * h..(first + rows) * h].to_vec();
         let mut memory: Vec<f32> = if mixed {
@@ -562,7 +573,7 @@ vectorized_fn! {
             }
         }
         buffers.keep_large(lstm_z);
-        let chunk = keep.then(|| Chunk {
+        keep.then(|| Chunk {
             first,
             rows,
             x,
@@ -574,8 +585,7 @@ vectorized_fn! {
             y,
             dropped,
             mix,
-        });
-        (states, chunk)
+        })
     }
 }
 

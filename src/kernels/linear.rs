@@ -10,7 +10,7 @@
 //! per thread, then over the threads in order.
 
 use super::gemm::{View, matmul};
-use super::parallel::for_chunks;
+use super::parallel::{fill_rows, for_chunks};
 
 /// Rows per thread below which the layer runs on the calling thread: a
 /// step's projection (a batch of rows) stays there, a sequence's (batch ·
@@ -54,24 +54,22 @@ impl Shape {
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: Shape) -> Vec<f32> {
     shape.check(x, weight, bias);
     let (rows, inputs, outputs) = (shape.rows, shape.inputs, shape.outputs);
-    let parts = for_chunks(rows, ROWS_PER_THREAD, |first, count| {
-        let mut y = vec![0.0f32; count * outputs];
+    let mut y = vec![0.0f32; rows * outputs];
+    if outputs == 0 {
+        return y;
+    }
+    // Each thread writes its rows in place.
+    fill_rows(&mut y, outputs, ROWS_PER_THREAD, |first, part| {
+        let count = part.len() / outputs;
         let x = View::new(&x[first * inputs..(first + count) * inputs], count, inputs);
-        matmul(
-            x,
-            View::new(weight, inputs, outputs),
-            &mut y,
-            outputs,
-            false,
-        );
+        matmul(x, View::new(weight, inputs, outputs), part, outputs, false);
         if let Some(bias) = bias {
-            for row in y.chunks_exact_mut(outputs) {
+            for row in part.chunks_exact_mut(outputs) {
                 row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
             }
         }
-        y
     });
-    parts.concat()
+    y
 }
 
 /// The gradients of [`forward`]'s inputs.
