@@ -22,7 +22,7 @@ use std::arch::x86_64::{
     __m256, __m256i, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
     _mm256_maskload_ps, _mm256_set_epi32, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_add_ps,
     _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_storeu_ps,
+    _mm512_setzero_ps,
 };
 
 use super::View;
@@ -208,13 +208,15 @@ unsafe fn multiply_on(
                 // runs `isa`.
                 unsafe {
                     match isa {
-                        Isa::Avx2 => by_rows!(tile, run, rows, masked, (accumulate); 1 2 3 4 5 6),
+                        Isa::Avx2 => {
+                            by_rows!(tile, run, rows, masked, (accumulate); 1 2 3 4 5 6)
+                        }
                         Isa::Avx512 if pair => by_rows!(
-                            tile, run_avx512_pair, rows, masked, (next, accumulate);
+                            tile, run_avx512, panels 2, rows, masked, (next, accumulate);
                             1 2 3 4 5 6 7 8 9 10 11 12
                         ),
                         Isa::Avx512 => by_rows!(
-                            tile, run_avx512, rows, masked, (accumulate);
+                            tile, run_avx512, panels 1, rows, masked, (next, accumulate);
                             1 2 3 4 5 6 7 8 9 10 11 12
                         ),
                     }
@@ -226,14 +228,27 @@ unsafe fn multiply_on(
     }
 }
 
-/// `tile.method::<R, MASKED>(args)` for the `R` and `MASKED` given at run
-/// time, `R` one of the listed row counts.
+/// `tile.method::<R, MASKED>(args)`, or `tile.method::<R, MASKED, P>(args)`
+/// after `panels P`, for the `R` and `MASKED` given at run time, `R` one of
+/// the listed row counts.
 macro_rules! by_rows {
     ($tile:ident, $method:ident, $rows:expr, $masked:expr, $args:tt; $($r:literal)+) => {
         match ($rows, $masked) {
             $(
                 ($r, false) => $tile.$method::<$r, false> $args,
                 ($r, true) => $tile.$method::<$r, true> $args,
+            )+
+            (rows, _) => unreachable!("no kernel for {rows} rows"),
+        }
+    };
+    (
+        $tile:ident, $method:ident, panels $p:literal, $rows:expr, $masked:expr, $args:tt;
+        $($r:literal)+
+    ) => {
+        match ($rows, $masked) {
+            $(
+                ($r, false) => $tile.$method::<$r, false, $p> $args,
+                ($r, true) => $tile.$method::<$r, true, $p> $args,
             )+
             (rows, _) => unreachable!("no kernel for {rows} rows"),
         }
@@ -315,95 +330,60 @@ impl Tile {
 }
 
 impl Tile {
-    /// [`Tile::run`] on AVX-512: one 16-wide register per row, so twelve
-    /// rows fill as many accumulators as six do on AVX2; the same fused
-    /// multiply-adds per entry in the same order. Masked loads and stores
-    /// touch only the first `cols` columns.
+    /// [`Tile::run`] on AVX-512 over `PANELS` panels (one or two), each
+    /// `next` values after the one before: one 16-wide register per row and
+    /// panel, so twelve rows of one panel fill as many accumulators as six
+    /// do on AVX2, and two panels let each broadcast of `a` feed two of
+    /// them (a step of `k` loads 14 registers for 24 multiply-adds rather
+    /// than 13 for 12: the load ports, not the FMA units, bounded one
+    /// panel). The same fused multiply-adds per entry in the same order.
+    /// `MASKED` reads only the first `cols` columns; stores beyond `cols`
+    /// are masked off.
     #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512<const R: usize, const MASKED: bool>(&self, accumulate: bool) {
-        let mut sums = [_mm512_setzero_ps(); R];
-        let mask = if self.cols >= PANEL {
-            u16::MAX
-        } else {
-            (1u16 << self.cols) - 1
-        };
-        // SAFETY: as in `run`; masked-off lanes are neither read nor
-        // written.
-        unsafe {
-            for p in 0..self.depth {
-                let row = self.b.add(p * self.ldb);
-                let b = if MASKED {
-                    _mm512_maskz_loadu_ps(mask, row)
-                } else {
-                    _mm512_loadu_ps(row)
-                };
-                let column = self.a.add(p * self.a_col_stride);
-                for (r, sum) in sums.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*column.add(r * self.a_row_stride));
-                    *sum = _mm512_fmadd_ps(x, b, *sum);
-                }
-            }
-            for (r, &sum) in sums.iter().enumerate() {
-                let c = self.c.add(r * self.ldc);
-                let value = if accumulate {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c), sum)
-                } else {
-                    sum
-                };
-                _mm512_mask_storeu_ps(c, mask, value);
-            }
-        }
-    }
-}
-
-impl Tile {
-    /// [`Tile::run_avx512`] over two panels at once, the second `next`
-    /// values after the first, `cols` from 17 to 32: each broadcast of
-    /// `a` feeds two accumulators, so a step of `k` loads 14 registers for
-    /// 24 multiply-adds rather than 13 for 12 (the load ports, not the
-    /// FMA units, bounded the single panel). The same multiply-adds per
-    /// entry in the same order. `MASKED` reads only the second panel's
-    /// first `cols - 16` columns; stores beyond `cols` are masked off.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512_pair<const R: usize, const MASKED: bool>(
+    unsafe fn run_avx512<const R: usize, const MASKED: bool, const PANELS: usize>(
         &self,
         next: usize,
         accumulate: bool,
     ) {
-        let mut left = [_mm512_setzero_ps(); R];
-        let mut right = [_mm512_setzero_ps(); R];
-        let mask = if self.cols >= 2 * PANEL {
-            u16::MAX
-        } else {
-            (1u16 << (self.cols - PANEL)) - 1
-        };
-        // SAFETY: as in `run`, the second panel's rows `next` values after
-        // the first's; masked-off lanes are neither read nor written.
+        let mut sums = [[_mm512_setzero_ps(); PANELS]; R];
+        let mut masks = [u16::MAX; PANELS];
+        for (j, mask) in masks.iter_mut().enumerate() {
+            let cols = self.cols.saturating_sub(j * PANEL);
+            if cols < PANEL {
+                *mask = (1u16 << cols) - 1;
+            }
+        }
+        // SAFETY: as in `run`, panel `j`'s rows `j · next` values after the
+        // first's; masked-off lanes are neither read nor written.
         unsafe {
             for p in 0..self.depth {
                 let row = self.b.add(p * self.ldb);
-                let b0 = _mm512_loadu_ps(row);
-                let b1 = if MASKED {
-                    _mm512_maskz_loadu_ps(mask, row.add(next))
-                } else {
-                    _mm512_loadu_ps(row.add(next))
-                };
+                let mut b = [_mm512_setzero_ps(); PANELS];
+                for (j, b) in b.iter_mut().enumerate() {
+                    *b = if MASKED {
+                        _mm512_maskz_loadu_ps(masks[j], row.add(j * next))
+                    } else {
+                        _mm512_loadu_ps(row.add(j * next))
+                    };
+                }
                 let column = self.a.add(p * self.a_col_stride);
-                for r in 0..R {
+                for (r, row) in sums.iter_mut().enumerate() {
                     let x = _mm512_set1_ps(*column.add(r * self.a_row_stride));
-                    left[r] = _mm512_fmadd_ps(x, b0, left[r]);
-                    right[r] = _mm512_fmadd_ps(x, b1, right[r]);
+                    for (sum, &b) in row.iter_mut().zip(&b) {
+                        *sum = _mm512_fmadd_ps(x, b, *sum);
+                    }
                 }
             }
-            for r in 0..R {
-                let c = self.c.add(r * self.ldc);
-                let (mut l, mut h) = (left[r], right[r]);
-                if accumulate {
-                    l = _mm512_add_ps(_mm512_loadu_ps(c), l);
-                    h = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c.add(PANEL)), h);
+            for (r, row) in sums.iter().enumerate() {
+                for (j, &sum) in row.iter().enumerate() {
+                    let c = self.c.add(r * self.ldc + j * PANEL);
+                    let value = if accumulate {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(masks[j], c), sum)
+                    } else {
+                        sum
+                    };
+                    _mm512_mask_storeu_ps(c, masks[j], value);
                 }
-                _mm512_storeu_ps(c, l);
-                _mm512_mask_storeu_ps(c.add(PANEL), mask, h);
             }
         }
     }
