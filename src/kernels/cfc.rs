@@ -374,12 +374,12 @@ pub fn forward(
 /// `rows` copies of `bias`: the start of a layer's product.
 fn broadcast_rows(bias: &[f32], rows: usize, buffers: &Recycled<Vec<f32>>) -> Vec<f32> {
     let mut out = buffers.buffer(rows * bias.len());
-    fill_rows(&mut out, bias);
+    set_rows(&mut out, bias);
     out
 }
 
 /// Every row of `out` set to `bias`.
-fn fill_rows(out: &mut [f32], bias: &[f32]) {
+fn set_rows(out: &mut [f32], bias: &[f32]) {
     for row in out.chunks_exact_mut(bias.len()) {
         row.copy_from_slice(bias);
     }
@@ -517,7 +517,7 @@ vectorized_fn! {
                 if l > 0 {
                     let input = layer_output(spec, &y, &dropped, l - 1, s, rows);
                     let zl = &mut z[l - 1][block(width, s)];
-                    fill_rows(zl, p.layers[l].bias);
+                    set_rows(zl, p.layers[l].bias);
                     step_weights.layers[l - 1]
                         .multiply(View::new(input, rows, spec.width(l - 1)), zl, width, true);
                 }
@@ -543,7 +543,7 @@ vectorized_fn! {
             } else {
                 let input = layer_output(spec, &y, &dropped, layers - 1, s, rows);
                 let width = spec.width(layers - 1);
-                fill_rows(&mut head_buf, p.layers[layers].bias);
+                set_rows(&mut head_buf, p.layers[layers].bias);
                 step_weights.layers[layers - 1]
                     .multiply(View::new(input, rows, width), &mut head_buf, heads, true);
                 &head_buf

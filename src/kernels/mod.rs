@@ -16,11 +16,12 @@
 //! - [`dropout`]: dropout factors from a counter-based generator, drawn
 //!   in parallel from one seed;
 //! - [`linear`]: a linear layer over rows, split over the threads (the
-//!   sequence modules' projection);
+//!   sequence modules' projection); [`columns`]: the leading columns of
+//!   rows as a buffer of their own (a mixed-memory CfC's outputs);
 //! - [`gemm`]: the matrix product (weights a sequence multiplies by at
 //!   every step packed once, for an AVX2 or AVX-512 kernel); [`memory`]:
-//!   large buffers on huge pages; [`parallel`]: how work is split over
-//!   threads.
+//!   large buffers on huge pages, and the pool that keeps a training
+//!   step's for the next; [`parallel`]: how work is split over threads.
 //!
 //! Their binding to Burn:
 //!

@@ -10,19 +10,19 @@ use burn::tensor::TensorPrimitive;
 use super::{Nd, available, custom_op, ndarray_tensor, values};
 use crate::kernels::columns;
 
-/// The backward node: keeps the input's last dimension, the columns kept
-/// and the input's shape.
+/// The backward node: keeps the columns kept and the input's shape.
 #[derive(Debug)]
 struct LeadingBackward;
 
 impl Backward<Nd, 1> for LeadingBackward {
-    type State = (usize, usize, Vec<usize>);
+    type State = (usize, Vec<usize>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Nd>(&ops.node);
-        let (width, keep, shape) = ops.state;
+        let (keep, shape) = ops.state;
         if let Some(node) = &ops.parents[0] {
-            let rows = shape.iter().product::<usize>() / width.max(1);
+            let (&width, leading) = shape.split_last().expect("rank at least 1");
+            let rows = leading.iter().product();
             let g = columns::leading_backward(&values(&grad), rows, width, keep);
             grads.register::<Nd>(node.id, ndarray_tensor(g, shape));
         }
@@ -49,7 +49,7 @@ pub fn leading_columns<B: Backend, const D: usize>(x: Tensor<B, D>, keep: usize)
         let y = columns::leading(&values(&x), width, keep);
         (
             ndarray_tensor(y, out_shape),
-            tracked.then_some((width, keep, shape)),
+            tracked.then_some((keep, shape)),
         )
     });
     Tensor::from_primitive(TensorPrimitive::Float(output))
