@@ -10,7 +10,7 @@
 //! per thread, then over the threads in order.
 
 use super::gemm::{View, matmul};
-use super::parallel::{fill_rows, for_chunks};
+use super::parallel::fill_rows;
 
 /// Rows per thread below which the layer runs on the calling thread: a
 /// step's projection (a batch of rows) stays there, a sequence's (batch ·
@@ -93,41 +93,53 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
         rows * outputs,
         "linear: grad_y is not [rows, outputs]"
     );
-    let parts = for_chunks(rows, ROWS_PER_THREAD, |first, count| {
+    // Each thread writes its rows of the input's gradient in place (joined
+    // afterwards, they were a copy of them all on the calling thread) and
+    // keeps its sums of the weight's and the bias' gradients.
+    let mut x_grad = vec![0.0f32; rows * inputs];
+    let sums = std::sync::Mutex::new(Vec::new());
+    let run = |first: usize, count: usize, x_part: &mut [f32]| {
         let x = View::new(&x[first * inputs..(first + count) * inputs], count, inputs);
         let grad_y = &grad_y[first * outputs..(first + count) * outputs];
         let dy = View::new(grad_y, count, outputs);
-        let mut grads = Grads {
-            x: vec![0.0; count * inputs],
-            weight: vec![0.0; inputs * outputs],
-            bias: vec![0.0; outputs],
-        };
         matmul(
             dy,
             View::new(weight, inputs, outputs).t(),
-            &mut grads.x,
+            x_part,
             inputs,
             false,
         );
-        matmul(x.t(), dy, &mut grads.weight, outputs, false);
+        let mut weight_grad = vec![0.0; inputs * outputs];
+        let mut bias_grad = vec![0.0; outputs];
+        matmul(x.t(), dy, &mut weight_grad, outputs, false);
         for row in grad_y.chunks_exact(outputs) {
-            grads.bias.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+            bias_grad.iter_mut().zip(row).for_each(|(b, g)| *b += g);
         }
-        grads
-    });
-    let mut parts = parts.into_iter();
-    let mut total = parts.next().expect("at least one chunk");
-    for part in parts {
-        total.x.extend(part.x);
-        let sums = [
-            (&mut total.weight, part.weight),
-            (&mut total.bias, part.bias),
-        ];
-        for (sum, more) in sums {
+        let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
+        sums.push((first, weight_grad, bias_grad));
+    };
+    if inputs == 0 {
+        run(0, rows, &mut x_grad);
+    } else {
+        fill_rows(&mut x_grad, inputs, ROWS_PER_THREAD, |first, part| {
+            run(first, part.len() / inputs, part)
+        });
+    }
+    let mut sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
+    sums.sort_by_key(|&(first, ..)| first);
+    let mut sums = sums.into_iter();
+    let (_, mut weight_grad, mut bias_grad) = sums.next().expect("at least one chunk");
+    for (_, weight_part, bias_part) in sums {
+        let pairs = [(&mut weight_grad, weight_part), (&mut bias_grad, bias_part)];
+        for (sum, more) in pairs {
             sum.iter_mut().zip(more).for_each(|(s, m)| *s += m);
         }
     }
-    total
+    Grads {
+        x: x_grad,
+        weight: weight_grad,
+        bias: bias_grad,
+    }
 }
 
 #[cfg(test)]
@@ -161,8 +173,15 @@ mod tests {
     #[test]
     fn forward_and_backward_match_the_definition() {
         // One row, rows on one thread, rows split over the threads (where
-        // there are several); an empty batch.
-        for (rows, inputs, outputs) in [(1, 5, 17), (37, 64, 17), (700, 9, 3), (0, 4, 2)] {
+        // there are several); an empty batch; rows of no inputs (only the
+        // bias, whose gradient still sums every row).
+        for (rows, inputs, outputs) in [
+            (1, 5, 17),
+            (37, 64, 17),
+            (700, 9, 3),
+            (0, 4, 2),
+            (600, 0, 3),
+        ] {
             let shape = Shape {
                 rows,
                 inputs,

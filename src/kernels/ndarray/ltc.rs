@@ -166,7 +166,9 @@ impl Backward<Nd, INPUTS> for LtcStepBackward {
     fn backward(self, ops: Ops<Saved, INPUTS>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad_out = grads.consume::<Nd>(&ops.node);
         let saved = ops.state;
-        let grad_out = values(&grad_out).into_owned();
+        // Read in place (a copy cost a fresh allocation and its page
+        // faults at every step: 4 MB at Walker2d's CfC sizes).
+        let grad_out = values(&grad_out);
         let plan = &saved.plan;
         let implicit = saved.solver.implicit_constraints;
         let all: [Vec<f32>; INPUTS] = with_step(
