@@ -17,6 +17,12 @@
 //! bench in one go and prints the ratios. `--peak NAME [--steps N]` builds
 //! one workload, runs it N times (default 5) untimed and prints the
 //! process's peak resident set (`VmHWM`), for `benches/peak_memory.sh`.
+//!
+//! On Linux with glibc the bench first tells `malloc` to keep freed memory
+//! for reuse (`common::hold_freed_memory`), as docs/quickstart.md
+//! recommends for training; `NCPS_BENCH_MALLOC=default` runs it on glibc's
+//! defaults. docs/performance.md gives both. The setting is printed to
+//! stderr.
 
 mod common;
 
@@ -297,6 +303,7 @@ fn option(flag: &str) -> Option<String> {
 }
 
 fn main() {
+    eprintln!("allocator: {}", common::hold_freed_memory());
     let only = option("--only");
     let fused = match option("--path").as_deref() {
         None | Some("fused") => true,

@@ -4,6 +4,43 @@
 
 use std::time::Instant;
 
+/// glibc's `mmap` threshold the benches set: blocks below it come from the
+/// heap, and freed, stay there for reuse. 32 MiB, the most glibc's own
+/// adjustment reaches on 64-bit systems (its default starts at 128 KiB).
+pub const MMAP_THRESHOLD: usize = 32 << 20;
+
+/// glibc's trim threshold the benches set: free memory at the top of a
+/// heap up to this much stays with the process (the default, 128 KiB, gives
+/// back most of what a training step freed, and the next step faults it
+/// in again, page by page).
+pub const TRIM_THRESHOLD: usize = 256 << 20;
+
+/// Tells glibc's `malloc` to keep freed memory for reuse, as
+/// docs/quickstart.md recommends for training on Linux (the same as
+/// `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456` in the
+/// environment), unless `NCPS_BENCH_MALLOC=default` is set; returns what
+/// the process runs with, for the output. Nothing elsewhere than glibc.
+#[allow(dead_code)]
+pub fn hold_freed_memory() -> &'static str {
+    if std::env::var("NCPS_BENCH_MALLOC").as_deref() == Ok("default") {
+        return "malloc defaults";
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let to_int = |bytes: usize| libc::c_int::try_from(bytes).expect("fits a C int");
+        // SAFETY: `mallopt` only changes the allocator's parameters; both
+        // values are in the ranges glibc accepts (1 on success).
+        let set = unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, to_int(MMAP_THRESHOLD)) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, to_int(TRIM_THRESHOLD)) == 1
+        };
+        assert!(set, "glibc refused the malloc thresholds");
+        "glibc malloc holding freed memory"
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    "the system's allocator"
+}
+
 /// Times `f` (already warmed up) until it ran at least 5 times and for
 /// `min_s` seconds (at most 200 runs); returns the median milliseconds and
 /// the number of runs.
