@@ -371,17 +371,17 @@ pub fn forward(
     (states, keep_trace.then_some(Trace { chunks }))
 }
 
-/// `rows` copies of `bias`: the start of a layer's product.
-fn broadcast_rows(bias: &[f32], rows: usize, buffers: &Recycled<Vec<f32>>) -> Vec<f32> {
-    let mut out = buffers.buffer(rows * bias.len());
-    set_rows(&mut out, bias);
-    out
-}
-
 /// Every row of `out` set to `bias`.
 fn set_rows(out: &mut [f32], bias: &[f32]) {
     for row in out.chunks_exact_mut(bias.len()) {
         row.copy_from_slice(bias);
+    }
+}
+
+/// `bias` added to every row of `out`.
+fn add_rows(out: &mut [f32], bias: &[f32]) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
     }
 }
 
@@ -407,7 +407,11 @@ vectorized_fn! {
         let block = |width: usize, s: usize| s * rows * width..(s + 1) * rows * width;
 
         // Time-major inputs, then the input halves of the first layer and of
-        // the LSTM for every step at once.
+        // the LSTM for every step at once. Their biases are added at each
+        // step, while the step's rows are in cache (a pass setting every
+        // step's rows to the bias first wrote 8 MB a thread at Walker2d
+        // sizes); the product kernel adds its sums to what `c` holds, so
+        // `x·W + b` is the `b + x·W` it computed before, to the bit.
         let mut x = buffers.buffer(steps * rows * ni);
         for r in 0..rows {
             for t in 0..steps {
@@ -420,18 +424,18 @@ vectorized_fn! {
         let ci = spec.cell_inputs();
         let first_layer = p.layers[0];
         let w0_in = View::new(&first_layer.weight[..ci * w0], ci, w0);
-        let mut z0 = broadcast_rows(first_layer.bias, steps * rows, buffers);
+        let mut z0 = buffers.buffer(steps * rows * w0);
         if !spec.memory_as_input {
-            matmul(xs, w0_in, &mut z0, w0, true);
+            matmul(xs, w0_in, &mut z0, w0, false);
         }
         let mut lstm_z = p.lstm.map(|lstm| {
-            let mut z = broadcast_rows(lstm.input.bias, steps * rows, buffers);
+            let mut z = buffers.buffer(steps * rows * 4 * h);
             matmul(
                 xs,
                 View::new(lstm.input.weight, ni, 4 * h),
                 &mut z,
                 4 * h,
-                true,
+                false,
             );
             z
         });
@@ -475,11 +479,12 @@ vectorized_fn! {
             let s = slot(t);
             h_prev[block(h, s)].copy_from_slice(&state);
             // Mixed memory: the LSTM step gives the cell's input state.
-            if let (Some(recurrent), Some(fb), Some(lz)) =
-                (&step_weights.lstm, spec.forget_bias, lstm_z.as_mut())
+            if let (Some(recurrent), Some(fb), Some(lz), Some(lstm)) =
+                (&step_weights.lstm, spec.forget_bias, lstm_z.as_mut(), p.lstm)
             {
                 c_prev[block(h, s)].copy_from_slice(&memory);
                 let zt = &mut lz[block(4 * h, t)];
+                add_rows(zt, lstm.input.bias);
                 recurrent.multiply(View::new(&state, rows, h), zt, 4 * h, true);
                 let g = &mut gates[block(5 * h, s)];
                 let hi = &mut h_in[block(h, s)];
@@ -498,6 +503,11 @@ vectorized_fn! {
             // First layer: its input half (the LSTM's output, when it is the
             // cell's input) plus the state half.
             let zt0 = &mut z0[block(w0, t)];
+            if spec.memory_as_input {
+                set_rows(zt0, first_layer.bias);
+            } else {
+                add_rows(zt0, first_layer.bias);
+            }
             let cell_state: &[f32] = if spec.memory_as_input {
                 step_weights
                     .first_input()
