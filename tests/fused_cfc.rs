@@ -325,6 +325,32 @@ fn a_long_wide_paper_mixed_sequence_agrees() {
     .unwrap();
 }
 
+/// Chunks of 64 samples and more a thread (here 70, or 140 on one
+/// thread): the backward pass adds the weights' gradients at every step
+/// rather than once after the loop, the heads' gradients in their own
+/// padded rows; after a two-layer backbone with mixed memory, without a
+/// backbone, and in pure mode.
+#[test]
+fn wide_chunks_add_the_weights_gradients_at_every_step() {
+    for (mode, layers, mixed) in [
+        (CfCMode::Default, 2, true),
+        (CfCMode::NoGate, 0, false),
+        (CfCMode::Pure, 1, false),
+    ] {
+        check(Case {
+            hidden: 24,
+            mode,
+            layers,
+            units: 40,
+            mixed,
+            batch: 140,
+            steps: 12,
+            ..walker_case()
+        })
+        .unwrap();
+    }
+}
+
 fn walker_case() -> Case {
     Case {
         inputs: 17,

@@ -22,8 +22,10 @@
 //! the LSTM's output) and of the LSTM is one matrix product over all time
 //! steps before the loop; each
 //! step is then a few small products with the recurrent halves plus fused
-//! elementwise work; the weights' gradients are one large product each
-//! after the backward loop (over all steps and samples at once). A batch is
+//! elementwise work; the weights' gradients are added at every step of the
+//! backward loop while the step's gradients are in cache, where a thread
+//! runs [`STEP_ROWS`] samples or more, else one large product each after
+//! the loop (over all steps and samples at once). A batch is
 //! split over threads by whole sequences (samples are independent), so
 //! threads meet once per call, not once per step.
 //!
@@ -31,7 +33,7 @@
 //! leave its state unchanged (their gradient passes through untouched).
 
 use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh};
-use super::gemm::{View, Weights, add_column_sums, matmul};
+use super::gemm::{View, Weights, add_transposed_product, matmul};
 use super::memory::Recycled;
 use super::scalar::{exp, lecun_tanh};
 
@@ -860,6 +862,50 @@ fn lstm_backward(
     }
 }
 
+/// Samples a thread runs from which the backward pass adds the weights'
+/// gradients at every step, while the step's gradients are in cache (the
+/// product kernel reads them in place: `gemm::add_transposed_product`);
+/// with fewer, one product over all steps after the loop (`sgemm`), as
+/// per step the products are too small (`cfc_train_b32_l64`, 16 samples a
+/// thread: 4.9 ms a step became 6.8). With glibc holding freed memory
+/// (docs/performance.md), five alternated rounds each:
+/// `walker_nogate_train_b128` (64 a thread) 54.5 to 49.9 ms,
+/// `walker_mixed_train_b128` (64) 64.3 to 58.5, `walker_cfc_train_b256`
+/// (128) 46.0 to 45.7 (medians).
+const STEP_ROWS: usize = 64;
+
+/// Steps whose weights' gradients the backward pass adds at once (a
+/// span), for a chunk of `rows` samples: one from [`STEP_ROWS`] on, else
+/// all `steps`.
+fn spans(rows: usize, steps: usize) -> usize {
+    if rows >= STEP_ROWS { 1 } else { steps.max(1) }
+}
+
+/// The row stride of the heads' gradients kept for a span of steps: 16
+/// values (64 bytes) more than their `width`, so that rows a power of two
+/// apart (the heads' 256 or 1024 values) do not fall into the same few
+/// sets of the L1 cache when the product kernel reads them in place (a
+/// product of 128 rows by 256 columns: 140 GFLOP/s with the rows 1 KB
+/// apart, 155 with 64 bytes more).
+fn padded(width: usize) -> usize {
+    width + 16
+}
+
+/// Adds one span's share of a layer's gradients: `dw += inputᵀ · dz` and
+/// `db += Σ dz` over the span's rows, with `dz` `[rows, width]` and each
+/// `(input, columns)` of `inputs` `[rows, columns]` (contiguous), their
+/// rows of `dw` (`[Σ columns, width]`) in order.
+fn add_layer_grads(dz: View<'_>, inputs: &[(&[f32], usize)], dw: &mut [f32], db: &mut [f32]) {
+    let (rows, width) = dz.shape();
+    dz.add_column_sums(db);
+    let mut rest = dw;
+    for &(input, columns) in inputs {
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(columns * width);
+        add_transposed_product(View::new(input, rows, columns), dz, part);
+        rest = tail;
+    }
+}
+
 /// `|x|`'s derivative as torch takes it: `sign(x)`, 0 at 0.
 fn sign(x: f32) -> f32 {
     if x > 0.0 {
@@ -938,20 +984,27 @@ vectorized_fn! {
         let mut grad_elapsed = vec![0.0f32; rows * steps];
         // Gradients of each layer's pre-activations (heads last) and of the
         // LSTM's, for every step: the weights' gradients are products of these
-        // with the layers' inputs after the loop. Each step's are written over
-        // what only that step needed: a layer's over its pre-activations, the
-        // heads' over the mix's trace where it has their size (gated) or over
-        // the pre-activations without a backbone.
-        let heads_over_mix = layers > 0 && mt * h == heads;
+        // with the layers' inputs, a span of steps at a time, the inputs'
+        // after the loop. Each step's are written over what only that step
+        // needed: a layer's over its pre-activations, the heads' over the
+        // mix's trace where it has their size (gated) or over the
+        // pre-activations without a backbone.
+        let span = spans(rows, steps);
+        let ring = layers > 0 && span < steps;
+        let heads_over_mix = layers > 0 && !ring && mt * h == heads;
+        let heads_stride = if ring { padded(heads) } else { heads };
+        let heads_at = |t: usize| (if ring { t % span } else { t }) * rows * heads_stride;
         let mut dz: Vec<Vec<f32>> = std::mem::take(&mut c.z);
         if layers > 0 {
-            dz.push(if heads_over_mix {
+            dz.push(if ring {
+                vec![0.0; span * rows * heads_stride]
+            } else if heads_over_mix {
                 std::mem::take(&mut c.mix)
             } else {
                 buffers.buffer(steps * rows * heads)
             });
         }
-        let mut dg_step = vec![0.0f32; rows * heads];
+        let mut mix_row = vec![0.0f32; if heads_over_mix { heads } else { 0 }];
         let mut dz_lstm = buffers.buffer(if mixed { steps * rows * 4 * h } else { 0 });
         let mut carry_h = vec![0.0f32; rows * h];
         let mut carry_c = vec![0.0f32; if mixed { rows * h } else { 0 }];
@@ -986,29 +1039,37 @@ vectorized_fn! {
                     dh_step[r * h..(r + 1) * h].fill(0.0);
                 }
             }
-            // The mix.
-            let m = if heads_over_mix {
-                &dz[layers][block(mt * h, t)]
-            } else {
-                &c.mix[block(mt * h, t)]
-            };
+            // The mix: the heads' gradients, written over the mix's trace
+            // (each row's copied out first) or the heads' pre-activations.
+            let dg = &mut dz[layers][heads_at(t)..];
             for r in 0..rows {
                 let b = first + r;
                 let ts = seq.elapsed[b * steps + t];
-                let mr = &m[r * mt * h..(r + 1) * mt * h];
-                let dgr = &mut dg_step[r * heads..(r + 1) * heads];
+                let dgr = &mut dg[r * heads_stride..r * heads_stride + heads];
+                let trace = mt * h;
+                let mr: &[f32] = if heads_over_mix {
+                    mix_row.copy_from_slice(dgr);
+                    &mix_row
+                } else {
+                    &c.mix[block(trace, t)][r * trace..(r + 1) * trace]
+                };
                 let dhr = &dh_step[r * h..(r + 1) * h];
                 grad_elapsed[r * steps + t] =
                     mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut());
             }
-            dz[layers][block(heads, t)].copy_from_slice(&dg_step);
-            // Back through the backbone to the cell's input state.
+            // Back through the heads and the backbone to the cell's input
+            // state.
             for l in (0..layers).rev() {
                 let width = spec.width(l);
                 let out_width = spec.width(l + 1);
+                let upstream = if l + 1 == layers {
+                    View::strided(&dz[layers][heads_at(t)..], rows, heads, heads_stride)
+                } else {
+                    View::new(&dz[l + 1][block(out_width, t)], rows, out_width)
+                };
                 d_out.resize(rows * width, 0.0);
                 step_weights.layers[l].multiply(
-                    View::new(&dz[l + 1][block(out_width, t)], rows, out_width),
+                    upstream,
                     &mut d_out,
                     width,
                     false,
@@ -1074,48 +1135,50 @@ vectorized_fn! {
                 }
             }
             carry_h = dh_prev;
-        }
-
-        // The weights' gradients, one product over all steps and rows each.
-        let n = steps * rows;
-        let (cell_inputs, cell_states): (&[f32], &[f32]) = match (mixed, spec.memory_as_input) {
-            (true, true) => (&c.h_in, &c.h_prev),
-            (true, false) => (&c.x, &c.h_in),
-            (false, _) => (&c.x, &c.h_prev),
-        };
-        for (l, dz_l) in dz.iter().enumerate().take(layers + 1) {
-            let width = spec.width(l);
-            let [dw, db] = &mut grads.layers[l];
-            add_column_sums(dz_l, width, db);
-            let dzl = View::new(dz_l, n, width);
-            if l == 0 {
-                matmul(
-                    View::new(cell_inputs, n, ci).t(),
-                    dzl,
-                    &mut dw[..ci * width],
-                    width,
-                    true,
-                );
-                matmul(
-                    View::new(cell_states, n, h).t(),
-                    dzl,
-                    &mut dw[ci * width..],
-                    width,
-                    true,
-                );
-            } else {
-                let input = layer_output_all(spec, &c, l - 1);
-                matmul(
-                    View::new(input, n, spec.width(l - 1)).t(),
-                    dzl,
-                    dw,
-                    width,
-                    true,
-                );
+            // A span's first step: the weights' gradients over its steps.
+            if t % span == 0 {
+                let len = span.min(steps - t);
+                let rows_of = |width: usize| t * rows * width..(t + len) * rows * width;
+                let n = len * rows;
+                for (l, (dz_l, [dw, db])) in dz.iter().zip(grads.layers.iter_mut()).enumerate() {
+                    let width = spec.width(l);
+                    let dz_l = if l == layers && layers > 0 {
+                        View::strided(&dz_l[heads_at(t)..], n, width, heads_stride)
+                    } else {
+                        View::new(&dz_l[rows_of(width)], n, width)
+                    };
+                    if l == 0 {
+                        // Its input half and its state half.
+                        let (inputs, states) = match (mixed, spec.memory_as_input) {
+                            (true, true) => (&c.h_in, &c.h_prev),
+                            (true, false) => (&c.x, &c.h_in),
+                            (false, _) => (&c.x, &c.h_prev),
+                        };
+                        let halves = [(&inputs[rows_of(ci)], ci), (&states[rows_of(h)], h)];
+                        add_layer_grads(dz_l, &halves, dw, db);
+                    } else {
+                        let fan_in = spec.width(l - 1);
+                        let to_span_end =
+                            layer_output(spec, &c.y, &c.dropped, l - 1, 0, (t + len) * rows);
+                        let input = &to_span_end[t * rows * fan_in..];
+                        add_layer_grads(dz_l, &[(input, fan_in)], dw, db);
+                    }
+                }
+                // The LSTM's: `input_map` from `x`, `recurrent_map` from the
+                // state.
+                if let Some([dw_i, db_i, dw_r]) = grads.lstm.as_mut() {
+                    let dzl = View::new(&dz_lstm[rows_of(4 * h)], n, 4 * h);
+                    dzl.add_column_sums(db_i);
+                    let (x_span, h_span) = (&c.x[rows_of(ni)], &c.h_prev[rows_of(h)]);
+                    add_transposed_product(View::new(x_span, n, ni), dzl, dw_i);
+                    add_transposed_product(View::new(h_span, n, h), dzl, dw_r);
+                }
             }
         }
+
         // Inputs: through the first layer (unless it reads the LSTM's
-        // output) and the LSTM.
+        // output) and the LSTM, one product over all steps and rows each.
+        let n = steps * rows;
         let mut dx_t = vec![0.0f32; n * ni];
         if !spec.memory_as_input {
             matmul(
@@ -1126,11 +1189,8 @@ vectorized_fn! {
                 false,
             );
         }
-        if let (Some(lstm), Some([dw_i, db_i, dw_r])) = (p.lstm, grads.lstm.as_mut()) {
+        if let Some(lstm) = p.lstm {
             let dzl = View::new(&dz_lstm, n, 4 * h);
-            add_column_sums(&dz_lstm, 4 * h, db_i);
-            matmul(View::new(&c.x, n, ni).t(), dzl, dw_i, 4 * h, true);
-            matmul(View::new(&c.h_prev, n, h).t(), dzl, dw_r, 4 * h, true);
             matmul(
                 dzl,
                 View::new(lstm.input.weight, ni, 4 * h).t(),
@@ -1155,16 +1215,6 @@ vectorized_fn! {
             h0: carry_h,
             c0: carry_c,
         }
-    }
-}
-
-/// The output of backbone layer `l` over all steps of a chunk.
-fn layer_output_all<'a>(spec: &Spec, c: &'a Chunk, l: usize) -> &'a [f32] {
-    if spec.dropout[l] {
-        let d = spec.dropout[..l].iter().filter(|&&d| d).count();
-        &c.dropped[d]
-    } else {
-        &c.y[l]
     }
 }
 
