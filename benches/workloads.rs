@@ -303,7 +303,7 @@ fn option(flag: &str) -> Option<String> {
 }
 
 fn main() {
-    eprintln!("allocator: {}", common::hold_freed_memory());
+    let allocator = common::hold_freed_memory();
     let only = option("--only");
     let fused = match option("--path").as_deref() {
         None | Some("fused") => true,
@@ -336,6 +336,7 @@ fn main() {
         common::print_peak(&name, steps);
         return;
     }
+    eprintln!("allocator: {allocator}");
     for (name, make) in workloads {
         if only
             .as_deref()
