@@ -988,7 +988,9 @@ vectorized_fn! {
         // after the loop. Each step's are written over what only that step
         // needed: a layer's over its pre-activations, the heads' over the
         // mix's trace where it has their size (gated) or over the
-        // pre-activations without a backbone.
+        // pre-activations without a backbone. Where a span is shorter than
+        // the sequence (`ring`), the heads' are kept for one span only, in
+        // rows of their own, padded.
         let span = spans(rows, steps);
         let ring = layers > 0 && span < steps;
         let heads_over_mix = layers > 0 && !ring && mt * h == heads;
@@ -1039,8 +1041,9 @@ vectorized_fn! {
                     dh_step[r * h..(r + 1) * h].fill(0.0);
                 }
             }
-            // The mix: the heads' gradients, written over the mix's trace
-            // (each row's copied out first) or the heads' pre-activations.
+            // The mix: the heads' gradients, into their own rows, or written
+            // over the mix's trace (each row's copied out first) or the
+            // heads' pre-activations.
             let dg = &mut dz[layers][heads_at(t)..];
             for r in 0..rows {
                 let b = first + r;
