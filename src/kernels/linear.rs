@@ -112,9 +112,7 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
         let mut weight_grad = vec![0.0; inputs * outputs];
         let mut bias_grad = vec![0.0; outputs];
         matmul(x.t(), dy, &mut weight_grad, outputs, false);
-        for row in grad_y.chunks_exact(outputs) {
-            bias_grad.iter_mut().zip(row).for_each(|(b, g)| *b += g);
-        }
+        dy.add_column_sums(&mut bias_grad);
         let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
         sums.push((first, weight_grad, bias_grad));
     };
