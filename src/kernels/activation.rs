@@ -72,14 +72,14 @@ pub enum Backbone {
 impl Backbone {
     /// `y = f(z)`, elementwise.
     pub fn forward(self, z: &[f32], y: &mut [f32]) {
-        y.copy_from_slice(z);
+        use super::map_into as map;
         match self {
-            Backbone::LecunTanh => super::map_in_place(y, lecun_tanh),
-            Backbone::Silu => super::map_in_place(y, |z| z * sigmoid(z)),
-            Backbone::Relu => super::map_in_place(y, |z| if z > 0.0 { z } else { 0.0 }),
-            Backbone::Tanh => super::map_in_place(y, tanh),
-            Backbone::Gelu => y.iter_mut().for_each(|v| {
-                *v = *v * 0.5 * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2))
+            Backbone::LecunTanh => map(z, y, lecun_tanh),
+            Backbone::Silu => map(z, y, |z| z * sigmoid(z)),
+            Backbone::Relu => map(z, y, |z| if z > 0.0 { z } else { 0.0 }),
+            Backbone::Tanh => map(z, y, tanh),
+            Backbone::Gelu => map(z, y, |z| {
+                z * 0.5 * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2))
             }),
         }
     }

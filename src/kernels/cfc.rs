@@ -317,10 +317,10 @@ struct Chunk {
 pub struct Grads {
     /// The weights'.
     pub params: ParamGrads,
-    /// Of the inputs, `[batch, steps, inputs]`.
-    pub x: Vec<f32>,
-    /// Of the elapsed times, `[batch, steps]`.
-    pub elapsed: Vec<f32>,
+    /// Of the inputs, `[batch, steps, inputs]`, when [`Wanted::inputs`].
+    pub x: Option<Vec<f32>>,
+    /// Of the elapsed times, `[batch, steps]`, when [`Wanted::elapsed`].
+    pub elapsed: Option<Vec<f32>>,
     /// Of the initial state, `[batch, hidden]`.
     pub h0: Vec<f32>,
     /// Of the initial memory (mixed memory).
@@ -388,6 +388,7 @@ fn add_rows(out: &mut [f32], bias: &[f32]) {
 }
 
 vectorized_fn! {
+    avx512;
     #[allow(clippy::too_many_arguments)]
     fn forward_chunk(
         spec: &Spec,
@@ -740,7 +741,8 @@ fn gated_mix_forward<const GATED: bool, const LECUN: bool>(
 }
 
 /// The gated mix's backward for one sample: from `dh`, the heads'
-/// gradients into `dg`; returns the elapsed time's gradient.
+/// gradients into `dg`; returns the elapsed time's gradient when
+/// `elapsed`, else 0.
 #[inline(always)]
 fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
     h: usize,
@@ -748,6 +750,7 @@ fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
     ts: f32,
     dh: &[f32],
     dg: &mut [f32],
+    elapsed: bool,
 ) -> f32 {
     let squash_grad = |f: f32| {
         if LECUN {
@@ -779,6 +782,9 @@ fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
     // The sum apart, in order: a reduction would keep the loop above from
     // vectorizing, and reordering it would change the rounding.
     let mut d_ts = 0.0f32;
+    if !elapsed {
+        return d_ts;
+    }
     for (&d_z, &ta) in d_tb.iter().zip(m_ta) {
         d_ts += d_z * ta;
     }
@@ -917,15 +923,29 @@ fn sign(x: f32) -> f32 {
     }
 }
 
+/// Which gradients a backward pass computes besides the weights' and the
+/// initial state's (which come with the pass): the inputs' cost a product
+/// over every step and the elapsed times' a sum per sample and step, and a
+/// model fed from data (its inputs and times untracked) needs neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    /// The inputs' gradient, [`Grads::x`].
+    pub inputs: bool,
+    /// The elapsed times' gradient, [`Grads::elapsed`].
+    pub elapsed: bool,
+}
+
 /// Backpropagation through time: from the gradient of every step's state
 /// output (`[batch, steps, state_width]`, as [`forward`] returns), the
-/// gradients of the weights, inputs, elapsed times and initial state.
+/// gradients of the weights and initial state, and those of the inputs and
+/// elapsed times that are `wanted`.
 pub fn backward(
     spec: &Spec,
     params: &Params<'_>,
     seq: &Sequence<'_>,
     trace: Trace,
     grad_states: &[f32],
+    wanted: Wanted,
     buffers: &Recycled<Vec<f32>>,
 ) -> Grads {
     seq.check(spec);
@@ -937,13 +957,26 @@ pub fn backward(
     );
     let weights = StepWeights::new(spec, params, seq.batch, true);
     let parts = super::parallel::for_each(trace.chunks, |chunk| {
-        backward_chunk(spec, params, &weights, seq, chunk, grad_states, buffers)
+        backward_chunk(
+            spec,
+            params,
+            &weights,
+            seq,
+            chunk,
+            grad_states,
+            wanted,
+            buffers,
+        )
     });
     let h = spec.hidden;
     let mut grads = Grads {
         params: ParamGrads::zeros(spec),
-        x: Vec::with_capacity(seq.batch * seq.steps * spec.inputs),
-        elapsed: Vec::with_capacity(seq.batch * seq.steps),
+        x: wanted
+            .inputs
+            .then(|| Vec::with_capacity(seq.batch * seq.steps * spec.inputs)),
+        elapsed: wanted
+            .elapsed
+            .then(|| Vec::with_capacity(seq.batch * seq.steps)),
         h0: Vec::with_capacity(seq.batch * h),
         c0: Vec::with_capacity(if spec.forget_bias.is_some() {
             seq.batch * h
@@ -953,8 +986,13 @@ pub fn backward(
     };
     for part in parts {
         grads.params.add(&part.params);
-        grads.x.extend(part.x);
-        grads.elapsed.extend(part.elapsed);
+        grads
+            .x
+            .iter_mut()
+            .zip(part.x)
+            .for_each(|(all, x)| all.extend(x));
+        let elapsed = grads.elapsed.iter_mut().zip(part.elapsed);
+        elapsed.for_each(|(all, e)| all.extend(e));
         grads.h0.extend(part.h0);
         grads.c0.extend(part.c0);
     }
@@ -962,6 +1000,7 @@ pub fn backward(
 }
 
 vectorized_fn! {
+    avx512;
     fn backward_chunk(
         spec: &Spec,
         p: &Params<'_>,
@@ -969,6 +1008,7 @@ vectorized_fn! {
         seq: &Sequence<'_>,
         c: Chunk,
         grad_states: &[f32],
+        wanted: Wanted,
         buffers: &Recycled<Vec<f32>>,
     ) -> Grads {
         let mut c = c;
@@ -981,7 +1021,7 @@ vectorized_fn! {
         let mixed = p.lstm.is_some();
 
         let mut grads = ParamGrads::zeros(spec);
-        let mut grad_elapsed = vec![0.0f32; rows * steps];
+        let mut grad_elapsed = vec![0.0f32; if wanted.elapsed { rows * steps } else { 0 }];
         // Gradients of each layer's pre-activations (heads last) and of the
         // LSTM's, for every step: the weights' gradients are products of these
         // with the layers' inputs, a span of steps at a time, the inputs'
@@ -1017,7 +1057,6 @@ vectorized_fn! {
         let mut d_lstm_out = vec![0.0f32; if spec.memory_as_input { rows * h } else { 0 }];
         let w0 = spec.width(0);
         let ci = spec.cell_inputs();
-        let first_layer = p.layers[0];
 
         for t in (0..steps).rev() {
             // The gradient reaching this step's state: from its output and
@@ -1057,8 +1096,10 @@ vectorized_fn! {
                     &c.mix[block(trace, t)][r * trace..(r + 1) * trace]
                 };
                 let dhr = &dh_step[r * h..(r + 1) * h];
-                grad_elapsed[r * steps + t] =
-                    mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut());
+                let d_ts = mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut(), wanted.elapsed);
+                if wanted.elapsed {
+                    grad_elapsed[r * steps + t] = d_ts;
+                }
             }
             // Back through the heads and the backbone to the cell's input
             // state.
@@ -1179,51 +1220,71 @@ vectorized_fn! {
             }
         }
 
-        // Inputs: through the first layer (unless it reads the LSTM's
-        // output) and the LSTM, one product over all steps and rows each.
-        let n = steps * rows;
-        let mut dx_t = vec![0.0f32; n * ni];
-        if !spec.memory_as_input {
-            matmul(
-                View::new(&dz[0], n, w0),
-                View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
-                &mut dx_t,
-                ni,
-                false,
-            );
-        }
-        if let Some(lstm) = p.lstm {
-            let dzl = View::new(&dz_lstm, n, 4 * h);
-            matmul(
-                dzl,
-                View::new(lstm.input.weight, ni, 4 * h).t(),
-                &mut dx_t,
-                ni,
-                true,
-            );
-        }
-        let mut dx = vec![0.0f32; n * ni];
-        for r in 0..rows {
-            for t in 0..steps {
-                dx[(r * steps + t) * ni..][..ni].copy_from_slice(&dx_t[(t * rows + r) * ni..][..ni]);
-            }
-        }
+        let dx = wanted.inputs.then(|| {
+            input_gradients(spec, p, View::new(&dz[0], steps * rows, spec.width(0)), &dz_lstm, rows, steps)
+        });
         // The trace's buffers, for the next step's forward pass.
         buffers.keep_large([c.x, c.h_prev, c.c_prev, c.gates, c.h_in, c.mix, dz_lstm]);
         buffers.keep_large(dz.into_iter().chain(c.y).chain(c.dropped));
         Grads {
             params: grads,
             x: dx,
-            elapsed: grad_elapsed,
+            elapsed: wanted.elapsed.then_some(grad_elapsed),
             h0: carry_h,
             c0: carry_c,
         }
     }
 }
 
+/// The inputs' gradients of a chunk of `rows` samples, `[rows, steps,
+/// inputs]`, from its steps' gradients of the first layer's
+/// pre-activations `dz0` and of the LSTM's (`dz_lstm`, with mixed memory),
+/// time-major: through the first layer (unless it reads the LSTM's
+/// output) and the LSTM, one product over all steps and rows each.
+fn input_gradients(
+    spec: &Spec,
+    p: &Params<'_>,
+    dz0: View<'_>,
+    dz_lstm: &[f32],
+    rows: usize,
+    steps: usize,
+) -> Vec<f32> {
+    let (n, ni, h) = (steps * rows, spec.inputs, spec.hidden);
+    let w0 = spec.width(0);
+    let mut dx_t = vec![0.0f32; n * ni];
+    if !spec.memory_as_input {
+        let first_layer = p.layers[0];
+        matmul(
+            dz0,
+            View::new(&first_layer.weight[..ni * w0], ni, w0).t(),
+            &mut dx_t,
+            ni,
+            false,
+        );
+    }
+    if let Some(lstm) = p.lstm {
+        let dzl = View::new(dz_lstm, n, 4 * h);
+        matmul(
+            dzl,
+            View::new(lstm.input.weight, ni, 4 * h).t(),
+            &mut dx_t,
+            ni,
+            true,
+        );
+    }
+    let mut dx = vec![0.0f32; n * ni];
+    for r in 0..rows {
+        for t in 0..steps {
+            dx[(r * steps + t) * ni..][..ni].copy_from_slice(&dx_t[(t * rows + r) * ni..][..ni]);
+        }
+    }
+    dx
+}
+
 /// One sample's mix backward: from `dh` (of the next state), writes the
 /// heads' gradients into `dg`, adds pure mode's parameter gradients, and
-/// returns the elapsed time's gradient.
+/// returns the elapsed time's gradient (gated: 0 unless `elapsed`).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn mix_backward(
     spec: &Spec,
@@ -1233,16 +1294,17 @@ fn mix_backward(
     dh: &[f32],
     dg: &mut [f32],
     pure: Option<&mut [Vec<f32>; 2]>,
+    elapsed: bool,
 ) -> f32 {
     let h = spec.hidden;
     let mut d_ts = 0.0f32;
     match spec.mix {
         Mix::Gated { gated, lecun } => {
             d_ts = match (gated, lecun) {
-                (true, false) => gated_mix_backward::<true, false>(h, m, ts, dh, dg),
-                (true, true) => gated_mix_backward::<true, true>(h, m, ts, dh, dg),
-                (false, false) => gated_mix_backward::<false, false>(h, m, ts, dh, dg),
-                (false, true) => gated_mix_backward::<false, true>(h, m, ts, dh, dg),
+                (true, false) => gated_mix_backward::<true, false>(h, m, ts, dh, dg, elapsed),
+                (true, true) => gated_mix_backward::<true, true>(h, m, ts, dh, dg, elapsed),
+                (false, false) => gated_mix_backward::<false, false>(h, m, ts, dh, dg, elapsed),
+                (false, true) => gated_mix_backward::<false, true>(h, m, ts, dh, dg, elapsed),
             }
         }
         Mix::Pure => {
@@ -1353,5 +1415,166 @@ impl<'a> Flat<'a> {
             out.extend(block);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(backbone: &[usize], activation: Backbone, mix: Mix, mixed: Option<bool>) -> Spec {
+        Spec {
+            inputs: 3,
+            hidden: 5,
+            backbone: backbone.to_vec(),
+            activation,
+            dropout: backbone.iter().enumerate().map(|(l, _)| l == 0).collect(),
+            mix,
+            forget_bias: mixed.map(|_| 1.0),
+            memory_as_input: mixed == Some(true),
+        }
+    }
+
+    /// Forward and backward of `spec` over `batch` samples of 6 steps (the
+    /// last sample padded after 4), the gradients `wanted`: the states and
+    /// the gradients.
+    fn run(spec: &Spec, batch: usize, wanted: Wanted) -> (Vec<f32>, Grads) {
+        let steps = 6;
+        let (ni, h) = (spec.inputs, spec.hidden);
+        let wave =
+            |n: usize, f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
+        let theta: Vec<f32> = wave(Flat::sizes(spec).iter().sum(), 0.37);
+        let theta: Vec<f32> = theta.iter().map(|w| 0.4 * w).collect();
+        let x = wave(batch * steps * ni, 0.61);
+        let elapsed: Vec<f32> = (0..batch * steps).map(|i| (i % 7) as f32 / 3.0).collect();
+        let h0 = wave(batch * h, 0.23);
+        let c0 = if spec.forget_bias.is_some() {
+            wave(batch * h, 0.29)
+        } else {
+            Vec::new()
+        };
+        let mut lengths = vec![steps; batch];
+        lengths[batch - 1] = 4;
+        let masks: Vec<Vec<f32>> = (0..spec.backbone.len())
+            .filter(|&l| spec.dropout[l])
+            .map(|l| {
+                let n = steps * batch * spec.width(l);
+                (0..n)
+                    .map(|i| if i % 5 == 2 { 0.0 } else { 1.25 })
+                    .collect()
+            })
+            .collect();
+        let dropout: Vec<&[f32]> = masks.iter().map(Vec::as_slice).collect();
+        let seq = Sequence {
+            batch,
+            steps,
+            x: &x,
+            elapsed: &elapsed,
+            h0: &h0,
+            c0: &c0,
+            lengths: Some(&lengths),
+            dropout: &dropout,
+        };
+        let flat = Flat::new(spec, &theta);
+        let buffers = Recycled::default();
+        let (states, trace) = forward(spec, &flat.params(), &seq, true, &buffers);
+        let grad_states: Vec<f32> = states.iter().map(|s| (3.0 * s).cos()).collect();
+        let trace = trace.expect("kept");
+        let grads = backward(
+            spec,
+            &flat.params(),
+            &seq,
+            trace,
+            &grad_states,
+            wanted,
+            &buffers,
+        );
+        (states, grads)
+    }
+
+    fn specs() -> Vec<Spec> {
+        let gated = Mix::Gated {
+            gated: true,
+            lecun: false,
+        };
+        let no_gate = Mix::Gated {
+            gated: false,
+            lecun: true,
+        };
+        vec![
+            spec(&[16], Backbone::Silu, gated, None),
+            spec(&[8, 7], Backbone::LecunTanh, no_gate, None),
+            spec(&[], Backbone::Relu, Mix::Pure, None),
+            spec(&[9], Backbone::Gelu, gated, Some(false)),
+            spec(&[9], Backbone::Tanh, gated, Some(true)),
+        ]
+    }
+
+    const ALL: Wanted = Wanted {
+        inputs: true,
+        elapsed: true,
+    };
+
+    /// The inputs' and elapsed times' gradients, when not wanted, are not
+    /// computed, and the others are the same to the bit; when wanted, they
+    /// have their shapes. Batches of 5 (one product of the weights'
+    /// gradients over all steps) and 140 (one a step, `STEP_ROWS`).
+    #[test]
+    fn unwanted_gradients_are_skipped_and_change_nothing_else() {
+        for spec in specs() {
+            for batch in [5, 140] {
+                let (states, all) = run(&spec, batch, ALL);
+                let none = Wanted {
+                    inputs: false,
+                    elapsed: false,
+                };
+                let (same_states, some) = run(&spec, batch, none);
+                assert_eq!(states, same_states, "{spec:?}");
+                assert_eq!(some.params, all.params, "{spec:?} batch {batch}");
+                assert_eq!((&some.h0, &some.c0), (&all.h0, &all.c0), "{spec:?}");
+                assert!(some.x.is_none() && some.elapsed.is_none());
+                let x = all.x.expect("inputs wanted");
+                let elapsed = all.elapsed.expect("elapsed wanted");
+                assert_eq!(x.len(), batch * 6 * spec.inputs);
+                assert_eq!(elapsed.len(), batch * 6);
+                assert!(x.iter().any(|&g| g != 0.0) && elapsed.iter().any(|&g| g != 0.0));
+            }
+        }
+    }
+
+    /// Where the CPU has AVX-512, the chunks compiled for it give the AVX2
+    /// build's bits: states and every gradient (the same operations, none
+    /// contracted into an FMA; the products' tiles agree, `gemm::panels`).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_chunks_give_the_avx2_bits() {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !crate::kernels::has_avx512() {
+            return;
+        }
+        for spec in specs() {
+            for batch in [5, 140] {
+                let (states, grads) = run(&spec, batch, ALL);
+                crate::kernels::NARROWER.store(true, Relaxed);
+                let (narrower_states, narrower) = run(&spec, batch, ALL);
+                crate::kernels::NARROWER.store(false, Relaxed);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&narrower_states),
+                    bits(&states),
+                    "{spec:?} batch {batch}"
+                );
+                assert_eq!(narrower.params, grads.params, "{spec:?} batch {batch}");
+                for (a, b) in [(&narrower.x, &grads.x), (&narrower.elapsed, &grads.elapsed)] {
+                    assert_eq!(
+                        bits(a.as_ref().unwrap()),
+                        bits(b.as_ref().unwrap()),
+                        "{spec:?}"
+                    );
+                }
+                assert_eq!(bits(&narrower.h0), bits(&grads.h0), "{spec:?}");
+                assert_eq!(bits(&narrower.c0), bits(&grads.c0), "{spec:?}");
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 use super::{Nd, available, custom_op, ndarray_tensor, values};
-use crate::kernels::cfc::{self, Flat, Sequence, Spec, Trace};
+use crate::kernels::cfc::{self, Flat, Sequence, Spec, Trace, Wanted};
 use crate::kernels::{CfcInputs, Extras};
 
 #[derive(Clone, Debug)]
@@ -73,6 +73,11 @@ impl Backward<Nd, 5> for CfcBackward {
         // The backward pass writes gradients over the trace: it owns it
         // (a copy only if the state was ever shared).
         let trace = Arc::try_unwrap(trace).unwrap_or_else(|shared| Trace::clone(&shared));
+        // The inputs' and elapsed times' gradients only where tracked.
+        let wanted = Wanted {
+            inputs: ops.parents[0].is_some(),
+            elapsed: ops.parents[1].is_some(),
+        };
         let g = with_sequence(&spec, &extras, &inputs, batch, steps, |flat, seq| {
             cfc::backward(
                 &spec,
@@ -80,12 +85,19 @@ impl Backward<Nd, 5> for CfcBackward {
                 seq,
                 trace,
                 &grad_out,
+                wanted,
                 &extras.buffers,
             )
         });
-        let all = [g.x, g.elapsed, g.h0, g.c0, Flat::gradient(&spec, g.params)];
+        let all = [
+            g.x,
+            g.elapsed,
+            Some(g.h0),
+            Some(g.c0),
+            Some(Flat::gradient(&spec, g.params)),
+        ];
         for ((parent, grad), input) in ops.parents.iter().zip(all).zip(inputs.iter()) {
-            if let Some(node) = parent {
+            if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<Nd>(node.id, ndarray_tensor(grad, input.shape().to_vec()));
             }
         }
