@@ -90,35 +90,47 @@ impl Backbone {
         matches!(self, Backbone::LecunTanh | Backbone::Tanh)
     }
 
-    /// `grad *= f'(z)`, from what [`forward`](Self::forward) kept: its
-    /// output `y` where the activation
-    /// [`derives_from_output`](Self::derives_from_output), else its input
-    /// `z`.
+    /// `dz = grad · f'(z)`, written over the pre-activations `z` that `dz`
+    /// holds on entry (in one pass: no copy of the gradient into them),
+    /// the derivative taken from `z`, or from the output `y` where the
+    /// activation [`derives_from_output`](Self::derives_from_output) (`y`
+    /// is read only then). All three `[values]`.
     #[inline(always)]
-    pub fn backward(self, kept: &[f32], grad: &mut [f32]) {
+    pub fn backward_over(self, grad: &[f32], y: &[f32], dz: &mut [f32]) {
         assert_eq!(
-            kept.len(),
             grad.len(),
-            "kept values and gradient differ in length"
+            dz.len(),
+            "gradient and pre-activations differ in length"
         );
-        // `kept` is `y` for the first two, `z` for the others.
-        let (z, y) = (kept, kept);
+        // `rule(g, kept)`, with `kept` = `y` (`Some`) or the entry's `z`.
+        #[inline(always)]
+        fn each(grad: &[f32], y: Option<&[f32]>, dz: &mut [f32], rule: impl Fn(f32, f32) -> f32) {
+            match y {
+                Some(y) => {
+                    assert_eq!(
+                        y.len(),
+                        dz.len(),
+                        "outputs and pre-activations differ in length"
+                    );
+                    let values = dz.iter_mut().zip(grad).zip(y);
+                    values.for_each(|((d, &g), &y)| *d = rule(g, y));
+                }
+                None => dz.iter_mut().zip(grad).for_each(|(d, &g)| *d = rule(g, *d)),
+            }
+        }
         match self {
-            Backbone::LecunTanh => Unary::LecunTanh.backward(y, grad),
-            Backbone::Tanh => Unary::Tanh.backward(y, grad),
-            Backbone::Relu => grad
-                .iter_mut()
-                .zip(z)
-                .for_each(|(g, &z)| *g = if z > 0.0 { *g } else { 0.0 }),
-            Backbone::Silu => grad.iter_mut().zip(z).for_each(|(g, &z)| {
+            Backbone::LecunTanh => each(grad, Some(y), dz, |g, y| g * lecun_tanh_grad(y)),
+            Backbone::Tanh => each(grad, Some(y), dz, |g, y| g * (1.0 - y * y)),
+            Backbone::Relu => each(grad, None, dz, |g, z| if z > 0.0 { g } else { 0.0 }),
+            Backbone::Silu => each(grad, None, dz, |g, z| {
                 let s = sigmoid(z);
-                *g *= s * (1.0 + z * (1.0 - s));
+                g * (s * (1.0 + z * (1.0 - s)))
             }),
-            Backbone::Gelu => grad.iter_mut().zip(z).for_each(|(g, &z)| {
+            Backbone::Gelu => each(grad, None, dz, |g, z| {
                 // Φ(z) + z·φ(z)
                 let cdf = 0.5 * (1.0 + libm::erff(z * std::f32::consts::FRAC_1_SQRT_2));
                 let pdf = super::scalar::exp(-0.5 * z * z) * 0.398_942_3;
-                *g *= cdf + z * pdf;
+                g * (cdf + z * pdf)
             }),
         }
     }

@@ -550,21 +550,26 @@ vectorized_fn! {
                     d += 1;
                 }
             }
-            // Heads.
-            let heads_z: &[f32] = if layers == 0 {
-                &z0[block(heads, t)]
-            } else {
+            // Heads. After a backbone, the product is written without the
+            // bias, which each row gets just before the mix reads it, in
+            // cache (setting every row to the bias first was a pass over
+            // all of them, and the product then read them back).
+            if layers > 0 {
                 let input = layer_output(spec, &y, &dropped, layers - 1, s, rows);
                 let width = spec.width(layers - 1);
-                set_rows(&mut head_buf, p.layers[layers].bias);
                 step_weights.layers[layers - 1]
-                    .multiply(View::new(input, rows, width), &mut head_buf, heads, true);
-                &head_buf
-            };
+                    .multiply(View::new(input, rows, width), &mut head_buf, heads, false);
+            }
             let m = &mut mix[block(spec.mix_trace() * h, s)];
             for r in 0..rows {
                 let ts = seq.elapsed[(first + r) * steps + t];
-                let g = &heads_z[r * heads..(r + 1) * heads];
+                let g: &[f32] = if layers == 0 {
+                    &z0[block(heads, t)][r * heads..(r + 1) * heads]
+                } else {
+                    let g = &mut head_buf[r * heads..(r + 1) * heads];
+                    add_rows(g, p.layers[layers].bias);
+                    g
+                };
                 let out = &mut next[r * h..(r + 1) * h];
                 let mr = &mut m[r * spec.mix_trace() * h..(r + 1) * spec.mix_trace() * h];
                 mix_forward(spec, p, g, ts, out, mr);
@@ -1123,13 +1128,13 @@ vectorized_fn! {
                     let factors = &seq.dropout[d][(t * seq.batch + first) * width..][..rows * width];
                     d_out.iter_mut().zip(factors).for_each(|(g, &f)| *g *= f);
                 }
-                let kept = if spec.activation.derives_from_output() {
+                // Over the pre-activations, which `dz` still holds.
+                let y: &[f32] = if spec.activation.derives_from_output() {
                     &c.y[l][block(width, t)]
                 } else {
-                    &dz[l][block(width, t)] // still the pre-activations
+                    &[]
                 };
-                spec.activation.backward(kept, &mut d_out);
-                dz[l][block(width, t)].copy_from_slice(&d_out);
+                spec.activation.backward_over(&d_out, y, &mut dz[l][block(width, t)]);
             }
             let dz0 = View::new(&dz[0][block(w0, t)], rows, w0);
             step_weights.first_state.multiply(dz0, &mut d_cell, h, false);
