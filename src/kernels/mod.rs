@@ -47,8 +47,11 @@
 /// Written `vectorized_fn! { avx512; fn .. }`, the body is compiled a
 /// third time, for AVX-512, which runs where the CPU has it: for bodies
 /// whose arithmetic is on whole arrays of sixteen floats (the LTC's
-/// groups of samples, [`ltc`]), not on slices of any length, whose
-/// remainders AVX-512 leaves to scalar loops (see [`vectorized`]).
+/// groups of samples, [`ltc`]) or on a layer's rows (the CfC's chunks,
+/// [`cfc`]: 64 to 1024 values at Walker2d sizes; `walker_cfc_train_b256`
+/// 45.0 to 43.8 ms, medians of five alternated rounds), not on short
+/// slices of any length, whose remainders AVX-512 leaves to scalar loops
+/// (see [`vectorized`]).
 macro_rules! vectorized_fn {
     (avx512; $($function:tt)*) => {
         vectorized_fn!(
@@ -228,11 +231,11 @@ pub(crate) fn softplus_grad(x: f32) -> f32 {
 /// chunk of work is a [`vectorized_fn!`] instead); the results are the
 /// same either way (no operation is contracted into an FMA). Not AVX-512:
 /// its sixteen lanes, unrolled four times, leave slices shorter than 64
-/// (the LTC kernel maps a neuron's synapses, a CfC's hidden units) to the
-/// scalar remainder loop; `ltc_infer_b32_l64` ran 30 % slower with it, and
-/// the walker CfC no faster within the noise of the shared machine. (The
-/// LTC's groups of samples, whose values are whole sixteen-float arrays,
-/// opt in: `vectorized_fn! { avx512; .. }`.)
+/// (the LTC kernel maps a neuron's synapses) to the scalar remainder loop;
+/// `ltc_infer_b32_l64` ran 30 % slower with it. (The LTC's groups of
+/// samples, whose values are whole sixteen-float arrays, and the CfC's
+/// chunks, whose slices are a layer's rows, opt in: `vectorized_fn! {
+/// avx512; .. }`; long slices take [`map_into`].)
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
