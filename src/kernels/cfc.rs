@@ -1006,6 +1006,7 @@ pub fn backward(
 
 vectorized_fn! {
     avx512;
+    #[allow(clippy::too_many_arguments)]
     fn backward_chunk(
         spec: &Spec,
         p: &Params<'_>,
