@@ -94,7 +94,7 @@ impl Backbone {
     /// holds on entry (in one pass: no copy of the gradient into them),
     /// the derivative taken from `z`, or from the output `y` where the
     /// activation [`derives_from_output`](Self::derives_from_output) (`y`
-    /// is read only then). All three `[values]`.
+    /// is read only then). All three of one length.
     #[inline(always)]
     pub fn backward_over(self, grad: &[f32], y: &[f32], dz: &mut [f32]) {
         assert_eq!(

@@ -1102,7 +1102,8 @@ vectorized_fn! {
                     &c.mix[block(trace, t)][r * trace..(r + 1) * trace]
                 };
                 let dhr = &dh_step[r * h..(r + 1) * h];
-                let d_ts = mix_backward(spec, p, mr, ts, dhr, dgr, grads.pure.as_mut(), wanted.elapsed);
+                let pure = grads.pure.as_mut();
+                let d_ts = mix_backward(spec, p, mr, ts, dhr, dgr, pure, wanted.elapsed);
                 if wanted.elapsed {
                     grad_elapsed[r * steps + t] = d_ts;
                 }
@@ -1227,7 +1228,8 @@ vectorized_fn! {
         }
 
         let dx = wanted.inputs.then(|| {
-            input_gradients(spec, p, View::new(&dz[0], steps * rows, spec.width(0)), &dz_lstm, rows, steps)
+            let dz0 = View::new(&dz[0], steps * rows, w0);
+            input_gradients(spec, p, dz0, &dz_lstm, rows, steps)
         });
         // The trace's buffers, for the next step's forward pass.
         buffers.keep_large([c.x, c.h_prev, c.c_prev, c.gates, c.h_in, c.mix, dz_lstm]);
