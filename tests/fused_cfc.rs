@@ -351,6 +351,58 @@ fn wide_chunks_add_the_weights_gradients_at_every_step() {
     }
 }
 
+/// The fused op computes the inputs' and elapsed times' gradients only
+/// for the tensors Burn tracks: each of the four ways to track them gives
+/// the tracked ones and the weights' gradients of tracking both, to the
+/// bit, and no gradient for an untracked tensor. Gated with mixed memory
+/// (the LSTM's share of the inputs' gradient) and 70 samples a thread
+/// (the weights' gradients added at every step).
+#[test]
+fn untracked_inputs_and_times_leave_every_other_gradient_alone() {
+    let _turn = rng_turn();
+    let device = Default::default();
+    let case = Case {
+        hidden: 12,
+        units: 20,
+        batch: 140,
+        steps: 9,
+        dropout: 0.0,
+        ..walker_case()
+    };
+    let model = model(&case, &device);
+    let input = Tensor::<B, 3>::random([140, 9, 17], Distribution::Normal(0.0, 1.0), &device);
+    let spans: Vec<f32> = (0..140 * 9).map(|i| (i * 37 % 23) as f32 / 9.0).collect();
+    let timespans = Tensor::<B, 2>::from_data(TensorData::new(spans, [140, 9]), &device);
+    let grads = |track_input: bool, track_times: bool| {
+        let track = |t: Tensor<B, 3>| if track_input { t.require_grad() } else { t };
+        let (x, ts) = (track(input.clone()), timespans.clone());
+        let ts = if track_times { ts.require_grad() } else { ts };
+        let (output, _) = model.forward_timed(x.clone(), ts.clone(), None);
+        let gradients = output.powf_scalar(2.0).sum().backward();
+        let weights = StateDict::gradients(&model, &gradients);
+        let weights: Vec<Vec<f32>> = weights
+            .names()
+            .map(|name| weights.values(name).unwrap())
+            .collect();
+        (
+            weights,
+            x.grad(&gradients).map(values),
+            ts.grad(&gradients).map(values),
+        )
+    };
+    let (weights, input_grad, times_grad) = grads(true, true);
+    assert!(input_grad.is_some() && times_grad.is_some());
+    for (track_input, track_times) in [(true, false), (false, true), (false, false)] {
+        let (w, x, ts) = grads(track_input, track_times);
+        assert_eq!(
+            w, weights,
+            "weights, input {track_input}, times {track_times}"
+        );
+        assert_eq!(x, input_grad.clone().filter(|_| track_input), "input's");
+        assert_eq!(ts, times_grad.clone().filter(|_| track_times), "times'");
+    }
+}
+
 fn walker_case() -> Case {
     Case {
         inputs: 17,
