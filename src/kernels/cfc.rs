@@ -876,7 +876,8 @@ fn lstm_backward(
 /// Samples a thread runs from which the backward pass adds the weights'
 /// gradients at every step, while the step's gradients are in cache (the
 /// product kernel reads them in place: `gemm::add_transposed_product`);
-/// with fewer, one product over all steps after the loop (`sgemm`), as
+/// with fewer, one product over all steps after the loop (the same
+/// kernel, a block of rows at a time), as
 /// per step the products are too small (`cfc_train_b32_l64`, 16 samples a
 /// thread: 4.9 ms a step became 6.8). With glibc holding freed memory
 /// (docs/performance.md), five alternated rounds each:

@@ -3,13 +3,12 @@
 //! Where the CPU runs AVX2 and FMA, a product whose left-hand side has
 //! contiguous rows runs the crate's own kernel ([`panels`]; a right-hand
 //! side whose rows are not contiguous is packed for it first), and so do
-//! the weights' gradients of a time step's rows
-//! ([`add_transposed_product`], both sides read in place); the others (a
-//! transposed left-hand side over more rows: the weights' gradients over
-//! all steps at once) and every
+//! the weights' gradients ([`add_transposed_product`], both sides read in
+//! place, 256 rows at a time); the others (a transposed left-hand side
+//! through [`matmul`]) and every
 //! product on other CPUs run `matrixmultiply`'s `sgemm` (the crate Burn's
-//! ndarray backend uses for its own matmul), and products of at most four
-//! rows plain loops. All take any strides, so transposed views need no
+//! ndarray backend uses for its own matmul, whose threads Burn's default
+//! features turn on), and products of at most four rows plain loops. All take any strides, so transposed views need no
 //! copy by the caller. A product runs on the
 //! calling thread: the fused kernels split a batch over threads themselves
 //! ([`super::parallel`]), each thread running whole sequences, which beats
@@ -134,11 +133,12 @@ pub(crate) fn matmul(
         small_rows(a, b, c, c_row_stride, accumulate);
         return;
     }
-    // The kernel reads `a` in place. A transposed `a` (the weights'
-    // gradients, `x^T · dz` over all steps) stays with `sgemm`, which packs
-    // both sides block by block: read in place it touched a cache line per
-    // value of `k`, and copied block by block (with `b` read in place) it
-    // still ran `cfc_train_b32_l64` at 7.8 ms against 5.5.
+    // The kernel reads `a` in place. A transposed `a` goes to `sgemm`
+    // here: the kernels' transposed products, the weights' gradients, take
+    // `add_transposed_product`, 256 rows of `k` a call (measured there).
+    // On 2026-12-04 the kernel with such an `a` read in place over all `k`
+    // at once, or copied block by block, ran `cfc_train_b32_l64` at 7.8 ms
+    // against `sgemm`'s 5.5.
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() && a.col_stride == 1 {
         if b.col_stride == 1 {
@@ -180,24 +180,28 @@ pub(crate) fn matmul(
     }
 }
 
-/// Rows of [`add_transposed_product`]'s operands up to which the kernel
-/// reads them in place: one block of its `k`.
+/// Rows of [`add_transposed_product`]'s operands the kernel reads in place
+/// per call: one block of its `k`.
 const IN_CACHE_ROWS: usize = 256;
 
 /// `c += aᵀ · b`: a share of a layer's weights' gradient, with `a` the
 /// layer's inputs `[k, m]` and `b` the gradients of its pre-activations
 /// `[k, n]` over `k` rows, `c` row-major `[m, n]`.
 ///
-/// Where the CPU runs AVX2 and FMA and `k` is at most [`IN_CACHE_ROWS`]
-/// (a time step's samples, in cache from the step that wrote them), the
-/// kernel reads both in place ([`panels`]; rows of `b` a power of two
+/// Where the CPU runs AVX2 and FMA (and both have contiguous rows), the
+/// kernel reads both in place ([`panels`]), [`IN_CACHE_ROWS`] rows of `k`
+/// a call: a time step's samples, in cache from the step that wrote them,
+/// or a sequence's steps block by block (rows of `b` a power of two
 /// floats apart fall into the same few sets of the L1 cache, so callers
-/// pad them). Else [`matmul`]: `sgemm`, which packs both, as over all the
-/// steps of a sequence at once. One-off timings of a step's shapes (one
-/// core, `k` = 128, `m` = `n` = 256): `sgemm` 121-131 µs (128-139
-/// GFLOP/s), in place 111-119 µs, in place with `b`'s rows 64 bytes apart
-/// from a power of two 108 µs (155 GFLOP/s); `k` = 64, `m` = 128, `n` =
-/// 1024: `sgemm` 134-175 µs, in place with padded rows 103-111 µs.
+/// pad them where they can). Else [`matmul`]: `sgemm`. One-off timings
+/// of a step's shapes (one core, `k` = 128, `m` = `n` = 256): `sgemm`
+/// 121-131 µs (128-139 GFLOP/s), in place 111-119 µs, in place with `b`'s
+/// rows 64 bytes apart from a power of two 108 µs (155 GFLOP/s); `k` = 64,
+/// `m` = 128, `n` = 1024: `sgemm` 134-175 µs, in place with padded rows
+/// 103-111 µs. Over all steps of `cfc_train_b32_l64` (1,024 rows a
+/// thread), five alternated rounds, medians: 3.65 ms a step with `sgemm`,
+/// 3.58 in blocks; under Burn's default features (`sgemm` then hands work
+/// to `matrixmultiply`'s threads inside the kernel's own) 4.24 and 3.52.
 pub(crate) fn add_transposed_product(a: View<'_>, b: View<'_>, c: &mut [f32]) {
     assert_eq!(
         a.rows, b.rows,
@@ -208,8 +212,15 @@ pub(crate) fn add_transposed_product(a: View<'_>, b: View<'_>, c: &mut [f32]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() && a.col_stride == 1 && b.col_stride == 1 && a.rows <= IN_CACHE_ROWS {
-        panels::multiply(a.t(), panels::Right::Rows(b), c, n, true);
+    if super::has_avx2_fma() && a.col_stride == 1 && b.col_stride == 1 {
+        for first in (0..a.rows).step_by(IN_CACHE_ROWS) {
+            let rows = IN_CACHE_ROWS.min(a.rows - first);
+            fn block(v: View<'_>, first: usize, rows: usize) -> View<'_> {
+                View::strided(&v.data[first * v.row_stride..], rows, v.cols, v.row_stride)
+            }
+            let (a, b) = (block(a, first, rows), block(b, first, rows));
+            panels::multiply(a.t(), panels::Right::Rows(b), c, n, true);
+        }
         return;
     }
     matmul(a.t(), b, c, n, true);
@@ -492,9 +503,9 @@ mod tests {
         ));
     }
 
-    /// `c += aᵀ · b` in place (a step's rows, `b`'s rows padded or not)
-    /// and through `sgemm` (more rows than one block), against the
-    /// definition; column sums of a strided view.
+    /// `c += aᵀ · b` in place (a step's rows, `b`'s rows padded or not,
+    /// and more rows than one block: two calls), against the definition;
+    /// column sums of a strided view.
     #[test]
     fn transposed_products_add_to_the_definition() {
         for (k, m, n, pad) in [

@@ -9,7 +9,7 @@
 //! `linear` computes it; the weights' and the bias' gradients are summed
 //! per thread, then over the threads in order.
 
-use super::gemm::{View, matmul};
+use super::gemm::{View, add_transposed_product, matmul};
 use super::parallel::fill_rows;
 
 /// Rows per thread below which the layer runs on the calling thread: a
@@ -111,7 +111,7 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
         );
         let mut weight_grad = vec![0.0; inputs * outputs];
         let mut bias_grad = vec![0.0; outputs];
-        matmul(x.t(), dy, &mut weight_grad, outputs, false);
+        add_transposed_product(x, dy, &mut weight_grad);
         dy.add_column_sums(&mut bias_grad);
         let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
         sums.push((first, weight_grad, bias_grad));
