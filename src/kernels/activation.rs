@@ -36,11 +36,17 @@ impl Unary {
     pub fn backward(self, outputs: &[f32], grad: &mut [f32]) {
         let pairs = grad.iter_mut().zip(outputs);
         match self {
-            Unary::Tanh => pairs.for_each(|(g, &y)| *g *= 1.0 - y * y),
+            Unary::Tanh => pairs.for_each(|(g, &y)| *g *= tanh_grad(y)),
             Unary::Sigmoid => pairs.for_each(|(g, &y)| *g *= y * (1.0 - y)),
             Unary::LecunTanh => pairs.for_each(|(g, &y)| *g *= lecun_tanh_grad(y)),
         }
     }
+}
+
+/// The derivative of `tanh` from its output `y`: `1 - y²`.
+#[inline(always)]
+pub(crate) fn tanh_grad(y: f32) -> f32 {
+    1.0 - y * y
 }
 
 /// The derivative of LeCun's tanh from its output `y`:
@@ -48,7 +54,7 @@ impl Unary {
 #[inline(always)]
 pub(crate) fn lecun_tanh_grad(y: f32) -> f32 {
     let t = y / LECUN_SCALE;
-    LECUN_SCALE * LECUN_SLOPE * (1.0 - t * t)
+    LECUN_SCALE * LECUN_SLOPE * tanh_grad(t)
 }
 
 /// A CfC backbone's activation, on slices: `y = f(z)` and the derivative
@@ -120,7 +126,7 @@ impl Backbone {
         }
         match self {
             Backbone::LecunTanh => each(grad, Some(y), dz, |g, y| g * lecun_tanh_grad(y)),
-            Backbone::Tanh => each(grad, Some(y), dz, |g, y| g * (1.0 - y * y)),
+            Backbone::Tanh => each(grad, Some(y), dz, |g, y| g * tanh_grad(y)),
             Backbone::Relu => each(grad, None, dz, |g, z| if z > 0.0 { g } else { 0.0 }),
             Backbone::Silu => each(grad, None, dz, |g, z| {
                 let s = sigmoid(z);

@@ -32,7 +32,7 @@
 //! Padding: with `lengths`, the steps of a sample at or after its length
 //! leave its state unchanged (their gradient passes through untouched).
 
-use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh};
+use super::activation::{Backbone, lecun_tanh_grad, sigmoid, tanh, tanh_grad};
 use super::gemm::{View, Weights, add_transposed_product, matmul};
 use super::memory::Recycled;
 use super::scalar::{exp, lecun_tanh};
@@ -756,7 +756,7 @@ fn gated_mix_backward<const GATED: bool, const LECUN: bool>(
         if LECUN {
             lecun_tanh_grad(f)
         } else {
-            1.0 - f * f
+            tanh_grad(f)
         }
     };
     let (m_f1, rest) = m[..4 * h].split_at(h);
@@ -858,9 +858,9 @@ fn lstm_backward(
         let dct = if padded {
             0.0
         } else {
-            dc[j] + dhl * o * (1.0 - tc * tc)
+            dc[j] + dhl * o * tanh_grad(tc)
         };
-        dz_i[j] = dct * ig * (1.0 - i * i);
+        dz_i[j] = dct * ig * tanh_grad(i);
         dz_g[j] = dct * i * ig * (1.0 - ig);
         dz_f[j] = dct * c_prev[j] * f * (1.0 - f);
         dz_o[j] = dhl * tc * o * (1.0 - o);
