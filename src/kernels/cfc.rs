@@ -1023,7 +1023,7 @@ vectorized_fn! {
         let mixed = p.lstm.is_some();
 
         let mut grads = ParamGrads::zeros(spec);
-        let mut grad_elapsed = vec![0.0f32; if wanted.elapsed { rows * steps } else { 0 }];
+        let mut grad_elapsed = wanted.elapsed.then(|| vec![0.0f32; rows * steps]);
         // Gradients of each layer's pre-activations (heads last) and of the
         // LSTM's, for every step: the weights' gradients are products of these
         // with the layers' inputs, a span of steps at a time, the inputs'
@@ -1100,7 +1100,7 @@ vectorized_fn! {
                 let dhr = &dh_step[r * h..(r + 1) * h];
                 let pure = grads.pure.as_mut();
                 let d_ts = mix_backward(spec, p, mr, ts, dhr, dgr, pure, wanted.elapsed);
-                if wanted.elapsed {
+                if let Some(grad_elapsed) = grad_elapsed.as_mut() {
                     grad_elapsed[r * steps + t] = d_ts;
                 }
             }
@@ -1215,10 +1215,8 @@ vectorized_fn! {
                 // state.
                 if let Some([dw_i, db_i, dw_r]) = grads.lstm.as_mut() {
                     let dzl = View::new(&dz_lstm[rows_of(4 * h)], n, 4 * h);
-                    dzl.add_column_sums(db_i);
-                    let (x_span, h_span) = (&c.x[rows_of(ni)], &c.h_prev[rows_of(h)]);
-                    add_transposed_product(View::new(x_span, n, ni), dzl, dw_i);
-                    add_transposed_product(View::new(h_span, n, h), dzl, dw_r);
+                    add_layer_grads(dzl, &[(&c.x[rows_of(ni)], ni)], dw_i, db_i);
+                    add_transposed_product(View::new(&c.h_prev[rows_of(h)], n, h), dzl, dw_r);
                 }
             }
         }
@@ -1233,7 +1231,7 @@ vectorized_fn! {
         Grads {
             params: grads,
             x: dx,
-            elapsed: wanted.elapsed.then_some(grad_elapsed),
+            elapsed: grad_elapsed,
             h0: carry_h,
             c0: carry_c,
         }

@@ -5,11 +5,11 @@
 //! side whose rows are not contiguous is packed for it first), and so do
 //! the weights' gradients ([`add_transposed_product`], both sides read in
 //! place, 256 rows at a time); the others (a transposed left-hand side
-//! through [`matmul`]) and every
-//! product on other CPUs run `matrixmultiply`'s `sgemm` (the crate Burn's
-//! ndarray backend uses for its own matmul, whose threads Burn's default
-//! features turn on), and products of at most four rows plain loops. All take any strides, so transposed views need no
-//! copy by the caller. A product runs on the
+//! through [`matmul`]) and every product on other CPUs run
+//! `matrixmultiply`'s `sgemm` (the crate Burn's ndarray backend uses for
+//! its own matmul, whose threads Burn's default features turn on), and
+//! products of at most four rows plain loops. All take any strides, so
+//! transposed views need no copy by the caller. A product runs on the
 //! calling thread: the fused kernels split a batch over threads themselves
 //! ([`super::parallel`]), each thread running whole sequences, which beats
 //! splitting every small product.
