@@ -347,24 +347,29 @@ pub fn forward(
     // Each chunk writes its samples' states in place (no copy joining
     // them on the calling thread).
     let mut states = vec![0.0f32; seq.batch * seq.steps * spec.state_width()];
+    let chunks = std::sync::Mutex::new(Vec::new());
     let sample_len = seq.steps * spec.state_width();
     let run = |first: usize, rows: usize, out: &mut [f32]| {
-        forward_chunk(
+        let chunk = forward_chunk(
             spec, params, &weights, seq, first, rows, keep_trace, buffers, out,
-        )
+        );
+        if let Some(chunk) = chunk {
+            chunks.lock().unwrap_or_else(|e| e.into_inner()).push(chunk);
+        }
     };
-    let chunks = if sample_len == 0 {
+    if sample_len == 0 {
         // No states to split by: every sample on this thread.
-        vec![run(0, seq.batch, &mut states)]
+        run(0, seq.batch, &mut states);
     } else {
         super::parallel::fill_rows(&mut states, sample_len, SAMPLES_PER_THREAD, |first, out| {
             run(first, out.len() / sample_len, out)
-        })
-    };
+        });
+    }
     // What this pass did not reuse is freed (a pool holds one step's
     // buffers at most).
     buffers.clear();
-    let chunks: Vec<Chunk> = chunks.into_iter().flatten().collect();
+    let mut chunks = chunks.into_inner().unwrap_or_else(|e| e.into_inner());
+    chunks.sort_by_key(|c| c.first);
     (states, keep_trace.then_some(Trace { chunks }))
 }
 

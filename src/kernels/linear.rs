@@ -95,8 +95,9 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
     );
     // Each thread writes its rows of the input's gradient in place (joined
     // afterwards, they were a copy of them all on the calling thread) and
-    // returns its sums of the weight's and the bias' gradients.
+    // keeps its sums of the weight's and the bias' gradients.
     let mut x_grad = vec![0.0f32; rows * inputs];
+    let sums = std::sync::Mutex::new(Vec::new());
     let run = |first: usize, count: usize, x_part: &mut [f32]| {
         let x = View::new(&x[first * inputs..(first + count) * inputs], count, inputs);
         let grad_y = &grad_y[first * outputs..(first + count) * outputs];
@@ -112,18 +113,21 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
         let mut bias_grad = vec![0.0; outputs];
         add_transposed_product(x, dy, &mut weight_grad);
         dy.add_column_sums(&mut bias_grad);
-        (weight_grad, bias_grad)
+        let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
+        sums.push((first, weight_grad, bias_grad));
     };
-    let sums = if inputs == 0 {
-        vec![run(0, rows, &mut x_grad)]
+    if inputs == 0 {
+        run(0, rows, &mut x_grad);
     } else {
         fill_rows(&mut x_grad, inputs, ROWS_PER_THREAD, |first, part| {
             run(first, part.len() / inputs, part)
-        })
-    };
+        });
+    }
+    let mut sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
+    sums.sort_by_key(|&(first, ..)| first);
     let mut sums = sums.into_iter();
-    let (mut weight_grad, mut bias_grad) = sums.next().expect("at least one chunk");
-    for (weight_part, bias_part) in sums {
+    let (_, mut weight_grad, mut bias_grad) = sums.next().expect("at least one chunk");
+    for (_, weight_part, bias_part) in sums {
         let pairs = [(&mut weight_grad, weight_part), (&mut bias_grad, bias_part)];
         for (sum, more) in pairs {
             sum.iter_mut().zip(more).for_each(|(s, m)| *s += m);

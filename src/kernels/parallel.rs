@@ -57,24 +57,21 @@ pub(crate) fn fill<T: Send>(
 }
 
 /// [`fill`] over whole rows of `row_len` elements: `work(first_row,
-/// rows)`, at least `per_thread` rows a thread; returns what each call
-/// returned, in the order of the chunks (a kernel's per-thread sums or
-/// traces beside the rows it wrote in place).
-pub(crate) fn fill_rows<T: Send, R: Send>(
+/// rows)`, at least `per_thread` rows a thread.
+pub(crate) fn fill_rows<T: Send>(
     out: &mut [T],
     row_len: usize,
     per_thread: usize,
-    work: impl Fn(usize, &mut [T]) -> R + Sync,
-) -> Vec<R> {
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
     use rayon::prelude::*;
     let rows = out.len() / row_len.max(1);
     let threads = threads_for(rows, per_thread);
     if threads == 1 {
-        return vec![work(0, out)];
+        return work(0, out);
     }
     let chunk = rows.div_ceil(threads);
     out.par_chunks_mut(chunk * row_len)
         .enumerate()
-        .map(|(i, part)| work(i * chunk, part))
-        .collect()
+        .for_each(|(i, part)| work(i * chunk, part));
 }
