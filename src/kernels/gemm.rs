@@ -213,17 +213,46 @@ pub(crate) fn add_transposed_product(a: View<'_>, b: View<'_>, c: &mut [f32]) {
     }
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() && a.col_stride == 1 && b.col_stride == 1 {
-        for first in (0..a.rows).step_by(IN_CACHE_ROWS) {
-            let rows = IN_CACHE_ROWS.min(a.rows - first);
-            fn block(v: View<'_>, first: usize, rows: usize) -> View<'_> {
-                View::strided(&v.data[first * v.row_stride..], rows, v.cols, v.row_stride)
+        let m = a.cols;
+        // The kernel spends a panel's 16 lanes on every column of `c`, used
+        // or not: with few columns (a projection's 17 outputs: 32 lanes,
+        // 17 used) the same sums run as `cᵀ += bᵀ · a` on a transposed copy,
+        // each entry the same multiply-adds in the same order (an FMA's
+        // product does not depend on its operands' order), so the same bits.
+        if m.next_multiple_of(16) * n < m * n.next_multiple_of(16) {
+            let mut c_t = vec![0.0f32; n * m];
+            for (i, row) in c.chunks_exact(n).take(m).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    c_t[j * m + i] = v;
+                }
             }
-            let (a, b) = (block(a, first, rows), block(b, first, rows));
-            panels::multiply(a.t(), panels::Right::Rows(b), c, n, true);
+            add_in_blocks(b, a, &mut c_t);
+            for (i, row) in c.chunks_exact_mut(n).take(m).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = c_t[j * m + i];
+                }
+            }
+        } else {
+            add_in_blocks(a, b, c);
         }
         return;
     }
     matmul(a.t(), b, c, n, true);
+}
+
+/// [`add_transposed_product`] on the kernel, [`IN_CACHE_ROWS`] rows of
+/// `k` a call (`a` and `b` with contiguous rows).
+#[cfg(target_arch = "x86_64")]
+fn add_in_blocks(a: View<'_>, b: View<'_>, c: &mut [f32]) {
+    let n = b.cols;
+    for first in (0..a.rows).step_by(IN_CACHE_ROWS) {
+        let rows = IN_CACHE_ROWS.min(a.rows - first);
+        fn block(v: View<'_>, first: usize, rows: usize) -> View<'_> {
+            View::strided(&v.data[first * v.row_stride..], rows, v.cols, v.row_stride)
+        }
+        let (a, b) = (block(a, first, rows), block(b, first, rows));
+        panels::multiply(a.t(), panels::Right::Rows(b), c, n, true);
+    }
 }
 
 /// The right-hand side of a product repeated at every time step (a
@@ -541,6 +570,29 @@ mod tests {
             View::strided(&b, k, n, n + pad).add_column_sums(&mut sums);
             let want: f32 = 1.0 + (0..k).map(|p| b[p * (n + pad) + 2]).sum::<f32>();
             assert!((sums[2] - want).abs() < 1e-4 * (1.0 + want.abs()));
+        }
+    }
+
+    /// With few columns (a projection's gradient, 256 inputs by 17
+    /// outputs; a width under a panel; `k` over a block) the product runs
+    /// transposed and gives the bits of the direct one.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn narrow_transposed_products_give_the_direct_bits() {
+        if !crate::kernels::has_avx2_fma() {
+            return;
+        }
+        for (k, m, n) in [(300usize, 256usize, 17usize), (70, 40, 5), (513, 60, 20)] {
+            assert!(m.next_multiple_of(16) * n < m * n.next_multiple_of(16));
+            let a: Vec<f32> = (0..k * m).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.23).cos()).collect();
+            let start: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.11).sin()).collect();
+            let (mut direct, mut swapped) = (start.clone(), start.clone());
+            add_in_blocks(View::new(&a, k, m), View::new(&b, k, n), &mut direct);
+            add_transposed_product(View::new(&a, k, m), View::new(&b, k, n), &mut swapped);
+            let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&direct), bits(&swapped), "{k}x{m}x{n}");
+            assert_ne!(direct, start);
         }
     }
 
