@@ -346,7 +346,7 @@ pub fn forward(
     let weights = StepWeights::new(spec, params, seq.batch, false);
     // Each chunk writes its samples' states in place (no copy joining
     // them on the calling thread).
-    let mut states = vec![0.0f32; seq.batch * seq.steps * spec.state_width()];
+    let len = seq.batch * seq.steps * spec.state_width();
     let chunks = std::sync::Mutex::new(Vec::new());
     let sample_len = seq.steps * spec.state_width();
     let run = |first: usize, rows: usize, out: &mut [f32]| {
@@ -357,14 +357,15 @@ pub fn forward(
             chunks.lock().unwrap_or_else(|e| e.into_inner()).push(chunk);
         }
     };
-    if sample_len == 0 {
+    let states = if sample_len == 0 {
         // No states to split by: every sample on this thread.
-        run(0, seq.batch, &mut states);
+        run(0, seq.batch, &mut []);
+        Vec::new()
     } else {
-        super::parallel::fill_rows(&mut states, sample_len, SAMPLES_PER_THREAD, |first, out| {
+        super::parallel::new_rows(len, sample_len, SAMPLES_PER_THREAD, |first, out| {
             run(first, out.len() / sample_len, out)
-        });
-    }
+        })
+    };
     // What this pass did not reuse is freed (a pool holds one step's
     // buffers at most).
     buffers.clear();
@@ -480,7 +481,10 @@ vectorized_fn! {
 
         for t in 0..steps {
             let s = slot(t);
-            h_prev[block(h, s)].copy_from_slice(&state);
+            if keep {
+                // The backward pass reads it (no one does at inference).
+                h_prev[block(h, s)].copy_from_slice(&state);
+            }
             // Mixed memory: the LSTM step gives the cell's input state.
             if let (Some(recurrent), Some(fb), Some(lz), Some(lstm)) =
                 (&step_weights.lstm, spec.forget_bias, lstm_z.as_mut(), p.lstm)
@@ -574,15 +578,19 @@ vectorized_fn! {
                 let mr = &mut m[r * spec.mix_trace() * h..(r + 1) * spec.mix_trace() * h];
                 mix_forward(spec, p, g, ts, out, mr);
             }
-            // Padding keeps the state; the rest moves on.
+            // Padding keeps the state; the rest moves on (the buffers
+            // swapped, not copied).
             for r in 0..rows {
-                let b = first + r;
-                if !seq.padded(b, t) {
-                    state[r * h..(r + 1) * h].copy_from_slice(&next[r * h..(r + 1) * h]);
-                } else if mixed {
-                    memory[r * h..(r + 1) * h]
-                        .copy_from_slice(&c_prev[block(h, s)][r * h..(r + 1) * h]);
+                if seq.padded(first + r, t) {
+                    next[r * h..(r + 1) * h].copy_from_slice(&state[r * h..(r + 1) * h]);
+                    if mixed {
+                        memory[r * h..(r + 1) * h]
+                            .copy_from_slice(&c_prev[block(h, s)][r * h..(r + 1) * h]);
+                    }
                 }
+            }
+            std::mem::swap(&mut state, &mut next);
+            for r in 0..rows {
                 let out = &mut states[(r * steps + t) * sw..(r * steps + t + 1) * sw];
                 out[..h].copy_from_slice(&state[r * h..(r + 1) * h]);
                 if mixed {

@@ -5,7 +5,7 @@
 //! states there too (docs/performance.md, "The outputs' half on both
 //! cores"). Rows are split over the threads.
 
-use super::parallel::fill_rows;
+use super::parallel::new_rows;
 
 /// Rows per thread below which the copy runs on the calling thread.
 const ROWS_PER_THREAD: usize = 1024;
@@ -23,16 +23,15 @@ fn check(len: usize, width: usize, keep: usize) {
 pub fn leading(x: &[f32], width: usize, keep: usize) -> Vec<f32> {
     check(x.len(), width, keep);
     let rows = x.len() / width;
-    let mut out = vec![0.0f32; rows * keep];
-    if keep > 0 {
-        fill_rows(&mut out, keep, ROWS_PER_THREAD, |first, part| {
-            for (r, row) in part.chunks_exact_mut(keep).enumerate() {
-                let at = (first + r) * width;
-                row.copy_from_slice(&x[at..at + keep]);
-            }
-        });
+    if keep == 0 {
+        return Vec::new();
     }
-    out
+    new_rows(rows * keep, keep, ROWS_PER_THREAD, |first, part| {
+        for (r, row) in part.chunks_exact_mut(keep).enumerate() {
+            let at = (first + r) * width;
+            row.copy_from_slice(&x[at..at + keep]);
+        }
+    })
 }
 
 /// The gradient of [`leading`] from that of its output (`[rows, keep]`):
@@ -44,14 +43,14 @@ pub fn leading_backward(grad: &[f32], rows: usize, width: usize, keep: usize) ->
         rows * keep,
         "columns: the gradient is not [rows, keep]"
     );
-    let mut out = vec![0.0f32; rows * width];
-    if keep > 0 {
-        fill_rows(&mut out, width, ROWS_PER_THREAD, |first, part| {
-            for (r, row) in part.chunks_exact_mut(width).enumerate() {
-                let at = (first + r) * keep;
-                row[..keep].copy_from_slice(&grad[at..at + keep]);
-            }
-        });
+    if keep == 0 {
+        return vec![0.0; rows * width];
     }
-    out
+    // The zeros after each row's `keep` values come from `new_rows`.
+    new_rows(rows * width, width, ROWS_PER_THREAD, |first, part| {
+        for (r, row) in part.chunks_exact_mut(width).enumerate() {
+            let at = (first + r) * keep;
+            row[..keep].copy_from_slice(&grad[at..at + keep]);
+        }
+    })
 }

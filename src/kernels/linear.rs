@@ -10,7 +10,7 @@
 //! per thread, then over the threads in order.
 
 use super::gemm::{View, add_transposed_product, matmul};
-use super::parallel::fill_rows;
+use super::parallel::new_rows;
 
 /// Rows per thread below which the layer runs on the calling thread: a
 /// step's projection (a batch of rows) stays there, a sequence's (batch ·
@@ -54,12 +54,11 @@ impl Shape {
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: Shape) -> Vec<f32> {
     shape.check(x, weight, bias);
     let (rows, inputs, outputs) = (shape.rows, shape.inputs, shape.outputs);
-    let mut y = vec![0.0f32; rows * outputs];
     if outputs == 0 {
-        return y;
+        return vec![0.0; rows * outputs];
     }
     // Each thread writes its rows in place.
-    fill_rows(&mut y, outputs, ROWS_PER_THREAD, |first, part| {
+    new_rows(rows * outputs, outputs, ROWS_PER_THREAD, |first, part| {
         let count = part.len() / outputs;
         let x = View::new(&x[first * inputs..(first + count) * inputs], count, inputs);
         matmul(x, View::new(weight, inputs, outputs), part, outputs, false);
@@ -68,8 +67,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: Shape) ->
                 row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
             }
         }
-    });
-    y
+    })
 }
 
 /// The gradients of [`forward`]'s inputs.
@@ -96,7 +94,6 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
     // Each thread writes its rows of the input's gradient in place (joined
     // afterwards, they were a copy of them all on the calling thread) and
     // keeps its sums of the weight's and the bias' gradients.
-    let mut x_grad = vec![0.0f32; rows * inputs];
     let sums = std::sync::Mutex::new(Vec::new());
     let run = |first: usize, count: usize, x_part: &mut [f32]| {
         let x = View::new(&x[first * inputs..(first + count) * inputs], count, inputs);
@@ -116,13 +113,14 @@ pub fn backward(x: &[f32], weight: &[f32], grad_y: &[f32], shape: Shape) -> Grad
         let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
         sums.push((first, weight_grad, bias_grad));
     };
-    if inputs == 0 {
-        run(0, rows, &mut x_grad);
+    let x_grad = if inputs == 0 {
+        run(0, rows, &mut []);
+        Vec::new()
     } else {
-        fill_rows(&mut x_grad, inputs, ROWS_PER_THREAD, |first, part| {
+        new_rows(rows * inputs, inputs, ROWS_PER_THREAD, |first, part| {
             run(first, part.len() / inputs, part)
-        });
-    }
+        })
+    };
     let mut sums = sums.into_inner().unwrap_or_else(|e| e.into_inner());
     sums.sort_by_key(|&(first, ..)| first);
     let mut sums = sums.into_iter();
