@@ -998,15 +998,16 @@ pub fn backward(
             0
         }),
     };
+    // A wanted gradient's parts, in batch order (every part has one).
+    let join = |all: &mut Option<Vec<f32>>, part: Option<Vec<f32>>| {
+        if let (Some(all), Some(part)) = (all, part) {
+            all.extend(part);
+        }
+    };
     for part in parts {
         grads.params.add(&part.params);
-        grads
-            .x
-            .iter_mut()
-            .zip(part.x)
-            .for_each(|(all, x)| all.extend(x));
-        let elapsed = grads.elapsed.iter_mut().zip(part.elapsed);
-        elapsed.for_each(|(all, e)| all.extend(e));
+        join(&mut grads.x, part.x);
+        join(&mut grads.elapsed, part.elapsed);
         grads.h0.extend(part.h0);
         grads.c0.extend(part.c0);
     }

@@ -55,7 +55,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: Shape) ->
     shape.check(x, weight, bias);
     let (rows, inputs, outputs) = (shape.rows, shape.inputs, shape.outputs);
     if outputs == 0 {
-        return vec![0.0; rows * outputs];
+        return Vec::new();
     }
     // Each thread writes its rows in place.
     new_rows(rows * outputs, outputs, ROWS_PER_THREAD, |first, part| {
